@@ -1,0 +1,58 @@
+"""Device choice and the peak-memory / wall-clock measurements reported with every result."""
+
+from __future__ import annotations
+
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """auto → cuda, then mps, then cpu."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Measurement:
+    seconds: float = 0.0
+    peak_memory_bytes: int | None = None    # GPU only; None on the CPU (not measured)
+
+
+@contextmanager
+def measure(device: torch.device) -> Iterator[Measurement]:
+    """Wall time (synchronised at both ends, never inside) and peak GPU memory of the block."""
+    m = Measurement()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    try:
+        yield m
+    finally:
+        synchronize(device)
+        m.seconds = time.perf_counter() - start
+        if device.type == "cuda":
+            m.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))

@@ -1,0 +1,188 @@
+"""Load a latent diffusion model from a local diffusers folder: offline, safetensors only.
+
+Pickle-based weights (.bin, .ckpt, .pt, .pth, .pkl) can execute code when loaded, so they are refused
+with a message saying so, never opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+from diffusers.utils import logging as diffusers_logging
+
+from engine.denoiser import Conditioning, Denoiser
+from engine.device import pick_device
+from engine.latent_codec import LatentCodec
+from engine.model_registry import ModelSpec, get_spec, locate
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle")
+UNET_CLASSES = {"UNet2DModel": UNet2DModel, "UNet2DConditionModel": UNet2DConditionModel}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: ModelSpec
+    path: Path
+    codec: LatentCodec
+    unet: torch.nn.Module
+    scheduler_config: dict
+    text_encoder: torch.nn.Module | None
+    tokenizer: object | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.codec.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return (int(self.unet.config.in_channels), int(h), int(w))
+
+    @property
+    def image_size(self) -> int:
+        return self.latent_shape[1] * self.vae_scale_factor
+
+    @property
+    def is_text_conditioned(self) -> bool:
+        return isinstance(self.unet, UNet2DConditionModel)
+
+    def denoiser(self, conditioning: Conditioning = Conditioning()) -> Denoiser:
+        return Denoiser(self.unet, conditioning, self.text_encoder, self.tokenizer)
+
+    def weight_files(self) -> list[Path]:
+        return sorted(p for sub in ("vae", "unet", "text_encoder") for p in (self.path / sub).glob("*.safetensors"))
+
+
+def _check_safetensors(folder: Path, component: str, required: bool = True) -> None:
+    sub = folder / component
+    if not sub.is_dir():
+        if required:
+            raise ModelLoadError(f"{folder} has no {component}/ subfolder: not a complete diffusers model folder")
+        return
+    if not (sub / "config.json").is_file():
+        raise ModelLoadError(f"{sub} has no config.json")
+    if any(sub.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in sub.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise ModelLoadError(
+            f"refused to load {sub}: only pickle-based weights ({', '.join(pickled)}) are there, and loading "
+            f"pickle can run arbitrary code. Convert them to .safetensors on a trusted machine first.")
+    raise ModelLoadError(f"{sub} has no .safetensors weights")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+_cache: dict[tuple, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model(model: str | ModelSpec, dtype: str = "fp32", device: str = "auto") -> LoadedModel:
+    """Load (and cache) a model. dtype "fp16" or "fp32"; device "auto" → cuda, mps, cpu."""
+    spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    if Path(spec.id).is_file():
+        if Path(spec.id).suffix in PICKLE_SUFFIXES:
+            raise ModelLoadError(f"refused to load {spec.id}: pickle-based checkpoints can run arbitrary code; "
+                                 f"use a diffusers folder with .safetensors weights")
+        raise ModelLoadError(f"{spec.id} is a file: give a diffusers folder (model_index.json, vae/, unet/, scheduler/)")
+    where = locate(spec)
+    if not where.found:
+        raise ModelLoadError(where.explain_missing())
+    dev = pick_device(device)
+    torch_dtype = {"fp16": torch.float16, "fp32": torch.float32}[dtype]
+    if dev.type == "cpu" and torch_dtype == torch.float16:
+        torch_dtype = torch.float32     # CPU half precision is slow and partly unsupported; fp16 is a GPU option
+    key = (str(where.path.resolve()), spec.kind, str(dev), str(torch_dtype))
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        loaded = _load(spec, where.path, dev, torch_dtype)
+        _cache[key] = loaded
+        return loaded
+
+
+def clear_model_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dtype) -> LoadedModel:
+    for component in ("vae", "unet"):
+        _check_safetensors(path, component)
+    diffusers_logging.set_verbosity_error()   # its "install accelerate" advice is noise for an investigator
+    common = dict(local_files_only=True, use_safetensors=True, torch_dtype=torch_dtype)
+    unet_config = _read_json(path / "unet" / "config.json")
+    unet_class = UNET_CLASSES.get(unet_config.get("_class_name", ""))
+    if unet_class is None:
+        raise ModelLoadError(f"{path / 'unet'}: unsupported UNet class {unet_config.get('_class_name')!r} "
+                             f"(supported: {', '.join(UNET_CLASSES)})")
+    sched_path = path / "scheduler" / "scheduler_config.json"
+    if spec.kind == "ddim" and not sched_path.is_file():
+        raise ModelLoadError(f"{path} has no scheduler/scheduler_config.json (needed for DDIM inversion)")
+    scheduler_config = _read_json(sched_path) if sched_path.is_file() else {}
+    try:
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **common)
+        unet = unet_class.from_pretrained(path, subfolder="unet", **common)
+    except Exception as exc:  # diffusers raises many types for shape / config mismatches
+        raise ModelLoadError(f"cannot load the model in {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    text_encoder = tokenizer = None
+    if unet_class is UNet2DConditionModel:
+        _check_safetensors(path, "text_encoder")
+        try:
+            from transformers import CLIPTextModel, CLIPTokenizer
+
+            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **common).to(dev)
+            tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load the text encoder in {path}: {exc}".splitlines()[0]) from exc
+    vae.to(dev).eval().requires_grad_(False)
+    unet.to(dev).eval().requires_grad_(False)
+    if text_encoder is not None:
+        text_encoder.eval().requires_grad_(False)
+    if vae.config.latent_channels != unet.config.in_channels:
+        raise ModelLoadError(f"{path}: the VAE has {vae.config.latent_channels} latent channels but the UNet "
+                             f"expects {unet.config.in_channels}")
+    return LoadedModel(spec=spec, path=path, codec=LatentCodec.from_vae(vae), unet=unet,
+                       scheduler_config=scheduler_config, text_encoder=text_encoder, tokenizer=tokenizer,
+                       device=dev, dtype=torch_dtype)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weight_hashes(model: LoadedModel) -> dict[str, str]:
+    """SHA-256 of each weight file (relative path → hex), cached by size and mtime."""
+    out = {}
+    for p in model.weight_files():
+        st = p.stat()
+        out[str(p.relative_to(model.path))] = _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
+    return out

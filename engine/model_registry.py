@@ -1,0 +1,149 @@
+"""Which latent diffusion models the tool knows, and where their weights are on this machine.
+
+Never downloads: a model is a local diffusers folder, found by (in order) an explicit path, the
+environment variable named in its spec, a folder the user registered, or the Hugging Face cache
+(`local_files_only`). A missing model says where it looked and how to provide it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from engine.diffusion_inversion import ModelKind
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+BUNDLED_MODELS = RESOURCES / "models"
+USER_MODELS_FILE = Path(os.environ.get("TREERING_FORENSICS_CONFIG", Path.home() / ".config" / "treering-forensics")) / "models.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    title: str
+    kind: ModelKind                     # "ddim" (multi-step ε/v model) or "flow" (one-step rectified flow)
+    hf_repo: str | None = None          # looked up in the HF cache, offline
+    bundled: str | None = None          # folder name under resources/models
+    env_var: str | None = None          # an explicit folder, e.g. TREERING_SD21_PATH
+    default_steps: int = 50
+    default_guidance: float = 1.0
+    notes: str = ""
+
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("demo", "Demo LDM (bundled, DDIM, 64×64)", "ddim", bundled="demo",
+              notes="trained by packaging/train_demo_model.py on scikit-image photographs"),
+    ModelSpec("demo-flow", "Demo one-step flow (bundled, 64×64)", "flow", bundled="demo-flow",
+              notes="one-step rectified flow, InstaFlow-like"),
+    ModelSpec("sd21", "Stable Diffusion 2.1-base (512², DDIM)", "ddim",
+              hf_repo="stabilityai/stable-diffusion-2-1-base", env_var="TREERING_SD21_PATH"),
+    ModelSpec("instaflow", "InstaFlow 0.9B (one-step flow from SD 1.5)", "flow",
+              hf_repo="XCLiu/instaflow_0_9B_from_sd_1_5", env_var="TREERING_INSTAFLOW_PATH"),
+)
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    spec: ModelSpec
+    path: Path | None
+    searched: tuple[str, ...]
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None
+
+    def explain_missing(self) -> str:
+        how = (f"On a machine with internet access run `huggingface-cli download {self.spec.hf_repo}` (or "
+               f"`diffusers` from_pretrained) and copy the folder or the Hugging Face cache here; "
+               if self.spec.hf_repo else "")
+        env = f"set {self.spec.env_var}=/path/to/folder, " if self.spec.env_var else ""
+        return (f"model {self.spec.id!r} was not found (looked in: {'; '.join(self.searched)}). {how}"
+                f"{env}or pass --model /path/to/diffusers-folder.")
+
+
+def _user_models() -> dict[str, str]:
+    try:
+        data = json.loads(USER_MODELS_FILE.read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def register_user_model(model_id: str, folder: str | Path) -> None:
+    """Remember a diffusers folder under an id (the GUI's "Add model folder…")."""
+    from engine.atomic_write import write_json_atomic
+
+    models = _user_models()
+    models[model_id] = str(Path(folder).resolve())
+    USER_MODELS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(USER_MODELS_FILE, models, indent=2)
+
+
+def _hf_cache_snapshot(repo: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError) or no usable cache: report as not found
+        return None
+
+
+def _kind_of_folder(folder: Path) -> ModelKind:
+    """A folder given by path: a flow-matching scheduler or a rectified-flow pipeline means a one-step flow."""
+    text = ""
+    for name in ("model_index.json", "scheduler/scheduler_config.json"):
+        try:
+            text += (folder / name).read_text(encoding="utf-8")
+        except OSError:
+            pass
+    return "flow" if ("FlowMatch" in text or "RectifiedFlow" in text) else "ddim"
+
+
+def all_model_specs() -> list[ModelSpec]:
+    specs = list(BUILTIN_MODELS)
+    for model_id, folder in _user_models().items():
+        if model_id not in {s.id for s in specs}:
+            specs.append(ModelSpec(model_id, f"{model_id} (user folder)", _kind_of_folder(Path(folder)),
+                                   notes=folder))
+    return specs
+
+
+def get_spec(model: str) -> ModelSpec:
+    for spec in all_model_specs():
+        if spec.id == model:
+            return spec
+    path = Path(model)
+    if path.exists():
+        return ModelSpec(str(path), f"diffusers folder {path}", _kind_of_folder(path), notes=str(path))
+    known = ", ".join(s.id for s in all_model_specs())
+    raise ValueError(f"unknown model {model!r}: use one of {known} or a path to a diffusers folder")
+
+
+def locate(model: str | ModelSpec) -> ModelLocation:
+    spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    searched: list[str] = []
+    candidates: list[Path] = []
+    if Path(spec.id).exists():
+        candidates.append(Path(spec.id))
+    user = _user_models().get(spec.id)
+    if spec.notes and user:
+        candidates.append(Path(user))
+    if spec.env_var:
+        searched.append(f"${spec.env_var}")
+        if os.environ.get(spec.env_var):
+            candidates.append(Path(os.environ[spec.env_var]))
+    if spec.bundled:
+        candidates.append(BUNDLED_MODELS / spec.bundled)
+    for c in candidates:
+        searched.append(str(c))
+        if (c / "model_index.json").is_file() or (c / "vae").is_dir():
+            return ModelLocation(spec, c, tuple(searched))
+    if spec.hf_repo:
+        searched.append(f"Hugging Face cache ({spec.hf_repo}, offline)")
+        snap = _hf_cache_snapshot(spec.hf_repo)
+        if snap is not None:
+            return ModelLocation(spec, snap, tuple(searched))
+    return ModelLocation(spec, None, tuple(searched))

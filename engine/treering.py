@@ -1,0 +1,427 @@
+"""Tree-Ring watermarks (Wen et al. 2023) in the Fourier domain of the initial noise z_T.
+
+Follows the public reference code, quirks included, so keys and images made with it stay comparable
+(ALGORITHMS.md §3): the mask disc is centred one row above DC for even sizes ("reference" centre), ring i
+is {(i−1)² < d² ≤ i²}, the ring value is read at spectrum[channel, row 0, column i], and injection
+replaces the masked Fourier coefficients, keeping the real part after the inverse FFT.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+Pattern = Literal["ring", "rand", "zeros", "values", "spectrum"]
+Centre = Literal["reference", "dc"]
+
+KEYSET_FORMAT = "treering-forensics/keys"
+KEYSET_VERSION = 1
+
+
+def fft_latent(z: torch.Tensor) -> torch.Tensor:
+    """Centred 2-D spectrum over the last two axes (complex64), as the reference computes it."""
+    return torch.fft.fftshift(torch.fft.fft2(z.float()), dim=(-1, -2))
+
+
+def ifft_latent(spectrum: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-1, -2))).real
+
+
+def mask_centre(size: int, centre: Centre) -> tuple[int, int]:
+    """(row, column) of the disc centre. The reference flips the row axis, so for even sizes its disc sits
+    at row size−1−size//2, one above the DC bin."""
+    if centre == "reference":
+        return size - 1 - size // 2, size // 2
+    if centre == "dc":
+        return size // 2, size // 2
+    raise ValueError(f"unknown mask centre convention {centre!r}")
+
+
+def squared_distance_map(size: int, centre: Centre) -> np.ndarray:
+    r0, c0 = mask_centre(size, centre)
+    rows, cols = np.ogrid[:size, :size]
+    return (rows - r0) ** 2 + (cols - c0) ** 2
+
+
+def circle_mask(size: int, radius: int, centre: Centre = "reference") -> np.ndarray:
+    return squared_distance_map(size, centre) <= radius**2
+
+
+@dataclass(frozen=True)
+class TreeRingKey:
+    """One watermark key. `scheme` leaves room for RingID / Gaussian Shading later.
+
+    pattern: "ring" (reference: per-ring constants read from a seeded Gaussian's spectrum), "rand" (the
+    seeded spectrum itself), "zeros", "values" (explicit real per-ring constants, dec-inv's
+    classification keys: ring_values[0] is ring 1, the innermost) or "spectrum" (explicit complex values
+    of the masked coefficients, e.g. imported from the reference package's .npy files).
+    """
+
+    id: str
+    pattern: Pattern = "values"
+    radius: int = 6
+    channel: int = 0
+    seed: int = 0
+    latent_shape: tuple[int, int, int] = (4, 64, 64)
+    ring_values: tuple[float, ...] = ()
+    masked_spectrum: tuple[tuple[float, float], ...] = ()   # (re, im) per masked coefficient, row-major
+    centre: Centre = "reference"
+    scheme: str = "tree-ring"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        c, h, w = self.latent_shape
+        if h != w:
+            raise ValueError(f"key {self.id!r}: Tree-Ring needs square latents, got {h}×{w}")
+        if not 0 <= self.channel < c:
+            raise ValueError(f"key {self.id!r}: channel {self.channel} outside 0…{c - 1}")
+        if not 1 <= self.radius < h // 2:
+            raise ValueError(f"key {self.id!r}: radius {self.radius} does not fit a {h}×{w} latent")
+        if self.pattern == "values" and len(self.ring_values) != self.radius:
+            raise ValueError(f"key {self.id!r}: {len(self.ring_values)} ring values for radius {self.radius}")
+        if self.pattern == "spectrum" and len(self.masked_spectrum) != int(self.mask_2d().sum()):
+            raise ValueError(f"key {self.id!r}: masked spectrum has the wrong number of coefficients")
+        if self.scheme != "tree-ring":
+            raise ValueError(f"key {self.id!r}: scheme {self.scheme!r} is not supported yet")
+
+    # -- geometry ---------------------------------------------------------------------------------
+    def mask_2d(self) -> np.ndarray:
+        return circle_mask(self.latent_shape[1], self.radius, self.centre)
+
+    def mask(self) -> torch.Tensor:
+        """Boolean (C, H, W): the disc on the watermark channel only."""
+        m = torch.zeros(self.latent_shape, dtype=torch.bool)
+        m[self.channel] = torch.from_numpy(self.mask_2d())
+        return m
+
+    def ring_index_map(self) -> np.ndarray:
+        """Ring number per pixel (1 … radius inside the disc, 0 outside)."""
+        d2 = squared_distance_map(self.latent_shape[1], self.centre)
+        rings = np.ceil(np.sqrt(d2)).astype(int)
+        rings[d2 == 0] = 1          # the centre pixel belongs to ring 1
+        rings[d2 > self.radius**2] = 0
+        return rings
+
+    # -- the pattern --------------------------------------------------------------------------------
+    def seeded_spectrum(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn((1, *self.latent_shape), generator=g)
+        return fft_latent(noise)[0]
+
+    def pattern_spectrum(self) -> torch.Tensor:
+        """Complex (C, H, W) target spectrum; only its masked part is meaningful."""
+        c, h, w = self.latent_shape
+        if self.pattern == "rand":
+            return self.seeded_spectrum()
+        if self.pattern == "zeros":
+            return torch.zeros(self.latent_shape, dtype=torch.complex64)
+        if self.pattern == "spectrum":
+            out = torch.zeros(self.latent_shape, dtype=torch.complex64)
+            vals = torch.tensor(self.masked_spectrum, dtype=torch.float32)
+            out[self.mask()] = torch.complex(vals[:, 0], vals[:, 1])
+            return out
+        rings = torch.from_numpy(self.ring_index_map())
+        out = torch.zeros(self.latent_shape, dtype=torch.complex64)
+        if self.pattern == "ring":
+            source = self.seeded_spectrum()
+            for i in range(self.radius, 0, -1):
+                for ch in range(c):
+                    out[ch][rings == i] = source[ch, 0, i]
+            return out
+        if self.pattern == "values":
+            for i, value in enumerate(self.ring_values, start=1):
+                out[:, rings == i] = complex(value)
+            return out
+        raise ValueError(f"unknown pattern {self.pattern!r}")
+
+    def masked_target(self) -> torch.Tensor:
+        return self.pattern_spectrum()[self.mask()]
+
+    # -- serialisation --------------------------------------------------------------------------------
+    def to_json_dict(self) -> dict:
+        d = asdict(self)
+        d["latent_shape"] = list(self.latent_shape)
+        d["ring_values"] = list(self.ring_values)
+        d["masked_spectrum"] = [list(v) for v in self.masked_spectrum]
+        if self.pattern != "values":
+            d.pop("ring_values")
+        if self.pattern != "spectrum":
+            d.pop("masked_spectrum")
+        return d
+
+    @classmethod
+    def from_json_dict(cls, d: dict) -> "TreeRingKey":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"key {d.get('id')!r}: unknown fields {sorted(unknown)}")
+        d = dict(d)
+        d["latent_shape"] = tuple(int(v) for v in d.get("latent_shape", (4, 64, 64)))
+        d["ring_values"] = tuple(float(v) for v in d.get("ring_values", ()))
+        d["masked_spectrum"] = tuple((float(a), float(b)) for a, b in d.get("masked_spectrum", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The keys an investigation tests against; K = len(keys) enters the multiple-comparison correction."""
+
+    keys: tuple[TreeRingKey, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        ids = [k.id for k in self.keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("key ids must be unique")
+        if not self.keys:
+            raise ValueError("a key set needs at least one key")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, key_id: str) -> TreeRingKey:
+        for k in self.keys:
+            if k.id == key_id:
+                return k
+        raise KeyError(f"no key {key_id!r} in the key set (have: {', '.join(self.ids)})")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(k.id for k in self.keys)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": KEYSET_FORMAT, "version": KEYSET_VERSION, "name": self.name,
+                           "keys": [k.to_json_dict() for k in self.keys]}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "KeySet":
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != KEYSET_FORMAT:
+            raise ValueError(f"not a key file (expected format {KEYSET_FORMAT!r})")
+        if int(data.get("version", 0)) > KEYSET_VERSION:
+            raise ValueError(f"key file version {data.get('version')} is newer than this tool understands")
+        return cls(tuple(TreeRingKey.from_json_dict(k) for k in data["keys"]), name=str(data.get("name", "")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KeySet":
+        try:
+            return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot read key file {path}: {exc}") from exc
+
+    def save(self, path: str | Path) -> None:
+        from engine.atomic_write import write_text_atomic
+
+        write_text_atomic(path, self.to_json())
+
+
+# dec-inv's three classification keys (Table 2): value_i = 80·(2k_i − 1), rings 1…6.
+DEC_INV_RING_FACTORS = (
+    (1.1, 0.8, 1.2, 0.9, 0.6, 1.4),
+    (1.1, 0.6, 1.1, 1.2, 0.8, 1.2),
+    (0.7, 1.2, 1.3, 0.8, 0.9, 1.1),
+)
+
+
+def dec_inv_ring_values(factors: Sequence[float], scale: float = 80.0) -> tuple[float, ...]:
+    return tuple(round(scale * (2 * k - 1), 6) for k in factors)
+
+
+def default_scale(latent_shape) -> float:
+    """dec-inv's 80 was chosen for 64×64 latents, whose Fourier coefficients have rms 64 for unit noise;
+    scaling with the side keeps the key's strength relative to the noise the same on other sizes."""
+    return 80.0 * latent_shape[-1] / 64
+
+
+def dec_inv_keys(latent_shape=(4, 64, 64), radius: int = 6, channel: int = 0, scale: float | None = None) -> KeySet:
+    """The three keys of dec-inv's classification experiment (rings 1…6 = [96, 48, 112, 64, 16, 144], …)."""
+    scale = default_scale(latent_shape) if scale is None else scale
+    keys = []
+    for n, factors in enumerate(DEC_INV_RING_FACTORS, start=1):
+        values = dec_inv_ring_values(factors[:radius], scale)
+        keys.append(TreeRingKey(id=f"key{n}", pattern="values", radius=radius, channel=channel,
+                                latent_shape=tuple(latent_shape), ring_values=values,
+                                description="dec-inv Table 2 classification key"))
+    return KeySet(tuple(keys), name="dec-inv classification keys")
+
+
+def new_random_keys(count: int, latent_shape=(4, 64, 64), radius: int = 6, channel: int = 0,
+                    scale: float | None = None, seed: int | None = None, prefix: str = "key") -> KeySet:
+    """Keys in the dec-inv style: per-ring constants scale·(2k − 1), k uniform in [0.5, 1.5]."""
+    scale = default_scale(latent_shape) if scale is None else scale
+    rng = np.random.default_rng(seed)
+    keys = []
+    for n in range(1, count + 1):
+        factors = rng.uniform(0.5, 1.5, size=radius)
+        keys.append(TreeRingKey(id=f"{prefix}{n}", pattern="values", radius=radius, channel=channel,
+                                latent_shape=tuple(latent_shape),
+                                ring_values=dec_inv_ring_values(factors, scale)))
+    return KeySet(tuple(keys))
+
+
+_REFERENCE_NPY_NAME = re.compile(r"^(?P<hash>[0-9a-fA-F]+)_(?P<channel>-?\d+)_(?P<radius>\d+)_(?P<pattern>\w+)\.npy$")
+
+
+def import_reference_npy(path: str | Path, key_id: str | None = None) -> TreeRingKey:
+    """A key saved by the tree-ring pip package (`{sha256}_{channel}_{radius}_{pattern}.npy`): the full
+    complex pattern spectrum. Loaded with allow_pickle=False: a key file must never run code."""
+    path = Path(path)
+    m = _REFERENCE_NPY_NAME.match(path.name)
+    if not m:
+        raise ValueError(f"{path.name}: expected a name like <sha256>_<channel>_<radius>_<pattern>.npy")
+    channel, radius = int(m["channel"]), int(m["radius"])
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: refused (pickled or not a plain array): {exc}") from exc
+    arr = np.asarray(arr)
+    if arr.ndim == 4:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise ValueError(f"{path.name}: expected a (C, H, W) spectrum, got shape {arr.shape}")
+    if channel < 0:
+        raise ValueError(f"{path.name}: keys on all channels (channel −1) are not supported yet")
+    shape = tuple(int(s) for s in arr.shape)
+    probe = TreeRingKey(id="probe", pattern="zeros", radius=radius, channel=channel, latent_shape=shape)
+    vals = torch.from_numpy(arr.astype(np.complex64))[probe.mask()]
+    return TreeRingKey(id=key_id or m["hash"][:12], pattern="spectrum", radius=radius, channel=channel,
+                       latent_shape=shape, masked_spectrum=tuple((float(v.real), float(v.imag)) for v in vals),
+                       description=f"imported from {path.name} (reference pattern {m['pattern']})")
+
+
+# -- injection and scoring ---------------------------------------------------------------------------
+
+def inject(z: torch.Tensor, key: TreeRingKey) -> torch.Tensor:
+    """Write the key into the masked Fourier coefficients of z (B, C, H, W) and return the real part."""
+    if tuple(z.shape[1:]) != key.latent_shape:
+        raise ValueError(f"latent shape {tuple(z.shape[1:])} does not match key {key.id!r} {key.latent_shape}")
+    spectrum = fft_latent(z)
+    mask = key.mask().to(z.device)
+    target = key.pattern_spectrum().to(z.device)
+    spectrum[:, mask] = target[mask]
+    return ifft_latent(spectrum).to(z.dtype)
+
+
+def l1_distance(z: torch.Tensor, key: TreeRingKey) -> torch.Tensor:
+    """Mean |F(z)[mask] − key[mask]| per latent in the batch (lower = closer to the key)."""
+    spectrum = fft_latent(z)
+    mask = key.mask().to(z.device)
+    target = key.masked_target().to(z.device)
+    return (spectrum[:, mask] - target).abs().mean(dim=-1)
+
+
+def p_value(z: torch.Tensor, key: TreeRingKey) -> np.ndarray:
+    """Reference p-value per latent: χ = Σ((F − key)/σ)² against a non-central χ² with n = 2|mask| and
+    λ = Σ key²/σ², σ the sample std (ddof 1) of the suspect's own masked real+imag parts. Small ⇒ the
+    spectrum sits closer to the key than chance. Uncalibrated: check it on un-watermarked images."""
+    spectrum = fft_latent(z)
+    mask = key.mask().to(z.device)
+    f = spectrum[:, mask]
+    t = key.masked_target().to(z.device)
+    f_ri = torch.cat([f.real, f.imag], dim=-1).double()
+    t_ri = torch.cat([t.real, t.imag]).double()
+    sigma = f_ri.std(dim=-1, keepdim=True, unbiased=True)
+    lam = ((t_ri**2) / sigma**2).sum(dim=-1)
+    chi = (((f_ri - t_ri) / sigma) ** 2).sum(dim=-1)
+    return stats.ncx2.cdf(chi.cpu().numpy(), df=f_ri.shape[-1], nc=lam.cpu().numpy())
+
+
+@dataclass(frozen=True)
+class KeyScore:
+    key_id: str
+    l1: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The finding (numbers) and its reading, kept apart. `predicted_key` is None for "no watermark"."""
+
+    predicted_key: str | None
+    nearest_key: str               # argmin L1, the reference classifier's answer (it has no "none")
+    nearest_l1: float
+    nearest_p_value: float
+    fpr: float                     # the family-wise false-positive level asked for
+    keys_tested: int
+    corrected_threshold: float     # fpr / keys_tested (Bonferroni over the K keys)
+
+    @property
+    def detected(self) -> bool:
+        return self.predicted_key is not None
+
+    def finding(self) -> str:
+        return (f"nearest key {self.nearest_key}: L1 {self.nearest_l1:.3f}, p = {self.nearest_p_value:.3g} "
+                f"({self.keys_tested} key(s) tested; threshold {self.corrected_threshold:.3g} = "
+                f"{self.fpr:g} / {self.keys_tested})")
+
+    def interpretation(self) -> str:
+        if self.detected:
+            return (f"The recovered initial noise is consistent with key {self.predicted_key} at a family-wise "
+                    f"false-positive level of {self.fpr:g}. This is evidence, not proof of origin: a Tree-Ring "
+                    f"pattern can be forged onto images the key holder never made.")
+        return (f"No watermark detected at a family-wise false-positive level of {self.fpr:g}. This is not "
+                f"proof of absence: compression, cropping, rotation or regeneration weaken the ring.")
+
+
+def score_keys(z_t: torch.Tensor, keys: KeySet) -> list[list[KeyScore]]:
+    """Per latent in the batch, the L1 distance and p-value for every key (in key-set order)."""
+    per_key = [(k.id, l1_distance(z_t, k).cpu().numpy(), p_value(z_t, k)) for k in keys.keys]
+    return [[KeyScore(kid, float(l1[b]), float(p[b])) for kid, l1, p in per_key] for b in range(z_t.shape[0])]
+
+
+def decide(scores: Sequence[KeyScore], fpr: float = 0.01) -> Verdict:
+    """Nearest key by L1 (ties → lowest index, like the reference); a watermark is reported only if that
+    key's p-value is below fpr / K."""
+    if not 0 < fpr < 1:
+        raise ValueError("the false-positive level must be in (0, 1)")
+    best = min(range(len(scores)), key=lambda i: (scores[i].l1, i))
+    k = len(scores)
+    threshold = fpr / k
+    s = scores[best]
+    return Verdict(predicted_key=s.key_id if s.p_value < threshold else None, nearest_key=s.key_id,
+                   nearest_l1=s.l1, nearest_p_value=s.p_value, fpr=fpr, keys_tested=k,
+                   corrected_threshold=threshold)
+
+
+def classify_nearest(scores: Sequence[KeyScore]) -> str:
+    """The reference classifier: argmin L1 over keys (no 'no watermark' outcome)."""
+    return min(scores, key=lambda s: s.l1).key_id if scores else ""
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Rows = true key (None = un-watermarked), columns = predicted (None = no watermark detected)."""
+
+    labels: tuple[str | None, ...]
+    counts: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str | None, str | None]], key_ids: Sequence[str]) -> "ConfusionMatrix":
+        pairs = list(pairs)
+        labels: list[str | None] = list(key_ids)
+        if any(t is None or p is None for t, p in pairs):
+            labels.append(None)
+        index = {lab: i for i, lab in enumerate(labels)}
+        counts = [[0] * len(labels) for _ in labels]
+        for true, pred in pairs:
+            counts[index[true]][index[pred]] += 1
+        return cls(tuple(labels), tuple(tuple(r) for r in counts))
+
+    @property
+    def total(self) -> int:
+        return sum(sum(r) for r in self.counts)
+
+    @property
+    def correct(self) -> int:
+        return sum(self.counts[i][i] for i in range(len(self.labels)))
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else float("nan")

@@ -1,0 +1,312 @@
+"""`treering-forensics`: the headless CLI (and, with no subcommand, the desktop window).
+
+Exit codes: 0 done; 2 usage or configuration error (bad option, unknown model, unreadable key file);
+3 at least one input could not be analysed (one line per bad file on stderr; the others were analysed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT = 0, 2, 3
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
+class UsageError(Exception):
+    pass
+
+
+def default_keys_path(model_id: str) -> Path | None:
+    name = {"demo": "demo", "demo-flow": "demo"}.get(model_id)
+    return RESOURCES / "keys" / f"{name}.json" if name else None
+
+
+def _load_keys(path: str | None, model_id: str):
+    from engine.treering import KeySet
+
+    if path is None:
+        default = default_keys_path(model_id)
+        if default is None or not default.is_file():
+            raise UsageError(f"no key set given: use --keys KEYS.json (model {model_id!r} has no bundled keys)")
+        path = str(default)
+    try:
+        return KeySet.load(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _load_model(args):
+    from engine.model_loader import ModelLoadError, load_model
+
+    try:
+        return load_model(args.model, dtype=args.dtype, device=args.device)
+    except (ModelLoadError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+class _ProgressBar:
+    """A progress bar on stderr per stage (tqdm), plus Ctrl-C → cooperative cancel."""
+
+    def __init__(self, enabled: bool = True):
+        from engine.progress import TaskState
+
+        self.enabled = enabled
+        self.state = TaskState(self._on_event)
+        self._bar = None
+        self._stage = None
+
+    def _on_event(self, event) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if event.stage != self._stage or self._bar is None:
+            if self._bar is not None:
+                self._bar.close()
+            self._stage = event.stage
+            self._bar = tqdm(total=event.total, desc=event.stage, file=sys.stderr, leave=False,
+                             dynamic_ncols=True, mininterval=0.25)
+        self._bar.total = event.total
+        self._bar.n = event.step
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def cmd_models(args) -> int:
+    from engine.model_registry import all_model_specs, locate
+
+    for spec in all_model_specs():
+        loc = locate(spec)
+        status = f"found: {loc.path}" if loc.found else f"not found (looked in: {'; '.join(loc.searched)})"
+        print(f"{spec.id:12s} {spec.kind:5s} {spec.title} — {status}")
+    return EXIT_OK
+
+
+def cmd_keys_new(args) -> int:
+    from engine.treering import new_random_keys
+
+    if args.model:
+        shape = _load_model(args).latent_shape
+    else:
+        shape = tuple(int(v) for v in args.latent_shape.split(","))
+        if len(shape) != 3:
+            raise UsageError("--latent-shape takes C,H,W, e.g. 4,32,32")
+    try:
+        keys = new_random_keys(args.count, latent_shape=shape, radius=args.radius, channel=args.channel,
+                               scale=args.scale, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    keys.save(args.out)
+    print(f"wrote {len(keys)} keys to {args.out}")
+    return EXIT_OK
+
+
+def cmd_keys_import(args) -> int:
+    from engine.treering import KeySet, import_reference_npy
+
+    try:
+        keys = KeySet(tuple(import_reference_npy(p) for p in args.files))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    keys.save(args.out)
+    print(f"wrote {len(keys)} keys to {args.out}")
+    return EXIT_OK
+
+
+def cmd_generate(args) -> int:
+    from engine.atomic_write import write_json_atomic
+    from engine.denoiser import Conditioning
+    from engine.generation import GenerationConfig, generate_reference_set
+
+    model = _load_model(args)
+    key = None
+    if not args.no_watermark:
+        if not args.key:
+            raise UsageError("give --key ID (or --no-watermark for un-watermarked images)")
+        keys = _load_keys(args.keys, model.spec.id)
+        try:
+            key = keys[args.key]
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from exc
+    config = GenerationConfig(steps=args.steps, conditioning=Conditioning(args.prompt, args.guidance))
+    bar = _ProgressBar(not args.quiet)
+    out = Path(args.out)
+    try:
+        made = generate_reference_set(model, key, args.count, out, seed=args.seed, config=config, progress=bar.state)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        bar.close()
+    manifest_path = out / "manifest.json"
+    manifest = {"model": model.spec.id, "images": {}}
+    if manifest_path.is_file():      # several keys may be generated into one folder
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    manifest.setdefault("images", {}).update({m.file: {"key": m.key_id, "seed": m.seed} for m in made})
+    write_json_atomic(manifest_path, manifest, indent=2)
+    print(f"wrote {len(made)} images to {out}")
+    return EXIT_OK
+
+
+def cmd_scan(args) -> int:
+    from dataclasses import replace
+
+    from engine.analysis import AnalysisConfig, analyze, run_to_json
+    from engine.atomic_write import write_json_atomic
+    from engine.decoder_inversion import METHODS, DecoderInversionConfig
+    from engine.denoiser import Conditioning
+    from engine.diffusion_inversion import DiffusionInversionConfig
+    from engine.intake import EvidenceError, expand_evidence_paths
+
+    try:
+        paths = expand_evidence_paths(args.paths)
+    except EvidenceError as exc:
+        raise UsageError(str(exc)) from exc
+    if not paths:
+        raise UsageError("no images found in the given paths")
+    model = _load_model(args)
+    keys = _load_keys(args.keys, model.spec.id)
+    methods = METHODS if args.method == "all" else (args.method,)
+    try:
+        base = AnalysisConfig.for_model(model)
+        diffusion = replace(base.diffusion, **{k: v for k, v in dict(
+            method=args.inversion, steps=args.steps, grid=args.grid).items() if v is not None})
+        config = replace(
+            base, methods=methods, fpr=args.fpr, batch_size=args.batch_size, diffusion=diffusion,
+            conditioning=Conditioning(args.prompt, args.guidance),
+            gradient_free=DecoderInversionConfig("gradient-free", iterations=args.iterations, optimizer=args.optimizer,
+                                                 lr=args.lr, precision=args.precision),
+            gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    bar = _ProgressBar(not args.quiet)
+    try:
+        run = analyze(model, keys, paths, config, progress=bar.state)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    for f in run.failures:
+        print(f"error: {f.message}", file=sys.stderr)
+    result = run_to_json(run)
+    if args.json:
+        write_json_atomic(args.json, result, indent=2)
+    if args.report:
+        from forensics_app.report import ReportInfo, write_report
+
+        write_report(run, args.report, ReportInfo(case_id=args.case_id, examiner=args.examiner))
+    if not args.quiet:
+        _print_summary(run)
+    return EXIT_BAD_INPUT if run.failures else EXIT_OK
+
+
+def _print_summary(run) -> None:
+    for a in run.images:
+        name = Path(a.evidence.path).name
+        parts = []
+        for m, r in a.methods.items():
+            verdict = r.verdict.predicted_key or "none"
+            parts.append(f"{m}: {verdict} (p={r.verdict.nearest_p_value:.2g})")
+        print(f"{name}: " + "; ".join(parts))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="treering-forensics", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command")
+
+    def model_args(sp, with_keys=True):
+        sp.add_argument("--model", default="demo", help="model id (see `models`) or a diffusers folder (default demo)")
+        sp.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1 …")
+        sp.add_argument("--dtype", default="fp32", choices=("fp32", "fp16"), help="weights' precision (fp16: GPU only)")
+        if with_keys:
+            sp.add_argument("--keys", help="key set JSON (default: the bundled demo keys for demo models)")
+
+    m = sub.add_parser("models", help="list the known models and whether they are on this machine")
+    m.set_defaults(func=cmd_models)
+
+    k = sub.add_parser("keys", help="create or import key sets")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kn = ksub.add_parser("new", help="new random ring keys (dec-inv style per-ring constants)")
+    kn.add_argument("--count", type=int, required=True)
+    kn.add_argument("--out", required=True)
+    kn.add_argument("--model", help="take the latent shape from this model")
+    kn.add_argument("--latent-shape", default="4,32,32", help="C,H,W (default 4,32,32, the demo models')")
+    kn.add_argument("--device", default="cpu")
+    kn.add_argument("--dtype", default="fp32")
+    kn.add_argument("--radius", type=int, default=6)
+    kn.add_argument("--channel", type=int, default=0)
+    kn.add_argument("--scale", type=float, help="ring value scale (default 80 × side/64, dec-inv's strength)")
+    kn.add_argument("--seed", type=int)
+    kn.set_defaults(func=cmd_keys_new)
+    ki = ksub.add_parser("import-npy", help="import keys saved by the reference tree-ring package (.npy, no pickle)")
+    ki.add_argument("files", nargs="+")
+    ki.add_argument("--out", required=True)
+    ki.set_defaults(func=cmd_keys_import)
+
+    g = sub.add_parser("generate", help="generate 8-bit PNGs (watermarked with a key, or not) and a manifest")
+    model_args(g)
+    g.add_argument("--key", help="key id to embed")
+    g.add_argument("--no-watermark", action="store_true")
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=50)
+    g.add_argument("--prompt", default="")
+    g.add_argument("--guidance", type=float, default=1.0)
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("scan", help="analyse images or folders for Tree-Ring keys")
+    s.add_argument("paths", nargs="+")
+    model_args(s)
+    s.add_argument("--method", default="gradient-free", choices=("encoder", "gradient-free", "gradient-based", "all"))
+    s.add_argument("--json", help="write the results as JSON here")
+    s.add_argument("--report", help="write a PDF report here")
+    s.add_argument("--case-id", default="")
+    s.add_argument("--examiner", default="")
+    s.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default 100)")
+    s.add_argument("--optimizer", default="adam", choices=("adam", "forward-step", "inertial-km"))
+    s.add_argument("--lr", type=float, help="decoder-inversion step size (default: the paper's)")
+    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="gradient-free network precision")
+    s.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")
+    s.add_argument("--steps", type=int, help="DDIM inversion steps (default 50)")
+    s.add_argument("--grid", choices=("diffusers", "reference"), help="timestep grid (reference = the papers' code)")
+    s.add_argument("--prompt", default="", help="the generation prompt if known (default: unknown → empty)")
+    s.add_argument("--guidance", type=float, default=1.0)
+    s.add_argument("--fpr", type=float, default=0.01, help="family-wise false-positive level (default 0.01)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_scan)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from forensics_app.gui.app import run_gui
+
+        return run_gui(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"treering-forensics: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
