@@ -22,7 +22,8 @@ from engine.diffusion_inversion import DiffusionInversionConfig, invert_ddim, in
 from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Cancelled, Progress, ProgressEvent
-from engine.treering import KeyScore, KeySet, Verdict, decide, fft_latent, score_keys
+from engine.treering import (DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, decide, fft_latent,
+                             score_keys)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class AnalysisConfig:
     diffusion: DiffusionInversionConfig = DiffusionInversionConfig()
     conditioning: Conditioning = Conditioning()
     fpr: float = 0.01
+    score_target: ScoreTarget = DEFAULT_SCORE_TARGET   # "reference" reproduces the papers' scoring
     batch_size: int = 8
 
     def __post_init__(self) -> None:
@@ -146,7 +148,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
                 inv = invert_flow(denoiser, dec.z0, config.diffusion, progress, names)
             else:
                 inv = invert_ddim(denoiser, dec.z0, model.scheduler_config, config.diffusion, progress, names)
-        scores = score_keys(inv.z_t, keys)
+        scores = score_keys(inv.z_t, keys, config.score_target)
         z_t = inv.z_t.float().cpu().numpy()
         peaks = [p for p in (dec.trace.peak_memory_bytes, m.peak_memory_bytes) if p is not None]
         for i in range(b):

@@ -181,7 +181,7 @@ def cmd_scan(args) -> int:
         diffusion = replace(base.diffusion, **{k: v for k, v in dict(
             method=args.inversion, steps=args.steps, grid=args.grid).items() if v is not None})
         config = replace(
-            base, methods=methods, fpr=args.fpr, batch_size=args.batch_size, diffusion=diffusion,
+            base, methods=methods, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size, diffusion=diffusion,
             conditioning=Conditioning(args.prompt, args.guidance),
             gradient_free=DecoderInversionConfig("gradient-free", iterations=args.iterations, optimizer=args.optimizer,
                                                  lr=args.lr, precision=args.precision),
@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", default="", help="the generation prompt if known (default: unknown → empty)")
     s.add_argument("--guidance", type=float, default=1.0)
     s.add_argument("--fpr", type=float, default=0.01, help="family-wise false-positive level (default 0.01)")
+    s.add_argument("--score-target", default="effective", choices=("effective", "reference"),
+                   help="compare with what injection leaves in a real latent (default) or the key as written (the papers')")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_scan)
