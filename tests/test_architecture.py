@@ -1,0 +1,36 @@
+"""The engine never imports Qt: all computation stays usable headless (CLI, batch, tests)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "forensics_app")
+
+
+def test_no_engine_module_imports_qt_or_the_gui():
+    offenders = []
+    for path in (REPO / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in QT]
+    assert offenders == []
+
+
+def test_importing_the_whole_engine_loads_no_qt():
+    modules = sorted(p.stem for p in (REPO / "engine").glob("*.py") if p.stem != "__init__")
+    code = ("import sys\n" + "".join(f"import engine.{m}\n" for m in modules) +
+            "bad = [m for m in sys.modules if m.split('.')[0] in %r]\nprint(bad)\nsys.exit(1 if bad else 0)" % (QT,))
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_import_linter_contract_holds():
+    exe = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run([str(exe)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
