@@ -68,7 +68,7 @@ class _ProgressBar:
                 self._bar.close()
             self._stage = event.stage
             self._bar = tqdm(total=event.total, desc=event.stage, file=sys.stderr, leave=False,
-                             dynamic_ncols=True, mininterval=0.25)
+                             dynamic_ncols=True, mininterval=0.25, disable=None)  # None: off when stderr is no terminal
         self._bar.total = event.total
         self._bar.n = event.step
         self._bar.refresh()
