@@ -167,10 +167,12 @@ def cmd_scan(args) -> int:
     from engine.diffusion_inversion import DiffusionInversionConfig
     from engine.intake import EvidenceError, expand_evidence_paths
 
-    try:
-        paths = expand_evidence_paths(args.paths)
-    except EvidenceError as exc:
-        raise UsageError(str(exc)) from exc
+    paths = []
+    for given in args.paths:
+        try:
+            paths += expand_evidence_paths([given])
+        except EvidenceError:
+            paths.append(Path(given))     # reported per file by the analysis (exit 3), the others still run
     if not paths:
         raise UsageError("no images found in the given paths")
     model = _load_model(args)

@@ -79,7 +79,6 @@ def test_bad_inputs_exit_3_with_one_line_each_and_the_rest_analysed(tiny_set, ti
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["scan", "/no/such/file.png"], "does not exist"),
     (["scan", "pyproject.toml", "--model", "no-such-model"], "unknown model"),
     (["generate", "--count", "1", "--out", "x", "--model", "no-such-model"], "unknown model"),
     (["keys", "new", "--count", "1", "--out", "/tmp/k.json", "--latent-shape", "4,16"], "C,H,W"),
@@ -87,6 +86,14 @@ def test_bad_inputs_exit_3_with_one_line_each_and_the_rest_analysed(tiny_set, ti
 def test_usage_errors_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_missing_file_is_a_bad_input_not_a_usage_error(tiny_set, tiny_ddim_dir, capsys):
+    out, keys = tiny_set
+    code = main(["scan", "/no/such/file.png", str(out / "images" / "key1_00000.png"), "--model", str(tiny_ddim_dir),
+                 "--keys", str(keys), "--method", "encoder", *FAST])
+    assert code == 3
+    assert "/no/such/file.png' does not exist" in capsys.readouterr().err
 
 
 def test_argparse_errors_exit_2():
