@@ -110,6 +110,7 @@ class AnalysisRun:
     finished_utc: str
     cancelled: bool
     software: dict[str, str]
+    notes: tuple[str, ...] = ()   # events the reader must know, e.g. a fall-back from the GPU to the CPU
 
 
 def software_versions() -> dict[str, str]:
@@ -179,20 +180,32 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
             on_result(r)
 
     pending: list[EvidenceImage] = []
+    notes: list[str] = []
+    current = model
 
     def flush() -> None:
+        nonlocal current
         if not pending:
             return
         try:
-            results = analyze_batch(model, keys, pending, config, progress)
+            results = analyze_batch(current, keys, pending, config, progress)
         except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             results = None
-            for e in pending:
-                emit(ImageFailure(e.path, "the GPU ran out of memory: use fp16, a smaller batch size, or the CPU"))
-        if results:
-            for r in results:
-                emit(r)
+            if current.spec.bundled and current.device.type != "cpu":
+                # the demo models are small enough for the CPU: finish there rather than fail
+                from engine.model_loader import load_model
+
+                current = load_model(current.spec, dtype="fp32", device="cpu")
+                notes.append("the GPU ran out of memory; the bundled model fell back to the CPU")
+                results = analyze_batch(current, keys, pending, config, progress)
+            else:
+                for e in pending:
+                    emit(ImageFailure(e.path, f"the GPU ran out of memory at batch size {len(pending)}: use "
+                                              f"--precision fp16, a smaller --batch-size, or --device cpu"))
+        for r in results or ():
+            emit(r)
         pending.clear()
 
     try:
@@ -212,7 +225,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
         model_id=model.spec.id, model_path=str(model.path), model_kind=model.kind, image_size=model.image_size,
         latent_shape=model.latent_shape, device=device_name(model.device), dtype=str(model.dtype).replace("torch.", ""),
         keys=keys, config=config, images=tuple(images), failures=tuple(failures), started_utc=started,
-        finished_utc=utc_now(), cancelled=cancelled, software=software_versions())
+        finished_utc=utc_now(), cancelled=cancelled, software=software_versions(), notes=tuple(notes))
 
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
@@ -244,6 +257,7 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
             "keys": [k.to_json_dict() for k in run.keys.keys], "fpr": run.config.fpr,
             "settings": _config_json(run.config), "started_utc": run.started_utc,
             "finished_utc": run.finished_utc, "cancelled": run.cancelled, "software": run.software,
+            "notes": list(run.notes),
             "images": [image_json(a) for a in run.images],
             "failures": [{"path": f.path, "message": f.message} for f in run.failures]}
 

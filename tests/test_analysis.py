@@ -70,6 +70,21 @@ def test_every_method_gives_scores_for_every_key(tiny_case):
             assert r.z_t.shape == model.latent_shape and r.fourier_magnitude().shape == model.latent_shape
 
 
+def test_gpu_out_of_memory_is_a_clear_per_image_failure(tiny_case, monkeypatch):
+    import torch
+
+    import engine.analysis as analysis
+
+    model, keys, paths = tiny_case
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(analysis, "analyze_batch", out_of_memory)
+    run = analyze(model, keys, paths[:2], fast_config(model))
+    assert len(run.failures) == 2 and "--precision fp16" in run.failures[0].message
+
+
 def test_demo_samples_are_attributed_to_their_keys(demo_model, demo_keys, demo_samples):
     """The bundled samples, scanned like a user would (default settings, gradient-free)."""
     manifest = json.loads((demo_samples / "manifest.json").read_text())["images"]
