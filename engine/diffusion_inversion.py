@@ -131,7 +131,9 @@ class _FixedPointSolver:
     def __init__(self, cfg: DiffusionInversionConfig, iterations: int):
         self.cfg, self.iterations = cfg, iterations
 
-    def solve(self, x: torch.Tensor, residual_fn, progress: Progress, record: bool = False):
+    def solve(self, x: torch.Tensor, residual_fn, progress: Progress, record: bool = False,
+              stage: str | None = None, item: str = ""):
+        """`stage` given: report each iteration as progress of that stage (the flow inversion's only loop)."""
         cfg, b = self.cfg, x.shape[0]
         dev = x.device
         scale = torch.ones(b, device=dev)                 # halvings of η
@@ -160,6 +162,8 @@ class _FixedPointSolver:
             eta = (cfg.exact_lr * warm * scale * (~done)).view(b, *([1] * (x.dim() - 1)))
             x = x - eta * r
             used = i + 1
+            if stage is not None:
+                progress.report(ProgressEvent(stage, used, self.iterations, item))
         return x, loss, used, (torch.stack(trace, 1) if trace else None)
 
 
@@ -202,8 +206,9 @@ def invert_flow(denoiser: Denoiser, z0: torch.Tensor, cfg: DiffusionInversionCon
         return DiffusionInversionResult(z_t=z_t, iterations=np.array([0]), final_residual=residual.cpu().numpy(),
                                         residual_trace=None, config=cfg)
 
+    stage = "backward-Euler flow inversion"
     z_t, loss, used, trace = _FixedPointSolver(cfg, cfg.flow_iterations).solve(
-        z_t, lambda x: flow_generate(denoiser, x) - z0, progress, record=True)
-    progress.report(ProgressEvent("backward-Euler flow inversion", 1, 1, item))
+        z_t, lambda x: flow_generate(denoiser, x) - z0, progress, record=True, stage=stage, item=item)
+    progress.report(ProgressEvent(stage, cfg.flow_iterations, cfg.flow_iterations, item))
     return DiffusionInversionResult(z_t=z_t, iterations=np.array([used]), final_residual=loss.cpu().numpy(),
                                     residual_trace=None if trace is None else trace.cpu().numpy(), config=cfg)

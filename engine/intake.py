@@ -18,6 +18,7 @@ import io
 import os
 import stat
 import struct
+import threading
 import unicodedata
 import warnings
 import zlib
@@ -572,6 +573,9 @@ def _frame_count_and_warning(image: Image.Image, format_name: str) -> tuple[int,
     return count, [f"{kind}: the first frame was analysed"]
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
 def load_evidence(path: str | os.PathLike[str], target_size: int) -> EvidenceImage:
     """Read, hash and decode one evidence file into the model's (3, target_size, target_size) input.
 
@@ -582,9 +586,9 @@ def load_evidence(path: str | os.PathLike[str], target_size: int) -> EvidenceIma
     sha256 = hashlib.sha256(data).hexdigest()
     found: list[str] = []
     # Warnings are recorded rather than printed: DecompressionBombWarning becomes an error, the rest
-    # (e.g. damaged EXIF) become the examiner's warnings. catch_warnings swaps process-wide state, so a
-    # warning raised meanwhile in another thread may be recorded here instead; harmless for intake.
-    with warnings.catch_warnings(record=True) as caught:
+    # (e.g. damaged EXIF) become the examiner's warnings. catch_warnings swaps process-wide state, so
+    # concurrent loads (the GUI's previews beside a run) are serialised by a lock.
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS) as image:

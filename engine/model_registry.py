@@ -61,7 +61,8 @@ class ModelLocation:
                if self.spec.hf_repo else "")
         env = f"set {self.spec.env_var}=/path/to/folder, " if self.spec.env_var else ""
         return (f"model {self.spec.id!r} was not found (looked in: {'; '.join(self.searched)}). {how}"
-                f"{env}or pass --model /path/to/diffusers-folder.")
+                f"{env}or give the folder itself (CLI: --model /path/to/diffusers-folder; window: "
+                f"Add model folder…).")
 
 
 def _user_models() -> dict[str, str]:
