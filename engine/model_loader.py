@@ -68,7 +68,7 @@ class LoadedModel:
         return Denoiser(self.unet, conditioning, self.text_encoder, self.tokenizer)
 
     def weight_files(self) -> list[Path]:
-        return sorted(p for sub in ("vae", "unet", "text_encoder") for p in (self.path / sub).glob("*.safetensors"))
+        return weight_files_in(self.path)
 
 
 def _check_safetensors(folder: Path, component: str, required: bool = True) -> None:
@@ -179,10 +179,19 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
-def weight_hashes(model: LoadedModel) -> dict[str, str]:
-    """SHA-256 of each weight file (relative path → hex), cached by size and mtime."""
+def weight_files_in(folder: Path) -> list[Path]:
+    return sorted(p for sub in ("vae", "unet", "text_encoder") for p in (Path(folder) / sub).glob("*.safetensors"))
+
+
+def folder_weight_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of each weight file of a model folder (relative path → hex), remembered per (path, size,
+    mtime) so repeated reports do not re-read gigabytes. Raises OSError if a file cannot be read."""
     out = {}
-    for p in model.weight_files():
+    for p in weight_files_in(folder):
         st = p.stat()
-        out[str(p.relative_to(model.path))] = _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
+        out[str(p.relative_to(folder))] = _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
     return out
+
+
+def weight_hashes(model: LoadedModel) -> dict[str, str]:
+    return folder_weight_hashes(model.path)

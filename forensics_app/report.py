@@ -38,7 +38,6 @@ import subprocess
 import sys
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -135,21 +134,6 @@ def git_commit() -> str:
     return commit + (" + uncommitted changes" if status else "")
 
 
-@lru_cache(maxsize=256)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _sha256_stream(path: Path) -> str:
-    """Streamed SHA-256, remembered per (path, size, mtime) so repeated exports do not re-read gigabytes."""
-    st = path.stat()
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
 def model_weight_hashes(run: AnalysisRun, model=None) -> tuple[dict[str, str], str]:
     """SHA-256 of the model's *.safetensors (vae/, unet/, text_encoder/), relative path → hex, and a note
     saying how they were obtained. Computed now, from the folder the run names."""
@@ -160,13 +144,12 @@ def model_weight_hashes(run: AnalysisRun, model=None) -> tuple[dict[str, str], s
     folder = Path(run.model_path)
     if not folder.is_dir():
         return {}, "the model folder no longer exists at the recorded path: weights could not be hashed"
-    out: dict[str, str] = {}
+    from engine.model_loader import folder_weight_hashes
+
     try:
-        for sub in ("vae", "unet", "text_encoder"):
-            for p in sorted((folder / sub).glob("*.safetensors")):
-                out[str(p.relative_to(folder))] = _sha256_stream(p)
+        out = folder_weight_hashes(folder)
     except OSError as exc:
-        return out, f"a weight file could not be read ({exc})"
+        return {}, f"a weight file could not be read ({exc})"
     if not out:
         return out, "no .safetensors weight files were found in the recorded model folder"
     return out, "hashed at report time from the recorded model folder"
