@@ -672,3 +672,30 @@ def test_screenshots(qtbot, request):
         qtbot.wait(50)
         assert window.grab().save(str(SCREENSHOTS / name))
         assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
+def test_hostile_corpus_through_the_window(qtbot, window, tiny_ddim_dir, tiny_keys_file, tmp_path):
+    """The ≥100-file hostile corpus dropped onto the window: every refused file shows its one-sentence
+    reason, every readable one is analysed, and the evidence bytes are unchanged."""
+    import hashlib
+
+    from forensics_app.gui.evidence_list import Status
+    from tests.hostile_corpus import make_hostile_corpus
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    cases = [c for c in make_hostile_corpus(evidence) if (evidence / c.filename).is_file()]
+    assert len(cases) >= 100
+    before = {c.filename: hashlib.sha256((evidence / c.filename).read_bytes()).hexdigest() for c in cases}
+    use_tiny(window, tiny_ddim_dir, tiny_keys_file, methods=("encoder",), steps=2, batch_size=32)
+    window.add_paths([evidence / c.filename for c in cases])
+    run_and_wait(qtbot, window, timeout_s=300)
+    for c in cases:
+        item = window.evidence.item_for(str(evidence / c.filename))
+        if c.loads:
+            assert item.status == Status.DONE, (c, item.status, item.failure)
+        else:
+            assert item.status == Status.FAILED, (c, item.status)
+            assert "\n" not in item.failure and (c.error_substring or "") in item.failure, (c, item.failure)
+    after = {c.filename: hashlib.sha256((evidence / c.filename).read_bytes()).hexdigest() for c in cases}
+    assert after == before
