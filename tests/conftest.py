@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import engine  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see engine/__init__.py)
+
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = REPO / "resources"
 

@@ -34,3 +34,10 @@ def test_import_linter_contract_holds():
     exe = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(exe)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_engine_sets_a_passive_openmp_wait_policy_before_torch_loads():
+    code = "import os; os.environ.pop('OMP_WAIT_POLICY', None); import engine.analysis, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "PASSIVE", out.stderr
