@@ -12,7 +12,8 @@ is accumulated on the device and read once at the end, so the loop never waits f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -112,7 +113,7 @@ def invert_decoder(codec: LatentCodec, x: torch.Tensor, config: DecoderInversion
     def ed(z: torch.Tensor) -> torch.Tensor:
         return encode(codec.decode(z.to(net_dtype)))
 
-    with measure(device) as m, _vae_dtype(codec, net_dtype):
+    with measure(device) as m, _vae_in(codec, net_dtype):
         with torch.no_grad():
             target = encode(x)
         if config.method == "encoder":
@@ -136,20 +137,17 @@ def invert_decoder(codec: LatentCodec, x: torch.Tensor, config: DecoderInversion
                                   pixel_psnr_db=psnr.cpu().numpy(), trace=trace, config=config)
 
 
-class _vae_dtype:
+@contextmanager
+def _vae_in(codec: LatentCodec, dtype: torch.dtype):
     """Run the VAE in the requested precision for the duration of a call, then restore it."""
-
-    def __init__(self, codec: LatentCodec, dtype: torch.dtype) -> None:
-        self.vae, self.dtype = codec.vae, dtype
-        self.original = codec.dtype
-
-    def __enter__(self) -> None:
-        if self.dtype != self.original:
-            self.vae.to(self.dtype)
-
-    def __exit__(self, *exc) -> None:
-        if self.dtype != self.original:
-            self.vae.to(self.original)
+    original = codec.dtype
+    if dtype != original:
+        codec.vae.to(dtype)
+    try:
+        yield
+    finally:
+        if dtype != original:
+            codec.vae.to(original)
 
 
 @torch.no_grad()
@@ -231,7 +229,3 @@ def _gradient_based(codec: LatentCodec, x, target, config: DecoderInversionConfi
             nmse[:, i + 1] = _nmse_db(z.detach(), z_star)
         progress.report(ProgressEvent(stage, i + 1, n, item))
     return z.detach(), objective, nmse, None
-
-
-def with_method(config: DecoderInversionConfig, method: Method) -> DecoderInversionConfig:
-    return replace(config, method=method)
