@@ -12,7 +12,6 @@ is accumulated on the device and read once at the end, so the loop never waits f
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,9 +100,10 @@ def invert_decoder(codec: LatentCodec, x: torch.Tensor, config: DecoderInversion
                    item: str = "") -> DecoderInversionResult:
     """Invert the decoder for a batch of images x (B, 3, H, W) in [−1, 1]."""
     device = codec.device
+    net_dtype = torch.float16 if config.precision == "fp16" else torch.float32
+    codec = codec.in_precision(net_dtype)
     x = x.to(device=device, dtype=torch.float32)
     z_star = z_star.to(device=device, dtype=torch.float32) if z_star is not None else None
-    net_dtype = torch.float16 if config.precision == "fp16" else torch.float32
     generator = torch.Generator(device=device).manual_seed(config.seed) if config.posterior == "sample" else None
     stage = f"decoder inversion ({config.method})"
 
@@ -113,7 +113,7 @@ def invert_decoder(codec: LatentCodec, x: torch.Tensor, config: DecoderInversion
     def ed(z: torch.Tensor) -> torch.Tensor:
         return encode(codec.decode(z.to(net_dtype)))
 
-    with measure(device) as m, _vae_in(codec, net_dtype):
+    with measure(device) as m:
         with torch.no_grad():
             target = encode(x)
         if config.method == "encoder":
@@ -135,19 +135,6 @@ def invert_decoder(codec: LatentCodec, x: torch.Tensor, config: DecoderInversion
         seconds=m.seconds, peak_memory_bytes=m.peak_memory_bytes)
     return DecoderInversionResult(z0=z.float().detach(), latent_residual=residual.cpu().numpy(),
                                   pixel_psnr_db=psnr.cpu().numpy(), trace=trace, config=config)
-
-
-@contextmanager
-def _vae_in(codec: LatentCodec, dtype: torch.dtype):
-    """Run the VAE in the requested precision for the duration of a call, then restore it."""
-    original = codec.dtype
-    if dtype != original:
-        codec.vae.to(dtype)
-    try:
-        yield
-    finally:
-        if dtype != original:
-            codec.vae.to(original)
 
 
 @torch.no_grad()

@@ -7,13 +7,21 @@ reference code draws a fresh posterior sample at each call, kept here as a seede
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import threading
+import weakref
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from diffusers import AutoencoderKL
 
 Posterior = Literal["mode", "sample"]
+
+# Half-precision copies of loaded VAEs, made once per (VAE, dtype). Converting the shared model in place for
+# each call copied every weight twice per call and changed the model under any other thread using it.
+_precision_copies: "weakref.WeakKeyDictionary[AutoencoderKL, dict[torch.dtype, AutoencoderKL]]" = weakref.WeakKeyDictionary()
+_copies_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,17 @@ class LatentCodec:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.vae.parameters()).dtype
+
+    def in_precision(self, dtype: torch.dtype) -> "LatentCodec":
+        """This codec with its networks in `dtype`: itself when they already are, else a converted copy kept
+        for later calls (the loaded model is never modified)."""
+        if dtype == self.dtype:
+            return self
+        with _copies_lock:
+            copies = _precision_copies.setdefault(self.vae, {})
+            if dtype not in copies:
+                copies[dtype] = copy.deepcopy(self.vae).to(dtype)
+            return replace(self, vae=copies[dtype])
 
     def encode(self, x: torch.Tensor, posterior: Posterior = "mode",
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -41,7 +41,18 @@ def test_fp16_and_fp32_gradient_free_agree(tiny):
     b = invert_decoder(tiny.codec, x, DecoderInversionConfig(iterations=10, precision="fp16"))
     assert ((a.z0 - b.z0).norm() / a.z0.norm()).item() < 1e-2      # measured 5e-3: fp16 has ~3 digits
     assert np.allclose(a.latent_residual, b.latent_residual, rtol=0.02)
-    assert next(tiny.codec.vae.parameters()).dtype == torch.float32     # the model is restored after fp16
+    assert next(tiny.codec.vae.parameters()).dtype == torch.float32     # the loaded model is never converted
+
+
+def test_half_precision_copy_is_made_once_and_leaves_the_model_alone(tiny):
+    before = {k: v.clone() for k, v in tiny.codec.vae.state_dict().items()}
+    half = tiny.codec.in_precision(torch.float16)
+    assert half.vae is not tiny.codec.vae and half.dtype == torch.float16
+    assert tiny.codec.in_precision(torch.float16).vae is half.vae        # reused, not re-converted per call
+    assert tiny.codec.in_precision(torch.float32) is tiny.codec
+    after = tiny.codec.vae.state_dict()
+    assert all(after[k].dtype == torch.float32 and torch.equal(after[k], v) for k, v in before.items())
+    assert half.scaling_factor == tiny.codec.scaling_factor
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "forward-step", "inertial-km"])
