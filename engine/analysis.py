@@ -17,7 +17,7 @@ import torch
 import engine
 from engine.decoder_inversion import METHODS, DecoderInversionConfig, Method, invert_decoder
 from engine.denoiser import Conditioning
-from engine.device import device_name, measure
+from engine.device import device_name, fastest_precision, measure
 from engine.diffusion_inversion import DiffusionInversionConfig, invert_ddim, invert_flow
 from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.model_loader import LoadedModel
@@ -53,9 +53,12 @@ class AnalysisConfig:
 
     @classmethod
     def for_model(cls, model: LoadedModel, **overrides) -> "AnalysisConfig":
-        """Per-model defaults from the papers: naive DDIM for multi-step models, backward Euler for flows."""
+        """Per-model defaults from the papers: naive DDIM for multi-step models, backward Euler for flows; the
+        gradient-free inversion in the precision fastest on the model's device (fp16 on CUDA)."""
         method = "backward-euler" if model.kind == "flow" else "naive"
-        base = cls(diffusion=DiffusionInversionConfig(method=method, steps=model.spec.default_steps))
+        base = cls(diffusion=DiffusionInversionConfig(method=method, steps=model.spec.default_steps),
+                   gradient_free=DecoderInversionConfig("gradient-free", iterations=100,
+                                                        precision=fastest_precision(model.device)))
         return replace(base, **overrides)
 
 

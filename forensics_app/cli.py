@@ -186,7 +186,8 @@ def cmd_scan(args) -> int:
             base, methods=methods, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size, diffusion=diffusion,
             conditioning=Conditioning(args.prompt, args.guidance),
             gradient_free=DecoderInversionConfig("gradient-free", iterations=args.iterations, optimizer=args.optimizer,
-                                                 lr=args.lr, precision=args.precision),
+                                                 lr=args.lr, precision=(base.gradient_free.precision
+                                                                        if args.precision == "auto" else args.precision)),
             gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -282,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default 100)")
     s.add_argument("--optimizer", default="adam", choices=("adam", "forward-step", "inertial-km"))
     s.add_argument("--lr", type=float, help="decoder-inversion step size (default: the paper's)")
-    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="gradient-free network precision")
+    s.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
+                   help="gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere)")
     s.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")
     s.add_argument("--steps", type=int, help="DDIM inversion steps (default 50)")
     s.add_argument("--grid", choices=("diffusers", "reference"), help="timestep grid (reference = the papers' code)")

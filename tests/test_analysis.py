@@ -105,3 +105,13 @@ def test_demo_samples_watermark_detected_and_clean_ones_not(demo_model, demo_key
             detected += verdict.detected
             attributed += verdict.predicted_key == truth
     assert detected >= 5 and attributed >= 3
+
+
+def test_defaults_use_the_fastest_precision_of_the_device(tiny_case):
+    import torch
+
+    model = tiny_case[0]
+    assert AnalysisConfig.for_model(model).gradient_free.precision == "fp32"          # CPU: half is ~60x slower
+    on_gpu = replace(model, device=torch.device("cuda"))                                # only the device is read
+    assert AnalysisConfig.for_model(on_gpu).gradient_free.precision == "fp16"
+    assert AnalysisConfig.for_model(on_gpu).gradient_based.precision == "fp32"         # autograd path stays fp32

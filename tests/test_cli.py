@@ -44,6 +44,7 @@ def test_scan_json_follows_the_contract(tiny_set, tiny_ddim_dir, tmp_path):
     data = json.loads(result.read_text())
     assert data["model"] == str(tiny_ddim_dir)
     assert len(data["images"]) == 6
+    assert data["settings"]["gradient_free"]["precision"] == "fp32"      # --precision auto, resolved for the CPU
     import hashlib
 
     for img in data["images"]:

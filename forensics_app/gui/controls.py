@@ -332,8 +332,9 @@ class AdvancedSettings(QWidget):
         self.optimizer.addItems(["adam", "forward-step", "inertial-km"])
         f.addRow("Gradient-free optimiser", self.optimizer)
         self.precision = QComboBox()
-        self.precision.addItems(["fp32", "fp16"])
-        self.precision.setToolTip("Gradient-free network precision (fp16: GPU); gradient-based is always fp32")
+        self.precision.addItems(["auto", "fp32", "fp16"])
+        self.precision.setToolTip("Gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere); "
+                                  "gradient-based is always fp32")
         f.addRow("Precision", self.precision)
         lay.addWidget(dec)
 

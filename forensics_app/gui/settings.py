@@ -62,7 +62,7 @@ class AnalysisSettings:
     iterations: int = 100
     lr: float | None = None              # None → the paper's default for the method
     optimizer: str = "adam"
-    precision: str = "fp32"
+    precision: str = "auto"             # auto → the engine's fastest for the device (fp16 on CUDA)
     inversion: str | None = None         # None → per model (naive DDIM, backward Euler for flows)
     steps: int | None = None             # None → the model's default
     grid: str = "diffusers"
@@ -105,7 +105,9 @@ class AnalysisSettings:
             base, methods=tuple(self.methods), fpr=self.fpr, score_target=self.score_target, batch_size=self.batch_size, diffusion=diffusion,
             conditioning=Conditioning(self.prompt, self.guidance),
             gradient_free=DecoderInversionConfig("gradient-free", iterations=self.iterations,
-                                                 optimizer=self.optimizer, lr=self.lr, precision=self.precision),
+                                                 optimizer=self.optimizer, lr=self.lr,
+                                                 precision=(base.gradient_free.precision if self.precision == "auto"
+                                                            else self.precision)),
             gradient_based=DecoderInversionConfig("gradient-based", iterations=self.iterations))
 
 
