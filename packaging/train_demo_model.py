@@ -62,7 +62,8 @@ TRAIN_COLOUR = ["astronaut", "hubble_deep_field", "immunohistochemistry", "retin
                 "logo", "motorcycle_left", "motorcycle_right"]
 TRAIN_GREY = ["camera", "brick", "grass", "gravel", "coins", "moon"]
 HELD_OUT = ["coffee", "rocket", "chelsea"]
-CROP = 64
+CROP = 64          # image side; --image-size changes it (with the VAE depth, the latent side LATENT follows)
+LATENT = 32
 
 
 def _load_image(name: str) -> torch.Tensor:
@@ -271,7 +272,8 @@ def psnr_u8(a, b):
 def make_vae(args):
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        down_block_types=("DownEncoderBlock2D",) * len(args.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(args.vae_channels),
         block_out_channels=tuple(args.vae_channels), layers_per_block=args.vae_layers,
         norm_num_groups=16, sample_size=CROP, mid_block_add_attention=False,
         scaling_factor=1.0,
@@ -280,7 +282,7 @@ def make_vae(args):
 
 def make_unet(args):
     return UNet2DModel(
-        sample_size=CROP // 2, in_channels=4, out_channels=4,
+        sample_size=LATENT, in_channels=4, out_channels=4,
         block_out_channels=tuple(args.unet_channels), layers_per_block=args.unet_layers,
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
@@ -545,7 +547,7 @@ def model_card(kind, rep, args):
         f"8-bit quantised, scaled to [-1, 1].\n"
     )
     vae_arch = (
-        f"- **VAE** (`AutoencoderKL`): 64×64×3 ↔ 4×32×32 (one down-sampling), block_out_channels "
+        f"- **VAE** (`AutoencoderKL`): {CROP}×{CROP}×3 ↔ 4×{LATENT}×{LATENT} ({len(args.vae_channels) - 1} down-sampling(s)), block_out_channels "
         f"{tuple(args.vae_channels)}, layers_per_block {args.vae_layers}, norm groups 16, no mid-block "
         f"attention, {rep['params']['vae'] / 1e6:.2f} M parameters. Loss L1 + MSE on a posterior sample + "
         f"KL weight {args.kl_weight:g} (LDM convention: KL summed per image, relative to the per-image "
@@ -564,7 +566,7 @@ def model_card(kind, rep, args):
         + f"Mean posterior std (unscaled) {m['posterior_std_mean']:.4f}.\n"
     )
     unet_arch = (
-        f"- **UNet** (`UNet2DModel`): 4×32×32, block_out_channels {tuple(args.unet_channels)}, "
+        f"- **UNet** (`UNet2DModel`): 4×{LATENT}×{LATENT}, block_out_channels {tuple(args.unet_channels)}, "
         f"layers_per_block {args.unet_layers}, down DownBlock2D/DownBlock2D/AttnDownBlock2D (self-attention "
         f"only at 8×8), norm groups 16, {rep['params']['unet'] / 1e6:.2f} M parameters, fp32.\n"
     )
@@ -584,7 +586,7 @@ def model_card(kind, rep, args):
             "A toy latent diffusion model bundled with treering-forensics so that the whole pipeline "
             "(decoder inversion → DDIM inversion → Tree-Ring test) can run on a CPU in seconds. It mimics "
             "Stable Diffusion 2.1-base's *structure* (KL-VAE with a latent scaling factor, ε-prediction UNet, "
-            "SD 2.1-base's DDIM scheduler config) at 64×64 pixels / 4×32×32 latents. Its samples are "
+            f"SD 2.1-base's DDIM scheduler config) at {CROP}×{CROP} pixels / 4×{LATENT}×{LATENT} latents. Its samples are "
             "textures and colour patches, not photographs. **Not** a substitute for SD: verdicts on real "
             "images need the real model.\n\n"
         )
@@ -600,7 +602,7 @@ def model_card(kind, rep, args):
             f"| DDIM sampling (50 steps, eta 0), scaled-latent std of 32 samples | {m['demo_sample_std']:.3f} |\n"
         )
         grid = ("`samples_grid.png`: 16 samples, DDIM 50 steps (`DDIMScheduler.set_timesteps(50)`), eta 0, "
-                f"noise `torch.randn(16, 4, 32, 32, generator=torch.Generator().manual_seed({args.seed + 100}))`, "
+                f"noise `torch.randn(16, 4, {LATENT}, {LATENT}, generator=torch.Generator().manual_seed({args.seed + 100}))`, "
                 "decoded with `vae.decode(z / scaling_factor)`.")
     else:
         head = (
@@ -628,7 +630,7 @@ def model_card(kind, rep, args):
             f"| Stage-1 flow, {args.ode_steps}-step ODE, scaled-latent std of samples | {m['flow_ode_sample_std']:.3f} |\n"
             f"| One-step samples, scaled-latent std | {m['flow_onestep_sample_std']:.3f} |\n"
         )
-        grid = ("`samples_grid.png`: 16 samples, one Euler step, noise `torch.randn(16, 4, 32, 32, "
+        grid = (f"`samples_grid.png`: 16 samples, one Euler step, noise `torch.randn(16, 4, {LATENT}, {LATENT}, "
                 f"generator=torch.Generator().manual_seed({args.seed + 100}))`, decoded with "
                 "`vae.decode(z / scaling_factor)`.")
     return (
@@ -661,7 +663,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--smoke", action="store_true", help="a few steps of everything (end-to-end check)")
     p.add_argument("--procedural-frac", type=float, default=0.12)
-    p.add_argument("--vae-channels", type=int, nargs=2, default=[32, 64])
+    p.add_argument("--image-size", type=int, default=64, help="training crop side in pixels")
+    p.add_argument("--vae-channels", type=int, nargs="+", default=[32, 64],
+                   help="block_out_channels; each block after the first halves the side (2 → latent = image / 2)")
+    p.add_argument("--skip-flow", action="store_true", help="train and write only the DDIM `demo` model")
     p.add_argument("--vae-layers", type=int, default=2)
     p.add_argument("--vae-steps", type=int, default=800)
     p.add_argument("--vae-batch", type=int, default=16)
@@ -695,6 +700,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    global CROP, LATENT
+    CROP, LATENT = args.image_size, args.image_size // 2 ** (len(args.vae_channels) - 1)
     cli = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -768,7 +775,7 @@ def main(argv=None):
     stage_done("demo_unet", tu)
     t = time.time()
     g_eval = torch.Generator().manual_seed(args.seed + 100)
-    zT_eval = torch.randn(32, 4, 32, 32, generator=g_eval)
+    zT_eval = torch.randn(32, 4, LATENT, LATENT, generator=g_eval)
     with torch.no_grad():
         z_demo = ddim_sample(unet, zT_eval, steps=50)
         metrics["demo_sample_std"] = float(z_demo.std())
@@ -783,12 +790,22 @@ def main(argv=None):
     stage_done("demo_eval", time.time() - t)
 
     # ---- demo-flow: flow matching, pairs, one-step distillation -------------------------------
+    if args.skip_flow:
+        demo_dir = args.out / "demo"
+        write_folder(demo_dir, vae, unet, make_ddim(), "DDIMScheduler")
+        save_grid(u8[:16], demo_dir / "samples_grid.png")
+        (args.out / "training_report.json").write_text(json.dumps(
+            {"cli": cli, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+             "stage_seconds": stages, "metrics": metrics}, indent=2) + "\n")
+        print(json.dumps(metrics, indent=2))
+        print(f"=== done (DDIM model only) in {(time.time() - T0) / 60:.1f} min; wrote {demo_dir}", flush=True)
+        return
     fm, tf = train_flow_matching(args, latents, {k: v.clone() for k, v in unet.state_dict().items()},
                                  args.work / "flow_unet.pt")
     stage_done("flow_matching", tf)
     t = time.time()
     g_pairs = torch.Generator().manual_seed(args.seed + 40)
-    pairs_T = torch.randn(args.n_pairs, 4, 32, 32, generator=g_pairs)
+    pairs_T = torch.randn(args.n_pairs, 4, LATENT, LATENT, generator=g_pairs)
     pairs_path = args.work / "flow_pairs.pt"
     if args.resume and pairs_path.exists():
         pairs_0, t_pairs = load_ckpt(pairs_path, "flow pairs")
@@ -796,7 +813,7 @@ def main(argv=None):
         pairs_0 = flow_ode(fm, pairs_T, args.ode_steps)
         t_pairs = time.time() - t
         save_ckpt(pairs_0, pairs_path, t_pairs)
-    zT_fe = torch.randn(args.flow_eval_noises, 4, 32, 32, generator=torch.Generator().manual_seed(args.seed + 41))
+    zT_fe = torch.randn(args.flow_eval_noises, 4, LATENT, LATENT, generator=torch.Generator().manual_seed(args.seed + 41))
     z0_fe = flow_ode(fm, zT_fe, args.ode_steps)
     metrics["flow_ode_sample_std"] = float(z0_fe.std())
     metrics["flow_ode_z0_var"] = float(z0_fe.var())
