@@ -114,6 +114,7 @@ class AnalysisRun:
     cancelled: bool
     software: dict[str, str]
     notes: tuple[str, ...] = ()   # events the reader must know, e.g. a fall-back from the GPU to the CPU
+    weight_sha256: dict[str, str] = field(default_factory=dict)   # of the weights loaded for this run
 
 
 def software_versions() -> dict[str, str]:
@@ -228,7 +229,8 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
         model_id=model.spec.id, model_path=str(model.path), model_kind=model.kind, image_size=model.image_size,
         latent_shape=model.latent_shape, device=device_name(model.device), dtype=str(model.dtype).replace("torch.", ""),
         keys=keys, config=config, images=tuple(images), failures=tuple(failures), started_utc=started,
-        finished_utc=utc_now(), cancelled=cancelled, software=software_versions(), notes=tuple(notes))
+        finished_utc=utc_now(), cancelled=cancelled, software=software_versions(), notes=tuple(notes),
+        weight_sha256=dict(model.weight_sha256))
 
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
@@ -260,7 +262,7 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
             "keys": [k.to_json_dict() for k in run.keys.keys], "fpr": run.config.fpr,
             "settings": _config_json(run.config), "started_utc": run.started_utc,
             "finished_utc": run.finished_utc, "cancelled": run.cancelled, "software": run.software,
-            "notes": list(run.notes),
+            "notes": list(run.notes), "model_weights_sha256": dict(run.weight_sha256),
             "images": [image_json(a) for a in run.images],
             "failures": [{"path": f.path, "message": f.message} for f in run.failures]}
 

@@ -207,7 +207,8 @@ def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None) -> 
             "model_id": run.model_id, "model_path": run.model_path, "model_kind": run.model_kind,
             "image_size": run.image_size, "latent_shape": list(run.latent_shape), "device": run.device,
             "dtype": run.dtype, "started_utc": run.started_utc, "finished_utc": run.finished_utc,
-            "cancelled": run.cancelled, "software": dict(run.software),
+            "cancelled": run.cancelled, "software": dict(run.software), "notes": list(run.notes),
+            "weight_sha256": dict(run.weight_sha256),
             "keys": json.loads(run.keys.to_json()),
             "config": _dataclass_to_json(run.config),
             "images": [{"evidence": _evidence_json(a.evidence, case_dir),
@@ -447,7 +448,11 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         device=_get(rd, "device", str, "run"), dtype=_get(rd, "dtype", str, "run"), keys=keys, config=config,
         images=tuple(images), failures=failures, started_utc=_get(rd, "started_utc", str, "run"),
         finished_utc=_get(rd, "finished_utc", str, "run"), cancelled=bool(_get(rd, "cancelled", bool, "run")),
-        software={str(k): str(v) for k, v in software.items()})
+        software={str(k): str(v) for k, v in software.items()},
+        # optional: case files saved before these were recorded lack them
+        notes=tuple(str(n) for n in rd.get("notes", []) if isinstance(n, str)) if isinstance(rd.get("notes"), list) else (),
+        weight_sha256=({str(k): str(v) for k, v in rd["weight_sha256"].items()}
+                       if isinstance(rd.get("weight_sha256"), dict) else {}))
     info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
     return LoadedCase(run=run, info=info, warnings=tuple(warnings), evidence=tuple(checks),
                       saved_utc=str(payload.get("saved_utc", "")), saved_by=str(payload.get("saved_by", "")),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class LoadedModel:
     tokenizer: object | None
     device: torch.device
     dtype: torch.dtype
+    weight_sha256: dict[str, str] = field(default_factory=dict)   # hashed when loaded: what the analysis ran with
 
     @property
     def kind(self) -> str:
@@ -143,6 +144,13 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
     if spec.kind == "ddim" and not sched_path.is_file():
         raise ModelLoadError(f"{path} has no scheduler/scheduler_config.json (needed for DDIM inversion)")
     scheduler_config = _read_json(sched_path) if sched_path.is_file() else {}
+    # Hash the weights before loading and check they did not change meanwhile, so the recorded hashes are
+    # those of the bytes the analysis ran with (a case file must name them, not what the folder holds later).
+    try:
+        before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in weight_files_in(path)}
+        hashes = folder_weight_hashes(path)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the weights in {path}: {exc}") from exc
     try:
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **common)
         unet = unet_class.from_pretrained(path, subfolder="unet", **common)
@@ -165,9 +173,12 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
     if vae.config.latent_channels != unet.config.in_channels:
         raise ModelLoadError(f"{path}: the VAE has {vae.config.latent_channels} latent channels but the UNet "
                              f"expects {unet.config.in_channels}")
+    after = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in weight_files_in(path)}
+    if after != before:
+        raise ModelLoadError(f"the weight files in {path} changed while they were being loaded: load again")
     return LoadedModel(spec=spec, path=path, codec=LatentCodec.from_vae(vae), unet=unet,
                        scheduler_config=scheduler_config, text_encoder=text_encoder, tokenizer=tokenizer,
-                       device=dev, dtype=torch_dtype)
+                       device=dev, dtype=torch_dtype, weight_sha256=hashes)
 
 
 @lru_cache(maxsize=64)
@@ -194,4 +205,5 @@ def folder_weight_hashes(folder: Path) -> dict[str, str]:
 
 
 def weight_hashes(model: LoadedModel) -> dict[str, str]:
-    return folder_weight_hashes(model.path)
+    """The hashes recorded when the model was loaded."""
+    return dict(model.weight_sha256)

@@ -136,16 +136,26 @@ def git_commit() -> str:
 
 def model_weight_hashes(run: AnalysisRun, model=None) -> tuple[dict[str, str], str]:
     """SHA-256 of the model's *.safetensors (vae/, unet/, text_encoder/), relative path → hex, and a note
-    saying how they were obtained. Computed now, from the folder the run names."""
-    if model is not None and Path(model.path).resolve() == Path(run.model_path).resolve():
-        from engine.model_loader import weight_hashes
-
-        return dict(weight_hashes(model)), "hashed at report time from the loaded model's folder"
-    folder = Path(run.model_path)
-    if not folder.is_dir():
-        return {}, "the model folder no longer exists at the recorded path: weights could not be hashed"
+    saying how they were obtained: those recorded when the model was loaded for the analysis, checked
+    against the folder now; for runs that recorded none, hashed now from the folder the run names."""
     from engine.model_loader import folder_weight_hashes
 
+    folder = Path(run.model_path)
+    if run.weight_sha256:
+        recorded = dict(run.weight_sha256)
+        try:
+            now = folder_weight_hashes(folder) if folder.is_dir() else None
+        except OSError:
+            now = None
+        if now is None:
+            return recorded, ("hashed when the model was loaded for the analysis; the folder could not be "
+                              "re-read at report time")
+        if now == recorded:
+            return recorded, "hashed when the model was loaded for the analysis; the folder still holds them"
+        return recorded, ("hashed when the model was loaded for the analysis. WARNING: the model folder now "
+                          "holds different weight files")
+    if not folder.is_dir():
+        return {}, "the model folder no longer exists at the recorded path: weights could not be hashed"
     try:
         out = folder_weight_hashes(folder)
     except OSError as exc:

@@ -94,6 +94,8 @@ def test_round_trip_gives_the_same_results(tiny_run, tmp_path):
     assert loaded.info == info and loaded.version == 1
     assert [c.status for c in loaded.evidence] == ["verified", "verified"]
     assert_same_results(tiny_run, loaded.run)
+    assert loaded.run.weight_sha256 == tiny_run.weight_sha256 and len(tiny_run.weight_sha256) == 2
+    assert loaded.run.notes == tiny_run.notes
     # nothing was recomputed: a second save is byte-identical apart from the save time
     again = json.loads(Path(save_case(loaded.run, tmp_path / "again.trcase", info)).read_text())
     for d in (data, again):

@@ -17,6 +17,10 @@ def test_loads_a_diffusers_folder_and_reads_geometry(tiny_ddim_dir):
     hashes = weight_hashes(m)
     assert set(hashes) == {"vae/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors"}
     assert all(len(h) == 64 for h in hashes.values())
+    import hashlib
+
+    for rel, h in hashes.items():          # recorded at load time, of the files themselves
+        assert h == hashlib.sha256((tiny_ddim_dir / rel).read_bytes()).hexdigest()
 
 
 def test_flow_kind_is_detected_from_the_scheduler(tiny_flow_dir):

@@ -262,3 +262,25 @@ def test_cli_writes_the_report_headless(tiny_ddim_dir, tmp_path):
     n = int(re.search(r"page 1 of (\d+)", text).group(1))
     assert n >= 2 and "CLI-7" in text
     assert (tmp_path / "out.json").is_file()
+
+
+def test_weight_hashes_recorded_at_load_and_a_changed_folder_is_flagged(tmp_path, tiny_ddim_dir):
+    from engine.analysis import analyze
+    from engine.model_loader import load_model
+    from engine.treering import new_random_keys
+    from forensics_app.report import model_weight_hashes
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_ddim_dir, folder)
+    model = load_model(str(folder), device="cpu")
+    keys = new_random_keys(1, latent_shape=model.latent_shape, radius=3, seed=0)
+    _png(tmp_path / "a.png", 3)
+    run = analyze(model, keys, [tmp_path / "a.png"], replace(tiny_config(model), methods=("encoder",)))
+    assert run.weight_sha256 == model.weight_sha256 and len(run.weight_sha256) == 2
+    hashes, note = model_weight_hashes(run)
+    assert hashes == run.weight_sha256 and "still holds them" in note
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")                 # the folder changes after the analysis
+    hashes, note = model_weight_hashes(run)
+    assert hashes == run.weight_sha256                                # what the analysis ran with
+    assert "WARNING" in note and "different weight files" in note
