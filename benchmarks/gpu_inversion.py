@@ -13,6 +13,7 @@ measurements run on the bundled demo model and the output says so. Writes benchm
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -88,25 +89,45 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--iterations", type=int, default=20, help="decoder-inversion iterations per timing")
     p.add_argument("--compile", action="store_true", help="torch.compile the VAE (compile cost reported apart)")
+    p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs",
+                   help="torch.compile mode (e.g. max-autotune: with CUDA graphs)")
     p.add_argument("--random-weights", action="store_true", help="ignore a local SD 2.1 folder")
     p.add_argument("--out", default=None)
     a = p.parse_args()
     device = pick_device(a.device)
     vae, unet, sched_cfg, what, size, ctx_dim = build_networks(device, not a.random_weights)
     gpu = device.type == "cuda"
-    fp16 = torch.float16 if gpu else torch.float32
+    half = torch.float16 if gpu else torch.float32     # CPU half precision is ~60x slower: fp32 there
+    prec = "fp16" if gpu else "fp32"
     n = a.iterations if gpu else max(3, a.iterations // 4)
-    vae = vae.to(device).eval().requires_grad_(False).to(memory_format=torch.channels_last)
-    unet = unet.to(device, fp16).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    # Only the network being measured is on the device, so each peak is that measurement's own: the fp32
+    # master VAE, its half copy and the UNet move in and out (peaks = weights resident + working memory).
+    cpu = torch.device("cpu")
+    vae32 = vae.eval().requires_grad_(False).to(cpu, torch.float32).to(memory_format=torch.channels_last)
+    vae16 = copy.deepcopy(vae32).to(half) if gpu else vae32
+    unet = unet.eval().requires_grad_(False).to(cpu, half).to(memory_format=torch.channels_last)
+    scale = float(vae.config.scaling_factor)
     res: dict = {"device": device_name(device), "date": time.strftime("%Y-%m-%d"), "networks": what,
-                 "image_size": size, "iterations_timed": n, "compile": a.compile, "command": " ".join(sys.argv)}
-    codec32 = LatentCodec(vae, float(vae.config.scaling_factor))
+                 "image_size": size, "iterations_timed": n, "compile": a.compile, "command": " ".join(sys.argv),
+                 "gradient_free_precision": prec,
+                 "peak_memory_includes": "the weights of the one network measured (VAE or UNet) + working memory"}
     lat = size // 2 ** (len(vae.config.block_out_channels) - 1)
 
+    def on_device(*resident):
+        for m in (vae32, vae16, unet):
+            if m not in resident:
+                m.to(cpu)
+        for m in resident:
+            m.to(device)
+        if gpu:
+            torch.cuda.empty_cache()
+
     def images(b, h=size, w=size):
-        return torch.rand(b, 3, h, w, device=device, generator=torch.Generator(device).manual_seed(0)) * 2 - 1
+        return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
 
     # The papers' plain eager iteration: one decode + one encode (a posterior sample), fp32.
+    on_device(vae32)
+    codec32 = LatentCodec(vae32, scale)
     x1 = images(1)
     with torch.no_grad():
         z = codec32.encode(x1)
@@ -118,16 +139,33 @@ def main() -> None:
         s, _ = timed(eager_iter, device, repeat=n)
     res["reference_eager_ms_per_iter"] = s * 1000
 
-    vae16 = vae.to(fp16) if gpu else vae
-    codec = LatentCodec(vae16, float(vae.config.scaling_factor))
+    # Gradient-based baseline, fp32, B = 1 (and the video-sized batch on a GPU).
+    gb = DecoderInversionConfig("gradient-based", iterations=n)
+    invert_decoder(codec32, x1, DecoderInversionConfig("gradient-based", iterations=2))
+    s, peak = timed(lambda: invert_decoder(codec32, x1, gb), device)
+    res["gradient_based_fp32_ms_per_iter"] = s * 1000 / n
+    res["gradient_based_fp32_peak_gib_b1"] = gib(peak)
+    if gpu:   # LaVie-sized case: 16 frames of 320×512 (the paper's video experiment)
+        xv = images(16, 320, 512)
+        try:
+            _, peak = timed(lambda: invert_decoder(codec32, xv, DecoderInversionConfig("gradient-based", iterations=2)),
+                            device)
+            res["video16_gradient_based_peak_gib"] = gib(peak)
+        except torch.cuda.OutOfMemoryError:
+            res["video16_gradient_based_peak_gib"] = "out of memory"
+        del xv
+
+    # Gradient-free, in the engine's fastest precision for the device, B = 1 and batched.
+    on_device(vae16)
+    codec = LatentCodec(vae16, scale)
+    x1 = images(1)
     if a.compile:
         t = time.perf_counter()
-        vae16.encoder = torch.compile(vae16.encoder, mode="max-autotune-no-cudagraphs")
-        vae16.decoder = torch.compile(vae16.decoder, mode="max-autotune-no-cudagraphs")
-        invert_decoder(codec, images(8), DecoderInversionConfig(iterations=2, precision="fp16" if gpu else "fp32"))
-        invert_decoder(codec, x1, DecoderInversionConfig(iterations=2, precision="fp16" if gpu else "fp32"))
+        vae16.encoder = torch.compile(vae16.encoder, mode=a.compile_mode)
+        vae16.decoder = torch.compile(vae16.decoder, mode=a.compile_mode)
+        invert_decoder(codec, images(8), DecoderInversionConfig(iterations=2, precision=prec))
+        invert_decoder(codec, x1, DecoderInversionConfig(iterations=2, precision=prec))
         res["compile_seconds"] = time.perf_counter() - t
-    prec = "fp16" if gpu else "fp32"
     for b in (1, 8):
         xb = images(b)
         cfg = DecoderInversionConfig(iterations=n, precision=prec)
@@ -135,51 +173,39 @@ def main() -> None:
         s, peak = timed(lambda: invert_decoder(codec, xb, cfg), device)
         res[f"gradient_free_fp16_ms_per_image_iter_b{b}"] = s * 1000 / (n * b)
         res[f"gradient_free_fp16_peak_gib_b{b}"] = gib(peak)
-    vae32 = vae16.to(torch.float32)
-    codec32 = LatentCodec(vae32, float(vae.config.scaling_factor))
-    gb = DecoderInversionConfig("gradient-based", iterations=n)
-    invert_decoder(codec32, x1, DecoderInversionConfig("gradient-based", iterations=2))
-    s, peak = timed(lambda: invert_decoder(codec32, x1, gb), device)
-    res["gradient_based_fp32_ms_per_iter"] = s * 1000 / n
-    res["gradient_based_fp32_peak_gib_b1"] = gib(peak)
     res["speedup_vs_reference_eager"] = res["reference_eager_ms_per_iter"] / res["gradient_free_fp16_ms_per_image_iter_b8"]
     res["speedup_vs_gradient_based"] = res["gradient_based_fp32_ms_per_iter"] / res["gradient_free_fp16_ms_per_image_iter_b1"]
-
-    # LaVie-sized case: 16 frames of 320×512 (the paper's video experiment).
     if gpu:
         xv = images(16, 320, 512)
-        codec16 = LatentCodec(vae32.to(fp16), float(vae.config.scaling_factor))
-        _, peak = timed(lambda: invert_decoder(codec16, xv, DecoderInversionConfig(iterations=2, precision="fp16")), device)
+        _, peak = timed(lambda: invert_decoder(codec, xv, DecoderInversionConfig(iterations=2, precision=prec)), device)
         res["video16_gradient_free_peak_gib"] = gib(peak)
-        codec32 = LatentCodec(codec16.vae.to(torch.float32), float(vae.config.scaling_factor))
-        try:
-            _, peak = timed(lambda: invert_decoder(codec32, xv, DecoderInversionConfig("gradient-based", iterations=2)), device)
-            res["video16_gradient_based_peak_gib"] = gib(peak)
-        except torch.cuda.OutOfMemoryError:
-            res["video16_gradient_based_peak_gib"] = "out of memory"
         del xv
-        codec = LatentCodec(codec32.vae.to(fp16), float(vae.config.scaling_factor))
 
-    # 50-step naive DDIM inversion, and the full analysis of one image (100 GF iterations + 50 steps).
+    # 50-step naive DDIM inversion (UNet alone on the device), then the full analysis of one image
+    # (100 gradient-free iterations + 50 steps; VAE and UNet both resident).
+    on_device(unet)
     if ctx_dim:
-        emb = torch.randn(1, 77, ctx_dim, device=device, dtype=fp16)
+        emb = torch.randn(1, 77, ctx_dim, generator=torch.Generator().manual_seed(1)).to(device, half)
         denoiser = _EmbeddingDenoiser(unet, emb)
     else:
         from engine.denoiser import Conditioning, Denoiser
 
         denoiser = Denoiser(unet, Conditioning())
-    z0 = torch.randn(1, 4, lat, lat, device=device)
+    z0 = torch.randn(1, 4, lat, lat, generator=torch.Generator().manual_seed(2)).to(device)
     with torch.no_grad():
         invert_ddim(denoiser, z0, sched_cfg, DiffusionInversionConfig(steps=2))
         s, peak = timed(lambda: invert_ddim(denoiser, z0, sched_cfg, DiffusionInversionConfig(steps=50)), device)
     res["ddim_inversion_50_s"] = s
     res["ddim_inversion_peak_gib"] = gib(peak)
 
+    on_device(vae16, unet)
+
     def full():
         d = invert_decoder(codec, x1, DecoderInversionConfig(iterations=100, precision=prec))
         with torch.no_grad():
             invert_ddim(denoiser, d.z0, sched_cfg, DiffusionInversionConfig(steps=50))
 
+    full()
     s, peak = timed(full, device)
     res["full_analysis_s_per_image"] = s
     res["full_analysis_peak_gib"] = gib(peak)
@@ -188,7 +214,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     rows = [f"# Decoder-inversion benchmark — {res['device']}, {res['date']}", "",
-            f"Networks: {what}; {size}² images; command `{res['command']}`.", "", "| measure | value |", "|---|---|"]
+            f"Networks: {what}; {size}² images; command `{res['command']}`.",
+            f"Gradient-free precision: {prec} (keys named fp16 hold this precision's figures; on a CPU fp32). "
+            f"Peak memory: {res['peak_memory_includes']}.", "", "| measure | value |", "|---|---|"]
     for k, v in res.items():
         if k in ("device", "date", "networks", "command"):
             continue
