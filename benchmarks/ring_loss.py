@@ -138,6 +138,9 @@ def main() -> None:
 
     decoder_rows = [("encoder", DecoderInversionConfig("encoder")),
                     (f"gradient-free Adam {a.iterations} it", DecoderInversionConfig("gradient-free", iterations=a.iterations)),
+                    (f"gradient-free forward step ρ 0.05, {a.iterations} it",
+                     DecoderInversionConfig("gradient-free", optimizer="forward-step", lr=0.05, schedule="fixed",
+                                            iterations=a.iterations)),
                     (f"gradient-based {a.iterations} it", DecoderInversionConfig("gradient-based", iterations=a.iterations))]
     for name, cfg in decoder_rows:
         result = invert_decoder(model.codec, x, cfg)
