@@ -161,8 +161,10 @@ def main() -> None:
              f"Cocoercivity (Eq. 14, 100 Adam iterations) positive for {summary['cocoercivity_positive_fraction']:.0%} of images.",
              "Runs that share their first iterates (fixed steps; the gradient-free schedule for N ≥ 100) are run once at "
              "the largest count and read at each checkpoint; time per image = measured time per iteration × iterations. "
-             f"Forward-step / KM step ρ = {a.rho}. On a CPU, fp16 rows run the networks in half precision on the CPU "
-             "(slow there: timings are not representative of a GPU).", "",
+             f"Forward-step / KM step ρ = {a.rho}. " + (
+                 "The fp16 row was skipped on this CPU (see its line)." if skipped else
+                 "fp16 rows on a CPU run half precision there: their timings are not representative of a GPU."
+                 if dev.type == "cpu" else ""), "",
              "| method | " + " | ".join(f"{n} it" for n in iters) + " | ms / image at " + f"{iters[-1]} it | peak |",
              "|---|" + "---|" * (len(iters) + 2)]
     m, ci = mean_ci(results["encoder"]["0"]["nmse_db"])
