@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import sys
 import tempfile
 import time
@@ -33,6 +35,33 @@ def auc_and_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float = 0.01) -> tuple[fl
     return auc, float(np.mean(pos > threshold))
 
 
+def run_method(args: tuple) -> dict:
+    """One method over all images, in a fresh process so that its CPU peak-RSS growth is its own."""
+    model_id, device, keys_path, paths, config, threads = args
+    import torch
+
+    from engine.analysis import analyze
+    from engine.model_loader import load_model
+    from engine.treering import KeySet
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_model(model_id, device=device)
+    keys = KeySet.load(keys_path)
+    (method,) = config.methods
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.time()
+    run = analyze(model, keys, paths, config)
+    elapsed = time.time() - t
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peaks = [r.peak_memory_bytes for im in run.images for r in im.methods.values() if r.peak_memory_bytes]
+    return {"z_t": np.stack([im.methods[method].z_t for im in run.images]),
+            "names": [Path(im.evidence.path).name for im in run.images],
+            "elapsed": elapsed, "device": run.device,
+            "peak_gib": max(peaks) / 2**30 if peaks else None,
+            "cpu_peak_rss_growth_gib": None if peaks else (rss_after - rss_before) / 2**20}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="demo")
@@ -48,9 +77,10 @@ def main() -> None:
                    help="gradient-free optimiser (ablation; the paper's is Adam)")
     p.add_argument("--gf-lr", type=float, default=None,
                    help="gradient-free step (default: 0.01 for Adam, scheduled; 0.05 fixed for the forward step / KM)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per method process (0: torch's default)")
     a = p.parse_args()
 
-    from engine.analysis import AnalysisConfig, analyze, software_versions
+    from engine.analysis import AnalysisConfig, software_versions
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.generation import generate_reference_set
     from engine.model_loader import load_model
@@ -79,15 +109,17 @@ def main() -> None:
         gradient_based=DecoderInversionConfig("gradient-based", iterations=a.iterations, lr=0.1))
     paths = sorted(work / f for f in truth)
     results = {}
+    ctx = multiprocessing.get_context("spawn")
     for method in [m for m in METHODS if m in a.methods.split(",")]:
-        t = time.time()
-        run = analyze(model, keys, paths, replace(config, methods=(method,)))
-        elapsed = time.time() - t
+        with ctx.Pool(1) as pool:
+            out = pool.apply(run_method, ((a.model, a.device, a.keys, paths, replace(config, methods=(method,)),
+                                           a.threads),))
+        elapsed = out["elapsed"]
         rows = {}
         for target in ("reference", "effective"):
-            z = torch.from_numpy(np.stack([im.methods[method].z_t for im in run.images]))
+            z = torch.from_numpy(out["z_t"])
             scores = score_keys(z, keys, target)
-            names = [Path(im.evidence.path).name for im in run.images]
+            names = out["names"]
             nearest = [min(s, key=lambda k: k.l1).key_id for s in scores]
             wm = [i for i, nm in enumerate(names) if truth[nm] is not None]
             cm = ConfusionMatrix.from_pairs([(truth[names[i]], nearest[i]) for i in wm], keys.ids)
@@ -97,9 +129,10 @@ def main() -> None:
             auc, tpr = auc_and_tpr(pos, neg)
             rows[target] = {"correct": cm.correct, "total": cm.total, "confusion": [list(r) for r in cm.counts],
                             "labels": list(cm.labels), "auc": auc, "tpr_at_1pct_fpr": tpr}
-        peaks = [r.peak_memory_bytes for im in run.images for r in im.methods.values() if r.peak_memory_bytes]
+        device_label = out["device"]
         results[method] = {"seconds_per_image": elapsed / len(paths), "wall_seconds": elapsed,
-                           "peak_gib": max(peaks) / 2**30 if peaks else None, **rows}
+                           "peak_gib": out["peak_gib"], "cpu_peak_rss_growth_gib": out["cpu_peak_rss_growth_gib"],
+                           **rows}
         e = rows["effective"]
         print(f"{method:15s} effective {e['correct']}/{e['total']} AUC {e['auc']:.3f} | reference "
               f"{rows['reference']['correct']}/{rows['reference']['total']} | {elapsed / len(paths):.2f} s/image",
@@ -109,7 +142,7 @@ def main() -> None:
                "diffusion_inversion": config.diffusion.label(), "decoder_iterations": a.iterations,
                "gradient_free": (f"{config.gradient_free.optimizer} lr {config.gradient_free.effective_lr:g} "
                                  f"{config.gradient_free.schedule}"),
-               "device": run.device, "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
+               "device": device_label, "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
                "software": software_versions(), "wall_seconds": time.time() - t0, "results": results}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,12 +152,15 @@ def main() -> None:
              f"{summary['diffusion_inversion']}; decoder inversion {a.iterations} iterations (gradient-free "
              f"{summary['gradient_free']}, gradient-based Adam lr 0.1 scheduled), fp32. Device: {summary['device']}. "
              f"Date {summary['date']}.",
-             f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).", "",
+             f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).",
+             "Each method runs in a fresh process after the images are made; peak = GPU max allocated, or on a "
+             "CPU the growth of that process's peak RSS over the loaded model.", "",
              "| method | correct (effective target) | correct (reference target) | AUC | TPR @ 1 % FPR | s / image | peak |",
              "|---|---|---|---|---|---|---|"]
     for method, r in results.items():
         e, ref = r["effective"], r["reference"]
-        peak = f"{r['peak_gib']:.2f} GiB" if r["peak_gib"] else "n/a (CPU)"
+        peak = (f"{r['peak_gib']:.2f} GiB" if r["peak_gib"] is not None
+                else f"+{r['cpu_peak_rss_growth_gib']:.2f} GiB RSS")
         lines.append(f"| {method} | {e['correct']}/{e['total']} | {ref['correct']}/{ref['total']} | {e['auc']:.3f} | "
                      f"{e['tpr_at_1pct_fpr']:.2f} | {r['seconds_per_image']:.2f} | {peak} |")
     lines += ["", "Confusion matrices (rows: true key, columns: predicted, effective target):", ""]
