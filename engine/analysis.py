@@ -54,12 +54,32 @@ class AnalysisConfig:
     @classmethod
     def for_model(cls, model: LoadedModel, **overrides) -> "AnalysisConfig":
         """Per-model defaults from the papers: naive DDIM for multi-step models, backward Euler for flows; the
-        gradient-free inversion in the precision fastest on the model's device (fp16 on CUDA)."""
+        gradient-free inversion with the model's optimiser (`gradient_free_config`) in the precision fastest
+        on the model's device (fp16 on CUDA)."""
         method = "backward-euler" if model.kind == "flow" else "naive"
         base = cls(diffusion=DiffusionInversionConfig(method=method, steps=model.spec.default_steps),
-                   gradient_free=DecoderInversionConfig("gradient-free", iterations=100,
-                                                        precision=fastest_precision(model.device)))
+                   gradient_free=gradient_free_config(model))
         return replace(base, **overrides)
+
+
+def gradient_free_config(model: LoadedModel, *, iterations: int = 100, optimizer: str | None = None,
+                         lr: float | None = None, schedule: str | None = None,
+                         precision: str = "auto") -> DecoderInversionConfig:
+    """The gradient-free settings for `model`, with what the user chose (None = default) laid over them.
+
+    The model's own optimiser, step and schedule (its `ModelSpec`) apply unless another optimiser is
+    chosen; another optimiser gets the paper's step and schedule, since a step tuned for one optimiser
+    means nothing to another. "auto" precision is the fastest on the model's device. The CLI and the GUI
+    both build their configuration here, so they agree.
+    """
+    spec = model.spec
+    own = optimizer is None or optimizer == spec.gradient_free_optimizer
+    return DecoderInversionConfig(
+        "gradient-free", iterations=iterations,
+        optimizer=spec.gradient_free_optimizer if optimizer is None else optimizer,
+        lr=lr if lr is not None else (spec.gradient_free_lr if own else None),
+        schedule=schedule or (spec.gradient_free_schedule if own else "scheduled"),
+        precision=fastest_precision(model.device) if precision == "auto" else precision)
 
 
 @dataclass(frozen=True)
@@ -274,4 +294,7 @@ def _finite_or_none(v: float) -> float | None:
 def _config_json(config: AnalysisConfig) -> dict:
     from dataclasses import asdict
 
-    return asdict(config)
+    d = asdict(config)
+    for method in ("gradient_free", "gradient_based"):     # the step actually used, not only "None = default"
+        d[method]["effective_lr"] = getattr(config, method).effective_lr
+    return d

@@ -31,11 +31,20 @@ class ModelSpec:
     default_steps: int = 50
     default_guidance: float = 1.0
     notes: str = ""
+    # Gradient-free decoder inversion defaults. The papers' Adam (lr 0.01, warm-up + cosine) unless a
+    # measurement on this model says otherwise: step sizes do not transfer between latent spaces (§6 of
+    # the algorithms sheet), so a model may carry its own, with the benchmark that chose it in `notes`.
+    gradient_free_optimizer: str = "adam"
+    gradient_free_lr: float | None = None          # None → the paper's for the optimiser
+    gradient_free_schedule: str = "scheduled"
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("demo", "Demo LDM (bundled, DDIM, 64×64)", "ddim", bundled="demo",
-              notes="trained by packaging/train_demo_model.py on scikit-image photographs"),
+              notes="trained by packaging/train_demo_model.py on scikit-image photographs; gradient-free "
+                    "default = forward step 0.05 fixed (benchmarks/results/table2_demo*.md: it attributes "
+                    "better than Adam on this model)",
+              gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("demo-flow", "Demo one-step flow (bundled, 64×64)", "flow", bundled="demo-flow",
               notes="one-step rectified flow, InstaFlow-like"),
     ModelSpec("sd21", "Stable Diffusion 2.1-base (512², DDIM)", "ddim",

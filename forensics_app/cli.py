@@ -160,7 +160,7 @@ def cmd_generate(args) -> int:
 def cmd_scan(args) -> int:
     from dataclasses import replace
 
-    from engine.analysis import AnalysisConfig, analyze, run_to_json
+    from engine.analysis import AnalysisConfig, analyze, gradient_free_config, run_to_json
     from engine.atomic_write import write_json_atomic
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.denoiser import Conditioning
@@ -185,9 +185,8 @@ def cmd_scan(args) -> int:
         config = replace(
             base, methods=methods, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size, diffusion=diffusion,
             conditioning=Conditioning(args.prompt, args.guidance),
-            gradient_free=DecoderInversionConfig("gradient-free", iterations=args.iterations, optimizer=args.optimizer,
-                                                 lr=args.lr, precision=(base.gradient_free.precision
-                                                                        if args.precision == "auto" else args.precision)),
+            gradient_free=gradient_free_config(model, iterations=args.iterations, optimizer=args.optimizer,
+                                               lr=args.lr, schedule=args.schedule, precision=args.precision),
             gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -281,8 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--case-id", default="")
     s.add_argument("--examiner", default="")
     s.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default 100)")
-    s.add_argument("--optimizer", default="adam", choices=("adam", "forward-step", "inertial-km"))
-    s.add_argument("--lr", type=float, help="decoder-inversion step size (default: the paper's)")
+    s.add_argument("--optimizer", choices=("adam", "forward-step", "inertial-km"),
+                   help="gradient-free optimiser (default: the model's; the papers' Adam unless measured otherwise)")
+    s.add_argument("--lr", type=float,
+                   help="gradient-free step size (default: the model's for its optimiser, else the paper's)")
+    s.add_argument("--schedule", choices=("scheduled", "fixed"),
+                   help="gradient-free step schedule: warm-up + cosine, or fixed (default: as --lr)")
     s.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
                    help="gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere)")
     s.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")

@@ -115,3 +115,24 @@ def test_defaults_use_the_fastest_precision_of_the_device(tiny_case):
     on_gpu = replace(model, device=torch.device("cuda"))                                # only the device is read
     assert AnalysisConfig.for_model(on_gpu).gradient_free.precision == "fp16"
     assert AnalysisConfig.for_model(on_gpu).gradient_based.precision == "fp32"         # autograd path stays fp32
+
+
+def test_gradient_free_defaults_come_from_the_model_spec(tiny_case):
+    from engine.analysis import gradient_free_config
+    from engine.model_registry import get_spec
+
+    model = tiny_case[0]                                   # a user folder: the papers' Adam
+    gf = AnalysisConfig.for_model(model).gradient_free
+    assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("adam", 0.01, "scheduled")
+    demo = replace(model, spec=get_spec("demo"))           # only the spec is read
+    gf = AnalysisConfig.for_model(demo).gradient_free
+    assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("forward-step", 0.05, "fixed")
+    # A step tuned for the model's optimiser is not carried over to another optimiser ...
+    adam = gradient_free_config(demo, optimizer="adam")
+    assert (adam.effective_lr, adam.schedule) == (0.01, "scheduled")
+    # ... but the user's own step or schedule is, and naming the model's optimiser changes nothing.
+    assert gradient_free_config(demo, lr=0.02).optimizer == "forward-step"
+    assert gradient_free_config(demo, lr=0.02).schedule == "fixed"
+    assert gradient_free_config(demo, optimizer="forward-step") == gf
+    assert gradient_free_config(demo, schedule="scheduled", iterations=7).iterations == 7
+    assert gradient_free_config(demo, precision="fp16").precision == "fp16"

@@ -45,6 +45,7 @@ def test_scan_json_follows_the_contract(tiny_set, tiny_ddim_dir, tmp_path):
     assert data["model"] == str(tiny_ddim_dir)
     assert len(data["images"]) == 6
     assert data["settings"]["gradient_free"]["precision"] == "fp32"      # --precision auto, resolved for the CPU
+    assert data["settings"]["gradient_free"]["optimizer"] == "adam"      # a user folder: the papers' default
     import hashlib
 
     for img in data["images"]:
@@ -127,3 +128,12 @@ def test_console_script_runs(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert len(json.loads((tmp_path / "k.json").read_text())["keys"]) == 3
+
+
+def test_scan_records_the_chosen_gradient_free_optimiser(tiny_set, tiny_ddim_dir, tmp_path):
+    out, keys = tiny_set
+    result = tmp_path / "scan.json"
+    assert main(["scan", str(out / "images" / "key1_00000.png"), "--model", str(tiny_ddim_dir), "--keys", str(keys),
+                 "--json", str(result), "--optimizer", "forward-step", "--schedule", "fixed", *FAST]) == 0
+    gf = json.loads(result.read_text())["settings"]["gradient_free"]
+    assert (gf["optimizer"], gf["lr"], gf["effective_lr"], gf["schedule"]) == ("forward-step", None, 0.001, "fixed")

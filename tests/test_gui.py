@@ -541,6 +541,26 @@ def test_per_model_defaults(qtbot, window, tiny_flow_dir, tiny_ddim_dir):
     assert window.advanced.steps.value() == 50
 
 
+def test_gradient_free_optimiser_defaults_to_the_models(qtbot, window, tiny_ddim_dir):
+    from dataclasses import replace
+
+    from engine.model_loader import load_model
+    from engine.model_registry import get_spec
+    from forensics_app.gui.settings import AnalysisSettings
+
+    demo_spec = get_spec("demo")
+    window.advanced.set_settings(AnalysisSettings(), demo_spec)
+    assert window.advanced.optimizer.currentText() == "model default (forward-step)"
+    s = window.advanced.settings()
+    assert s.optimizer is None and s.schedule is None and s.lr is None
+    demo_like = replace(load_model(str(tiny_ddim_dir), device="cpu"), spec=demo_spec)   # only the spec is read
+    gf = s.to_config(demo_like).gradient_free
+    assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("forward-step", 0.05, "fixed")
+    window.advanced.optimizer.setCurrentIndex(window.advanced.optimizer.findData("adam"))
+    gf = window.advanced.settings().to_config(demo_like).gradient_free
+    assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("adam", 0.01, "scheduled")
+
+
 def test_keys_import_export_new(qtbot, window, tmp_path, tiny_keys_file):
     from engine.treering import KeySet
 

@@ -324,13 +324,22 @@ class AdvancedSettings(QWidget):
         self.lr.setDecimals(5)
         self.lr.setRange(0.0, 10.0)
         self.lr.setSingleStep(0.001)
-        self.lr.setSpecialValueText("paper default")
-        self.lr.setToolTip("Gradient-free step size (0 = the paper's: 0.01 Adam, 0.001 forward step / KM); "
-                           "the gradient-based baseline keeps its 0.1")
+        self.lr.setSpecialValueText("model default")
+        self.lr.setToolTip("Gradient-free step size (0 = the model's for its optimiser, else the paper's: 0.01 "
+                           "Adam, 0.001 forward step / KM); the gradient-based baseline keeps its 0.1")
         f.addRow("Learning rate", self.lr)
         self.optimizer = QComboBox()
-        self.optimizer.addItems(["adam", "forward-step", "inertial-km"])
+        self.optimizer.addItem("model default", None)
+        for name in ("adam", "forward-step", "inertial-km"):
+            self.optimizer.addItem(name, name)
+        self.optimizer.setToolTip("The papers use Adam; a model may carry another optimiser measured to work "
+                                  "better on it (the bundled demo: see its model card)")
         f.addRow("Gradient-free optimiser", self.optimizer)
+        self.schedule = QComboBox()
+        self.schedule.addItem("model default", None)
+        self.schedule.addItem("warm-up + cosine", "scheduled")
+        self.schedule.addItem("fixed", "fixed")
+        f.addRow("Step schedule", self.schedule)
         self.precision = QComboBox()
         self.precision.addItems(["auto", "fp32", "fp16"])
         self.precision.setToolTip("Gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere); "
@@ -396,7 +405,10 @@ class AdvancedSettings(QWidget):
             cb.setChecked(m in s.methods)
         self.iterations.setValue(int(s.iterations))
         self.lr.setValue(float(s.lr) if s.lr else 0.0)
-        self.optimizer.setCurrentText(s.optimizer)
+        self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(s.optimizer)))
+        self.schedule.setCurrentIndex(max(0, self.schedule.findData(s.schedule)))
+        if spec is not None:
+            self.optimizer.setItemText(0, f"model default ({spec.gradient_free_optimizer})")
         self.precision.setCurrentText(s.precision)
         inversion = s.inversion or defaults.get("inversion", "naive")
         self.inversion.setCurrentIndex(max(0, self.inversion.findData(inversion)))
@@ -423,7 +435,8 @@ class AdvancedSettings(QWidget):
             raise ValueError("the false-positive level must be between 0 and 1")
         return AnalysisSettings(
             methods=methods, iterations=self.iterations.value(), lr=self.lr.value() or None,
-            optimizer=self.optimizer.currentText(), precision=self.precision.currentText(),
+            optimizer=self.optimizer.currentData(), schedule=self.schedule.currentData(),
+            precision=self.precision.currentText(),
             inversion=self.inversion.currentData(), steps=self.steps.value(), grid=self.grid.currentData(),
             prompt=self.prompt.text(), guidance=self.guidance.value(), fpr=fpr,
             score_target=self.score_target.currentData(),

@@ -60,8 +60,9 @@ class AnalysisSettings:
 
     methods: tuple[str, ...] = ("encoder", "gradient-free")
     iterations: int = 100
-    lr: float | None = None              # None → the paper's default for the method
-    optimizer: str = "adam"
+    lr: float | None = None              # None → the model's step for its optimiser, else the paper's
+    optimizer: str | None = None         # None → the model's gradient-free optimiser
+    schedule: str | None = None          # None → as lr
     precision: str = "auto"             # auto → the engine's fastest for the device (fp16 on CUDA)
     inversion: str | None = None         # None → per model (naive DDIM, backward Euler for flows)
     steps: int | None = None             # None → the model's default
@@ -94,7 +95,7 @@ class AnalysisSettings:
 
     def to_config(self, model):
         """AnalysisConfig for a loaded model; ValueError (one sentence) for an impossible combination."""
-        from engine.analysis import AnalysisConfig
+        from engine.analysis import AnalysisConfig, gradient_free_config
         from engine.decoder_inversion import DecoderInversionConfig
         from engine.denoiser import Conditioning
 
@@ -104,10 +105,8 @@ class AnalysisSettings:
         return replace(
             base, methods=tuple(self.methods), fpr=self.fpr, score_target=self.score_target, batch_size=self.batch_size, diffusion=diffusion,
             conditioning=Conditioning(self.prompt, self.guidance),
-            gradient_free=DecoderInversionConfig("gradient-free", iterations=self.iterations,
-                                                 optimizer=self.optimizer, lr=self.lr,
-                                                 precision=(base.gradient_free.precision if self.precision == "auto"
-                                                            else self.precision)),
+            gradient_free=gradient_free_config(model, iterations=self.iterations, optimizer=self.optimizer,
+                                               lr=self.lr, schedule=self.schedule, precision=self.precision),
             gradient_based=DecoderInversionConfig("gradient-based", iterations=self.iterations))
 
 
