@@ -77,6 +77,8 @@ def main() -> None:
                    help="gradient-free optimiser (ablation; the paper's is Adam)")
     p.add_argument("--gf-lr", type=float, default=None,
                    help="gradient-free step (default: 0.01 for Adam, scheduled; 0.05 fixed for the forward step / KM)")
+    p.add_argument("--gb-lr", type=float, default=0.1, help="gradient-based Adam step (paper: 0.1 scheduled)")
+    p.add_argument("--gb-schedule", default="scheduled", choices=("scheduled", "fixed"))
     p.add_argument("--threads", type=int, default=0, help="torch threads per method process (0: torch's default)")
     a = p.parse_args()
 
@@ -106,7 +108,8 @@ def main() -> None:
                        if a.optimizer == "adam" else
                        DecoderInversionConfig("gradient-free", iterations=a.iterations, optimizer=a.optimizer,
                                               lr=a.gf_lr or 0.05, schedule="fixed")),
-        gradient_based=DecoderInversionConfig("gradient-based", iterations=a.iterations, lr=0.1))
+        gradient_based=DecoderInversionConfig("gradient-based", iterations=a.iterations, lr=a.gb_lr,
+                                              schedule=a.gb_schedule))
     paths = sorted(work / f for f in truth)
     results = {}
     ctx = multiprocessing.get_context("spawn")
@@ -142,6 +145,7 @@ def main() -> None:
                "diffusion_inversion": config.diffusion.label(), "decoder_iterations": a.iterations,
                "gradient_free": (f"{config.gradient_free.optimizer} lr {config.gradient_free.effective_lr:g} "
                                  f"{config.gradient_free.schedule}"),
+               "gradient_based": f"adam lr {config.gradient_based.effective_lr:g} {config.gradient_based.schedule}",
                "device": device_label, "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
                "software": software_versions(), "wall_seconds": time.time() - t0, "results": results}
     out = Path(a.out)
@@ -150,7 +154,7 @@ def main() -> None:
     lines = [f"# Table 2 analogue on `{a.model}` ({model.kind})", "",
              f"{len(keys)} keys × {a.count} watermarked 8-bit PNGs + {a.count} un-watermarked; diffusion inversion: "
              f"{summary['diffusion_inversion']}; decoder inversion {a.iterations} iterations (gradient-free "
-             f"{summary['gradient_free']}, gradient-based Adam lr 0.1 scheduled), fp32. Device: {summary['device']}. "
+             f"{summary['gradient_free']}, gradient-based Adam lr {a.gb_lr:g} {a.gb_schedule}), fp32. Device: {summary['device']}. "
              f"Date {summary['date']}.",
              f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).",
              "Each method runs in a fresh process after the images are made; peak = GPU max allocated, or on a "
