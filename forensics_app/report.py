@@ -694,7 +694,13 @@ class _Report:
         cfg = self.run.config
         rows = []
         for m in cfg.methods:
-            rows.append((esc(METHOD_TITLES.get(m, m)), esc(cfg.decoder_config(m).label())))
+            dc = cfg.decoder_config(m)
+            note = ""
+            if m == "gradient-free" and (dc.optimizer, dc.effective_lr, dc.schedule) != ("adam", 0.01, "scheduled"):
+                # A reader comparing with the papers must see that this is not their setting.
+                note = ("; differs from the papers' (Adam, lr 0.01, warm-up + cosine): a model may carry its own "
+                        "measured default, see the model card")
+            rows.append((esc(METHOD_TITLES.get(m, m)), esc(dc.label() + note)))
         d = cfg.diffusion
         inv = d.label() if self.run.model_kind != "flow" else f"{d.method} (one-step flow)"
         if d.method == "backward-euler":

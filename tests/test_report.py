@@ -224,6 +224,19 @@ def test_empty_and_cancelled_run_still_reports(evidence_run, tmp_path):
     assert "CANCELLED" in text and "No evidence item was analysed" in text and "page 1 of" in text
 
 
+def test_settings_say_when_the_gradient_free_optimiser_is_not_the_papers(evidence_run, tmp_path):
+    from engine.decoder_inversion import DecoderInversionConfig
+    from forensics_app.report import ReportInfo, write_report
+
+    run = replace(evidence_run[0], images=())
+    papers = " ".join(pdf_text(write_report(run, tmp_path / "a.pdf", ReportInfo())).split())
+    assert "gradient-free adam, 5 it, lr 0.01 scheduled" in papers and "differs from the papers'" not in papers
+    own = replace(run, config=replace(run.config, gradient_free=DecoderInversionConfig(
+        "gradient-free", iterations=100, optimizer="forward-step", lr=0.05, schedule="fixed")))
+    text = " ".join(pdf_text(write_report(own, tmp_path / "b.pdf", ReportInfo())).split())
+    assert "gradient-free forward-step, 100 it, lr 0.05 fixed" in text and "differs from the papers'" in text
+
+
 def test_report_from_a_reopened_case_with_changed_evidence(evidence_run, tmp_path):
     from engine.analysis import ImageAnalysis
     from engine.case_file import load_case, save_case

@@ -29,7 +29,7 @@ def main() -> int:
     ap.add_argument("--keys", default=str(REPO / "resources" / "keys" / "demo.json"))
     ap.add_argument("--samples", default=os.path.relpath(REPO / "resources" / "samples"),
                     help="evidence folder (default: the bundled samples, relative to the current folder)")
-    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default: the tool's)")
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--case-id", default="EXAMPLE-0001")
     ap.add_argument("--examiner", default="Example Examiner")
@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--from-case", help="re-render from a saved case file instead of analysing again")
     args = ap.parse_args()
 
-    from engine.analysis import AnalysisConfig, analyze
+    from engine.analysis import AnalysisConfig, analyze, gradient_free_config
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.intake import expand_evidence_paths
     from engine.model_loader import load_model
@@ -56,7 +56,7 @@ def main() -> int:
         keys = KeySet.load(args.keys)
         paths = expand_evidence_paths([args.samples])
         config = replace(AnalysisConfig.for_model(model), methods=METHODS,
-                         gradient_free=DecoderInversionConfig("gradient-free", iterations=args.iterations),
+                         gradient_free=gradient_free_config(model, iterations=args.iterations),
                          gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
         t = time.perf_counter()
         run = analyze(model, keys, paths, config)
@@ -67,7 +67,8 @@ def main() -> int:
     pdf = write_report(run, out / "report.pdf", ReportInfo(
         case_id=args.case_id, examiner=args.examiner,
         notes=f"Example report made by docs/example_report/make_example.py from the bundled samples "
-              f"({args.samples}) with the {args.model} model; CPU, {args.iterations} decoder-inversion iterations."),
+              f"({args.samples}) with the {args.model} model and the tool's default settings for it; CPU, "
+              f"{args.iterations} decoder-inversion iterations."),
         model=model)
     for old in out.glob("page-*.png"):
         old.unlink()
