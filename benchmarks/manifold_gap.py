@@ -77,7 +77,7 @@ def main() -> None:
                "results": results}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Decoder inversion on and off the autoencoder's manifold — `{a.model}`", "",
              f"{a.count} latents per set, decoded and rounded to 8 bit, then inverted; NMSE against the true latent "
              f"(dB, mean over images). Device {summary['device']}, date {summary['date']}.",
@@ -90,7 +90,7 @@ def main() -> None:
               "| latents | " + " | ".join(label for label, _ in METHODS) + " |", "|---|" + "---|" * len(METHODS)]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[label]['pixel_psnr_db']:.1f}" for label, _ in METHODS) + " |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -171,7 +171,7 @@ def main() -> None:
                "bands": {"low": f"|f| <= {LOW_BAND} on both axes", "high": f"|f| > {HIGH_BAND} on either axis"}}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Where the ring is lost on `{a.model}` ({model.kind})", "",
              f"{len(keys)} keys × {a.per_key} watermarked images (8-bit); diffusion inversion: {summary['diffusion_inversion']}; "
              f"device {summary['device']}; date {summary['date']}.", f"Command: `{summary['command']}` "
@@ -192,7 +192,7 @@ def main() -> None:
     lines += ["", "| latent channel | decoder gain, low band | decoder gain, high band |", "|---|---|---|"]
     for c, gain in enumerate(gains):
         lines.append(f"| {c} | {gain['low']:.3f} | {gain['high']:.3f} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

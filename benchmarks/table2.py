@@ -150,7 +150,7 @@ def main() -> None:
                "software": software_versions(), "wall_seconds": time.time() - t0, "results": results}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Table 2 analogue on `{a.model}` ({model.kind})", "",
              f"{len(keys)} keys × {a.count} watermarked 8-bit PNGs + {a.count} un-watermarked; diffusion inversion: "
              f"{summary['diffusion_inversion']}; decoder inversion {a.iterations} iterations (gradient-free "
@@ -174,7 +174,7 @@ def main() -> None:
         for kid, row in zip(keys.ids, r["effective"]["confusion"]):
             lines.append(f"| {kid} | " + " | ".join(str(c) for c in row[:len(keys)]) + " |")
         lines.append("")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -153,7 +153,7 @@ def main() -> None:
                "results": results}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Table S1 analogue on `{a.model}`", "",
              f"{a.count} generated images (DDIM 50 steps / one flow step, decoded and rounded to 8 bit); NMSE = mean over "
              f"images of 10·log10‖z − z*‖²/‖z*‖² ± 95 % CI. Device: {summary['device']}. Date {summary['date']}.",
@@ -182,7 +182,7 @@ def main() -> None:
     for label in skipped:
         lines.append(f"| {label} | not run on {summary['device']}: half-precision convolutions run ~60× slower on a "
                      f"CPU than fp32 (10 s per image per 10 iterations); pass --fp16-on-cpu to force it |" + " |" * len(iters))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
