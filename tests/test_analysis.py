@@ -124,9 +124,12 @@ def test_gradient_free_defaults_come_from_the_model_spec(tiny_case):
     model = tiny_case[0]                                   # a user folder: the papers' Adam
     gf = AnalysisConfig.for_model(model).gradient_free
     assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("adam", 0.01, "scheduled")
+    for measured in ("demo", "demo-flow"):                 # bundled: measured better than Adam on their VAE
+        gf = AnalysisConfig.for_model(replace(model, spec=get_spec(measured))).gradient_free
+        assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("forward-step", 0.05, "fixed")
+    for papers in ("sd21", "instaflow"):                   # the papers' setting where nothing else was measured
+        assert AnalysisConfig.for_model(replace(model, spec=get_spec(papers))).gradient_free.optimizer == "adam"
     demo = replace(model, spec=get_spec("demo"))           # only the spec is read
-    gf = AnalysisConfig.for_model(demo).gradient_free
-    assert (gf.optimizer, gf.effective_lr, gf.schedule) == ("forward-step", 0.05, "fixed")
     # A step tuned for the model's optimiser is not carried over to another optimiser ...
     adam = gradient_free_config(demo, optimizer="adam")
     assert (adam.effective_lr, adam.schedule) == (0.01, "scheduled")

@@ -333,7 +333,7 @@ class AdvancedSettings(QWidget):
         for name in ("adam", "forward-step", "inertial-km"):
             self.optimizer.addItem(name, name)
         self.optimizer.setToolTip("The papers use Adam; a model may carry another optimiser measured to work "
-                                  "better on it (the bundled demo: see its model card)")
+                                  "better on it (the bundled demo models: see their model cards)")
         f.addRow("Gradient-free optimiser", self.optimizer)
         self.schedule = QComboBox()
         self.schedule.addItem("model default", None)
