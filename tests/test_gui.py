@@ -538,6 +538,16 @@ def test_per_model_defaults(qtbot, window, tiny_flow_dir, tiny_ddim_dir):
     assert window.advanced.steps.value() == 50
 
 
+def test_settings_saved_before_per_model_optimisers_take_the_models_default():
+    from forensics_app.gui.settings import AnalysisSettings
+
+    old_build = {"methods": ["gradient-free"], "iterations": 100, "lr": None, "optimizer": "adam"}
+    assert AnalysisSettings.from_json(old_build).optimizer is None            # Adam was the fixed default then
+    assert AnalysisSettings.from_json({**old_build, "lr": 0.02}).optimizer == "adam"        # tuned: a choice
+    assert AnalysisSettings.from_json({**old_build, "schedule": None}).optimizer == "adam"  # this build: a choice
+    assert AnalysisSettings.from_json(AnalysisSettings(optimizer="adam").to_json()).optimizer == "adam"
+
+
 def test_gradient_free_optimiser_defaults_to_the_models(qtbot, window, tiny_ddim_dir):
     from dataclasses import replace
 

@@ -88,6 +88,10 @@ class AnalysisSettings:
         clean = {k: v for k, v in data.items() if k in names}
         if "methods" in clean:
             clean["methods"] = tuple(str(m) for m in clean["methods"] or ())
+        if "schedule" not in data and clean.get("optimizer") == "adam" and clean.get("lr") is None:
+            # Saved before models carried their own optimiser (no "schedule" key then): "adam" was the
+            # fixed default, not a choice, so the model's default applies.
+            clean["optimizer"] = None
         try:
             return replace(cls(), **clean)
         except (TypeError, ValueError):
