@@ -86,7 +86,8 @@ def main() -> None:
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.generation import generate_reference_set
     from engine.model_loader import load_model
-    from engine.treering import ConfusionMatrix, KeySet, score_keys
+    from engine.attribution_matrix import ConfusionMatrix
+    from engine.treering import KeySet, score_keys
 
     import torch
 

@@ -5,8 +5,6 @@ level. Batched, with progress and cooperative cancellation; finished images surv
 
 from __future__ import annotations
 
-import platform
-import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
@@ -14,16 +12,16 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-import engine
 from engine.decoder_inversion import METHODS, DecoderInversionConfig, Method, invert_decoder
 from engine.denoiser import Conditioning
-from engine.device import device_name, fastest_precision, measure
-from engine.diffusion_inversion import DiffusionInversionConfig, invert_ddim, invert_flow
+from engine.device import device_name, measure
+from engine.diffusion_inversion import DiffusionInversionConfig
 from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.model_loader import LoadedModel
+from engine.provenance import software_versions
 from engine.progress import NULL_PROGRESS, Cancelled, Progress, ProgressEvent
-from engine.treering import (DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, decide, fft_latent,
-                             score_keys)
+from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
+from engine.watermarks import scheme_for
 
 
 @dataclass(frozen=True)
@@ -53,33 +51,10 @@ class AnalysisConfig:
 
     @classmethod
     def for_model(cls, model: LoadedModel, **overrides) -> "AnalysisConfig":
-        """Per-model defaults from the papers: naive DDIM for multi-step models, backward Euler for flows; the
-        gradient-free inversion with the model's optimiser (`gradient_free_config`) in the precision fastest
-        on the model's device (fp16 on CUDA)."""
-        method = "backward-euler" if model.kind == "flow" else "naive"
-        base = cls(diffusion=DiffusionInversionConfig(method=method, steps=model.spec.default_steps),
-                   gradient_free=gradient_free_config(model))
-        return replace(base, **overrides)
+        """The model's defaults (`engine.options.default_config`) with `overrides` laid over them."""
+        from engine.options import default_config
 
-
-def gradient_free_config(model: LoadedModel, *, iterations: int = 100, optimizer: str | None = None,
-                         lr: float | None = None, schedule: str | None = None,
-                         precision: str = "auto") -> DecoderInversionConfig:
-    """The gradient-free settings for `model`, with what the user chose (None = default) laid over them.
-
-    The model's own optimiser, step and schedule (its `ModelSpec`) apply unless another optimiser is
-    chosen; another optimiser gets the paper's step and schedule, since a step tuned for one optimiser
-    means nothing to another. "auto" precision is the fastest on the model's device. The CLI and the GUI
-    both build their configuration here, so they agree.
-    """
-    spec = model.spec
-    own = optimizer is None or optimizer == spec.gradient_free_optimizer
-    return DecoderInversionConfig(
-        "gradient-free", iterations=iterations,
-        optimizer=spec.gradient_free_optimizer if optimizer is None else optimizer,
-        lr=lr if lr is not None else (spec.gradient_free_lr if own else None),
-        schedule=schedule or (spec.gradient_free_schedule if own else "scheduled"),
-        precision=fastest_precision(model.device) if precision == "auto" else precision)
+        return replace(default_config(model), **overrides)
 
 
 @dataclass(frozen=True)
@@ -137,25 +112,12 @@ class AnalysisRun:
     weight_sha256: dict[str, str] = field(default_factory=dict)   # of the weights loaded for this run
 
 
-def software_versions() -> dict[str, str]:
-    import diffusers
-    import scipy
-
-    cuda = torch.version.cuda if torch.cuda.is_available() else None
-    return {"treering-forensics": engine.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "cuda": cuda or "none", "platform": platform.platform()}
-
-
 def utc_now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def check_keys_fit(model: LoadedModel, keys: KeySet) -> None:
-    for k in keys.keys:
-        if tuple(k.latent_shape) != model.latent_shape:
-            raise ValueError(f"key {k.id!r} is for latents of shape {k.latent_shape} but model {model.spec.id!r} "
-                             f"has {model.latent_shape}: choose a key set made for this model")
+    scheme_for(keys).check_fits(keys, model.latent_shape, model.spec.id)
 
 
 def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceImage], config: AnalysisConfig,
@@ -164,16 +126,14 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     x = torch.from_numpy(np.stack([e.pixels for e in evidence])).to(model.device)
     names = ", ".join(e.path.rsplit("/", 1)[-1] for e in evidence)
     denoiser = model.denoiser(config.conditioning)
+    scheme = scheme_for(keys)
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     b = len(evidence)
     for method in config.methods:
         dec = invert_decoder(model.codec, x, config.decoder_config(method), progress=progress, item=names)
         with measure(model.device) as m:
-            if model.kind == "flow":
-                inv = invert_flow(denoiser, dec.z0, config.diffusion, progress, names)
-            else:
-                inv = invert_ddim(denoiser, dec.z0, model.scheduler_config, config.diffusion, progress, names)
-        scores = score_keys(inv.z_t, keys, config.score_target)
+            inv = model.invert(denoiser, dec.z0, config.diffusion, progress, names)
+        scores = scheme.score(inv.z_t, keys, config.score_target)
         z_t = inv.z_t.float().cpu().numpy()
         peaks = [p for p in (dec.trace.peak_memory_bytes, m.peak_memory_bytes) if p is not None]
         for i in range(b):
@@ -181,7 +141,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
                 peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores[i]),
-                verdict=decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]))
+                verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]))
     return [ImageAnalysis(e, r) for e, r in zip(evidence, per_image)]
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from engine.analysis import AnalysisConfig, AnalysisRun, ImageAnalysis, ImageFailure, MethodResult, utc_now
 from engine.atomic_write import write_text_atomic
 from engine.intake import EvidenceError, EvidenceImage, Preprocessing, _shown_path, load_evidence, sha256_file
+from engine.provenance import EvidenceStatus
 from engine.treering import KeyScore, KeySet, Verdict
 
 CASE_FORMAT = "treering-forensics/case"
@@ -50,11 +51,11 @@ class EvidenceCheck:
     path: str                   # where it was looked for / found now (the path in the rebuilt run)
     sha256_recorded: str
     sha256_now: str | None      # None when missing or unreadable
-    status: str                 # "verified", "changed", "missing" or "unreadable"
+    status: EvidenceStatus
 
     @property
     def ok(self) -> bool:
-        return self.status == "verified"
+        return self.status is EvidenceStatus.VERIFIED
 
 
 @dataclass(frozen=True)
@@ -319,9 +320,9 @@ def _evidence_from(ed: dict, case_dir: Path, image_size: int, what: str) -> tupl
     shown = _shown_path(path)
     pixels = None
     now: str | None = None
-    status = "verified"
+    status = EvidenceStatus.VERIFIED
     if not os.path.lexists(path):
-        status = "missing"
+        status = EvidenceStatus.MISSING
         warnings.append(f"evidence {shown} is missing: its recorded results are shown, but it cannot be re-verified "
                         f"(recorded SHA-256 {sha}) and its pixels are not available")
     else:
@@ -344,13 +345,13 @@ def _evidence_from(ed: dict, case_dir: Path, image_size: int, what: str) -> tupl
             except EvidenceError:
                 now = None
             if now is None:
-                status = "unreadable"
+                status = EvidenceStatus.UNREADABLE
                 warnings.append(f"evidence {shown} cannot be read now ({exc}): it cannot be re-verified")
             elif now == sha:
                 warnings.append(f"evidence {shown} is unchanged but can no longer be decoded ({exc}): its pixels are "
                                 "not shown")
         if now is not None and now != sha:
-            status = "changed"
+            status = EvidenceStatus.CHANGED
             warnings.append(f"evidence {shown} has CHANGED since it was analysed: SHA-256 now {now}, recorded {sha}; "
                             "the results describe the earlier content and its pixels are not shown")
     if pixels is None:

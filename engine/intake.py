@@ -188,7 +188,7 @@ class EvidenceImage:
 # Paths and hashing
 
 
-def _open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
     """Open read-only, refusing folders, devices and pipes (O_NONBLOCK: opening a FIFO must not hang)."""
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -215,21 +215,13 @@ def _open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file, read in chunks, read-only."""
     digest = hashlib.sha256()
-    with _open_regular_file(path) as file:
+    with open_regular_file(path) as file:
         try:
             while chunk := file.read(1 << 20):
                 digest.update(chunk)
         except OSError as error:
             raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
     return digest.hexdigest()
-
-
-def verify_evidence(image: EvidenceImage) -> bool:
-    """True if the file still holds exactly the bytes that were analysed."""
-    try:
-        return sha256_file(image.path) == image.sha256
-    except EvidenceError:
-        return False
 
 
 def expand_evidence_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -269,7 +261,7 @@ def expand_evidence_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]
 
 
 def _read_evidence_bytes(path: str | os.PathLike[str]) -> bytes:
-    with _open_regular_file(path) as file:
+    with open_regular_file(path) as file:
         size = os.fstat(file.fileno()).st_size
         if size > MAX_FILE_BYTES:
             raise EvidenceError(path, f"is {size:,} bytes, above the {MAX_FILE_BYTES:,}-byte limit for evidence files")

@@ -6,11 +6,9 @@ with a message saying so, never opened.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -19,8 +17,12 @@ from diffusers.utils import logging as diffusers_logging
 
 from engine.denoiser import Conditioning, Denoiser
 from engine.device import pick_device
+from engine.diffusion_inversion import DiffusionInversionConfig, DiffusionInversionResult, Grid
 from engine.latent_codec import LatentCodec
+from engine.model_kinds import model_kind
+from engine.progress import NULL_PROGRESS, Progress
 from engine.model_registry import ModelSpec, get_spec, locate
+from engine.provenance import folder_weight_hashes, weight_files_in
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle")
 UNET_CLASSES = {"UNet2DModel": UNet2DModel, "UNet2DConditionModel": UNet2DConditionModel}
@@ -46,6 +48,16 @@ class LoadedModel:
     @property
     def kind(self) -> str:
         return self.spec.kind
+
+    def invert(self, denoiser: Denoiser, z0: torch.Tensor, config: DiffusionInversionConfig,
+               progress: Progress = NULL_PROGRESS, item: str = "") -> DiffusionInversionResult:
+        """z0 → zT by this model kind's inversion (`engine.model_kinds`)."""
+        return model_kind(self.kind).invert(denoiser, z0, self.scheduler_config, config, progress, item)
+
+    def sample(self, denoiser: Denoiser, z_t: torch.Tensor, steps: int, grid: Grid = "diffusers",
+               progress: Progress = NULL_PROGRESS) -> torch.Tensor:
+        """zT → z0 by this model kind's sampler."""
+        return model_kind(self.kind).sample(denoiser, z_t, self.scheduler_config, steps, grid, progress)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -141,7 +153,7 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
         raise ModelLoadError(f"{path / 'unet'}: unsupported UNet class {unet_config.get('_class_name')!r} "
                              f"(supported: {', '.join(UNET_CLASSES)})")
     sched_path = path / "scheduler" / "scheduler_config.json"
-    if spec.kind == "ddim" and not sched_path.is_file():
+    if model_kind(spec.kind).needs_scheduler and not sched_path.is_file():
         raise ModelLoadError(f"{path} has no scheduler/scheduler_config.json (needed for DDIM inversion)")
     scheduler_config = _read_json(sched_path) if sched_path.is_file() else {}
     # Hash the weights before loading and check they did not change meanwhile, so the recorded hashes are
@@ -179,29 +191,6 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
     return LoadedModel(spec=spec, path=path, codec=LatentCodec.from_vae(vae), unet=unet,
                        scheduler_config=scheduler_config, text_encoder=text_encoder, tokenizer=tokenizer,
                        device=dev, dtype=torch_dtype, weight_sha256=hashes)
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def weight_files_in(folder: Path) -> list[Path]:
-    return sorted(p for sub in ("vae", "unet", "text_encoder") for p in (Path(folder) / sub).glob("*.safetensors"))
-
-
-def folder_weight_hashes(folder: Path) -> dict[str, str]:
-    """SHA-256 of each weight file of a model folder (relative path → hex), remembered per (path, size,
-    mtime) so repeated reports do not re-read gigabytes. Raises OSError if a file cannot be read."""
-    out = {}
-    for p in weight_files_in(folder):
-        st = p.stat()
-        out[str(p.relative_to(folder))] = _sha256_cached(str(p), st.st_size, st.st_mtime_ns)
-    return out
 
 
 def weight_hashes(model: LoadedModel) -> dict[str, str]:

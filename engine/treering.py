@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
@@ -192,6 +192,7 @@ class KeySet:
 
     keys: tuple[TreeRingKey, ...]
     name: str = ""
+    scheme: ClassVar[str] = "tree-ring"     # engine.watermarks finds the scheme of a key set by this
 
     def __post_init__(self) -> None:
         ids = [k.id for k in self.keys]
@@ -449,35 +450,3 @@ def decide(scores: Sequence[KeyScore], fpr: float = 0.01) -> Verdict:
 def classify_nearest(scores: Sequence[KeyScore]) -> str:
     """The reference classifier: argmin L1 over keys (no 'no watermark' outcome)."""
     return min(scores, key=lambda s: s.l1).key_id if scores else ""
-
-
-@dataclass(frozen=True)
-class ConfusionMatrix:
-    """Rows = true key (None = un-watermarked), columns = predicted (None = no watermark detected)."""
-
-    labels: tuple[str | None, ...]
-    counts: tuple[tuple[int, ...], ...]
-
-    @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str | None, str | None]], key_ids: Sequence[str]) -> "ConfusionMatrix":
-        pairs = list(pairs)
-        labels: list[str | None] = list(key_ids)
-        if any(t is None or p is None for t, p in pairs):
-            labels.append(None)
-        index = {lab: i for i, lab in enumerate(labels)}
-        counts = [[0] * len(labels) for _ in labels]
-        for true, pred in pairs:
-            counts[index[true]][index[pred]] += 1
-        return cls(tuple(labels), tuple(tuple(r) for r in counts))
-
-    @property
-    def total(self) -> int:
-        return sum(sum(r) for r in self.counts)
-
-    @property
-    def correct(self) -> int:
-        return sum(self.counts[i][i] for i in range(len(self.labels)))
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else float("nan")

@@ -33,8 +33,6 @@ import html
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -45,8 +43,9 @@ import numpy as np
 
 from engine.analysis import AnalysisRun, ImageAnalysis, MethodResult, run_to_json, utc_now
 from engine.atomic_write import atomic_path, write_bytes_atomic
-from engine.intake import EvidenceError, sha256_file
-from engine.treering import ConfusionMatrix, KeySet, TreeRingKey, mask_centre
+from engine.provenance import Reverification, git_commit, manifest_labels, recheck_weight_hashes, reverify
+from engine.attribution_matrix import ConfusionMatrix
+from engine.treering import KeySet, TreeRingKey, mask_centre
 
 REPORT_FORMAT = "treering-forensics/report"
 REPORT_VERSION = 1
@@ -71,130 +70,6 @@ class ReportInfo:
     case_id: str = ""
     examiner: str = ""
     notes: str = ""
-
-
-@dataclass(frozen=True)
-class Reverification:
-    """An evidence file hashed again when the report is made."""
-
-    path: str
-    sha256_at_ingest: str
-    sha256_now: str | None
-    status: str            # "verified", "HASH MISMATCH", "FILE MISSING" or "UNREADABLE"
-    detail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "verified"
-
-    def to_json_dict(self) -> dict:
-        return {"path": self.path, "sha256_at_ingest": self.sha256_at_ingest, "sha256_at_export": self.sha256_now,
-                "status": self.status, "detail": self.detail}
-
-
-def reverify(path: str, sha256_at_ingest: str) -> Reverification:
-    """Hash the file now and compare with the hash recorded when it was analysed."""
-    if not os.path.lexists(path):
-        return Reverification(path, sha256_at_ingest, None, "FILE MISSING",
-                              "the file no longer exists at this path")
-    try:
-        now = sha256_file(path)
-    except EvidenceError as exc:
-        return Reverification(path, sha256_at_ingest, None, "UNREADABLE", str(exc))
-    if now == sha256_at_ingest:
-        return Reverification(path, sha256_at_ingest, now, "verified", "identical to the hash at intake")
-    return Reverification(path, sha256_at_ingest, now, "HASH MISMATCH",
-                          "the file has changed since it was analysed: the results describe the earlier content")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Provenance of the tool and the model
-
-
-def git_commit() -> str:
-    """The commit of the checkout this module runs from, with "+ uncommitted changes" when the tracked files
-    differ from it; "unknown" outside a git checkout (an installed wheel)."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10,
-                                 stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    if not top or not (Path(top) / "forensics_app" / "report.py").resolve() == Path(__file__).resolve():
-        return "unknown"            # not our own checkout (e.g. installed inside some other repository)
-    commit = git("rev-parse", "HEAD")
-    if not commit or not re.fullmatch(r"[0-9a-f]{40,64}", commit):
-        return "unknown"
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return commit + (" + uncommitted changes" if status else "")
-
-
-def model_weight_hashes(run: AnalysisRun, model=None) -> tuple[dict[str, str], str]:
-    """SHA-256 of the model's *.safetensors (vae/, unet/, text_encoder/), relative path → hex, and a note
-    saying how they were obtained: those recorded when the model was loaded for the analysis, checked
-    against the folder now; for runs that recorded none, hashed now from the folder the run names."""
-    from engine.model_loader import folder_weight_hashes
-
-    folder = Path(run.model_path)
-    if run.weight_sha256:
-        recorded = dict(run.weight_sha256)
-        try:
-            now = folder_weight_hashes(folder) if folder.is_dir() else None
-        except OSError:
-            now = None
-        if now is None:
-            return recorded, ("hashed when the model was loaded for the analysis; the folder could not be "
-                              "re-read at report time")
-        if now == recorded:
-            return recorded, "hashed when the model was loaded for the analysis; the folder still holds them"
-        return recorded, ("hashed when the model was loaded for the analysis. WARNING: the model folder now "
-                          "holds different weight files")
-    if not folder.is_dir():
-        return {}, "the model folder no longer exists at the recorded path: weights could not be hashed"
-    try:
-        out = folder_weight_hashes(folder)
-    except OSError as exc:
-        return {}, f"a weight file could not be read ({exc})"
-    if not out:
-        return out, "no .safetensors weight files were found in the recorded model folder"
-    return out, "hashed at report time from the recorded model folder"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Ground truth for batches
-
-
-def manifest_labels(run: AnalysisRun) -> dict[str, str | None]:
-    """True key per evidence path from a manifest.json beside the images (as `treering-forensics generate`
-    writes: {"images": {"file.png": {"key": "key1" | null}}}). Paths without an entry are left out. The
-    manifest is a claim of whoever made the images, not something this tool verified."""
-    cache: dict[Path, dict] = {}
-    out: dict[str, str | None] = {}
-    for a in run.images:
-        p = Path(a.evidence.path)
-        folder = p.parent
-        if folder not in cache:
-            entries: dict = {}
-            mpath = folder / "manifest.json"
-            try:
-                if mpath.is_file() and mpath.stat().st_size < 50_000_000:
-                    data = json.loads(mpath.read_text(encoding="utf-8"))
-                    images = data.get("images") if isinstance(data, dict) else None
-                    entries = images if isinstance(images, dict) else {}
-            except (OSError, ValueError):
-                entries = {}
-            cache[folder] = entries
-        entry = cache[folder].get(p.name)
-        if isinstance(entry, dict) and "key" in entry and (entry["key"] is None or isinstance(entry["key"], str)):
-            out[a.evidence.path] = entry["key"]
-        elif isinstance(entry, str):
-            out[a.evidence.path] = entry
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -635,7 +510,7 @@ class _Report:
             f'{esc(METHOD_TITLES.get(m, m))}<br><span class="small">verdict; nearest key, p</span>' for m in methods]
         rows = []
         for n, (a, chk) in enumerate(zip(run.images, self.checks), start=1):
-            integ = '<span class="ok">verified</span>' if chk.ok else f'<span class="alert">{esc(chk.status)}</span>'
+            integ = '<span class="ok">verified</span>' if chk.ok else f'<span class="alert">{esc(chk.status.label)}</span>'
             cells = [str(n), esc(Path(a.evidence.path).name), integ]
             for m in methods:
                 r = a.methods.get(m)
@@ -732,7 +607,7 @@ class _Report:
             verified = f'<span class="ok">verified at report time: unchanged</span>'
         else:
             now = (f'<br>now: <span class="mono">{esc(chk.sha256_now)}</span>' if chk.sha256_now else "")
-            verified = f'<span class="alert">{esc(chk.status)}</span>: {esc(chk.detail)}{now}'
+            verified = f'<span class="alert">{esc(chk.status.label)}</span>: {esc(chk.detail)}{now}'
         rows = [("File name", f"<b>{esc(Path(e.path).name)}</b>"), ("Path", esc(e.path)),
                 ("Size", f"{e.size_bytes:,} bytes"),
                 ("SHA-256 at intake", f'<span class="mono">{esc(e.sha256)}</span>'),
@@ -1168,9 +1043,9 @@ def write_report(run: AnalysisRun, path: str | os.PathLike[str], info: ReportInf
     ensure_qt_app()
     generated = utc_now()
     checks = [reverify(a.evidence.path, a.evidence.sha256) for a in run.images]
-    weights, weights_note = model_weight_hashes(run, model)
+    weights, weights_note = recheck_weight_hashes(run.model_path, run.weight_sha256)
     commit = git_commit()
-    truth = manifest_labels(run)
+    truth = manifest_labels([a.evidence.path for a in run.images])
     twin_data = report_json(run, info, generated, commit, weights, weights_note, checks, pdf.name, truth)
     twin_bytes = (json.dumps(twin_data, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
     twin_sha = hashlib.sha256(twin_bytes).hexdigest()

@@ -208,7 +208,7 @@ def demo_window(qapp, tmp_path_factory):
 def test_demo_run_shows_the_engine_verdicts(demo_window):
     """Drop → run → each image's verdict panel shows the engine's verdict for it, with the verdict's key
     preselected; the batch matrix tallies the same verdicts against the manifest."""
-    from engine.treering import ConfusionMatrix
+    from engine.attribution_matrix import ConfusionMatrix
 
     window, truth = demo_window
     assert all(set(i.analysis.methods) == {"encoder", "gradient-free", "gradient-based"}
@@ -361,7 +361,7 @@ def test_comparison_view_has_all_three_methods(qtbot, window, tiny_ddim_dir, tin
 # -- batch ----------------------------------------------------------------------------------------------
 
 def test_batch_matrix_equals_cli_json(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples, tmp_path):
-    from engine.treering import ConfusionMatrix
+    from engine.attribution_matrix import ConfusionMatrix
 
     use_tiny(window, tiny_ddim_dir, tiny_keys_file, methods=("gradient-free",))
     window.add_paths([tiny_samples])
@@ -402,7 +402,8 @@ def test_batch_matrix_equals_cli_json(qtbot, window, tiny_ddim_dir, tiny_keys_fi
 
 
 def test_batch_without_manifest_groups_by_folder(tmp_path):
-    from forensics_app.gui.batch_view import build_matrix, read_manifest
+    from engine.provenance import read_manifest
+    from forensics_app.gui.batch_view import build_matrix
 
     class R:
         def __init__(self, pred, nearest):

@@ -30,7 +30,6 @@ from engine.intake import (
     expand_evidence_paths,
     load_evidence,
     sha256_file,
-    verify_evidence,
 )
 from tests.hostile_corpus import (
     animated_gif,
@@ -373,6 +372,8 @@ def test_records_are_frozen_and_error_is_picklable(tmp_path):
 
 
 def test_verify_evidence_detects_change_and_removal(tmp_path):
+    from engine.provenance import verify_evidence
+
     path = tmp_path / "evidence.png"
     path.write_bytes(encode(rgb_image(64, 64), "PNG"))
     image = load_evidence(path, 64)

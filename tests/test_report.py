@@ -182,7 +182,7 @@ def test_changed_and_missing_evidence_are_reported_loudly(evidence_run, tmp_path
     assert "FILE MISSING" in text
     assert "FAILED" in text                                  # stated on the first page too
     statuses = [c["status"] for c in json.loads((tmp_path / "r.json").read_text())["reverification"]]
-    assert statuses == ["HASH MISMATCH", "FILE MISSING"]
+    assert statuses == ["changed", "missing"]              # the one vocabulary of engine.provenance
 
 
 def test_failure_while_writing_leaves_no_pdf_and_no_temporary_file(evidence_run, tmp_path, monkeypatch):
@@ -281,7 +281,7 @@ def test_weight_hashes_recorded_at_load_and_a_changed_folder_is_flagged(tmp_path
     from engine.analysis import analyze
     from engine.model_loader import load_model
     from engine.treering import new_random_keys
-    from forensics_app.report import model_weight_hashes
+    from engine.provenance import recheck_weight_hashes
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_ddim_dir, folder)
@@ -290,10 +290,10 @@ def test_weight_hashes_recorded_at_load_and_a_changed_folder_is_flagged(tmp_path
     _png(tmp_path / "a.png", 3)
     run = analyze(model, keys, [tmp_path / "a.png"], replace(tiny_config(model), methods=("encoder",)))
     assert run.weight_sha256 == model.weight_sha256 and len(run.weight_sha256) == 2
-    hashes, note = model_weight_hashes(run)
+    hashes, note = recheck_weight_hashes(run.model_path, run.weight_sha256)
     assert hashes == run.weight_sha256 and "still holds them" in note
     weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes() + b" ")                 # the folder changes after the analysis
-    hashes, note = model_weight_hashes(run)
+    hashes, note = recheck_weight_hashes(run.model_path, run.weight_sha256)
     assert hashes == run.weight_sha256                                # what the analysis ran with
     assert "WARNING" in note and "different weight files" in note

@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from engine.treering import (ConfusionMatrix, KeySet, TreeRingKey, circle_mask, decide, dec_inv_keys,
+from engine.attribution_matrix import ConfusionMatrix
+from engine.treering import (KeySet, TreeRingKey, circle_mask, decide, dec_inv_keys,
                              fft_latent, ifft_latent, import_reference_npy, inject, l1_distance, new_random_keys,
                              p_value, score_keys)
 

@@ -6,56 +6,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.attribution_matrix import BatchMatrix, attribution_matrix
 from forensics_app.gui.result_view import METHOD_ORDER
 
-MAX_MANIFEST_BYTES = 16 << 20
 NONE_LABEL = "none"
-
-
-def read_manifest(folder: str) -> dict[str, str | None] | None:
-    """file name → true key id (None = un-watermarked) from folder/manifest.json, or None if absent or
-    unreadable. The manifest is untrusted input: size-limited, JSON only, wrong shapes ignored."""
-    path = Path(folder) / "manifest.json"
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    images = data.get("images", data)
-    if not isinstance(images, dict):
-        return None
-    out: dict[str, str | None] = {}
-    for name, entry in images.items():
-        if isinstance(entry, dict) and "key" in entry and (entry["key"] is None or isinstance(entry["key"], str)):
-            out[str(name)] = entry["key"]
-    return out
-
-
-@dataclass(frozen=True)
-class BatchMatrix:
-    row_labels: tuple[str | None, ...]
-    col_labels: tuple[str | None, ...]
-    counts: tuple[tuple[int, ...], ...]
-    has_truth: bool
-    unlabelled: int
-    accuracy: float | None
-
-    @property
-    def total(self) -> int:
-        return sum(sum(r) for r in self.counts)
 
 
 def predicted(result, mode: str) -> str | None:
@@ -63,38 +23,9 @@ def predicted(result, mode: str) -> str | None:
 
 
 def build_matrix(items, key_ids, method: str, mode: str = "verdict") -> BatchMatrix:
-    """Tally the analysed items. Only bookkeeping: the predictions are the engine's verdicts."""
-    from engine.treering import ConfusionMatrix
-
-    manifests: dict[str, dict | None] = {}
-    labelled, groups = [], []
-    unlabelled = 0
-    for item in items:
-        if item.analysis is None or method not in item.analysis.methods:
-            continue
-        pred = predicted(item.analysis.methods[method], mode)
-        folder = os.path.dirname(os.path.abspath(item.path))
-        if folder not in manifests:
-            manifests[folder] = read_manifest(folder)
-        m = manifests[folder]
-        name = os.path.basename(item.path)
-        if m is not None and name in m:
-            labelled.append((m[name], pred))
-        else:
-            unlabelled += 1
-            groups.append((os.path.basename(folder) or folder, pred))
-    if labelled:
-        extra = sorted({t for t, _ in labelled if t is not None and t not in key_ids})
-        cm = ConfusionMatrix.from_pairs(labelled, list(key_ids) + extra)
-        return BatchMatrix(cm.labels, cm.labels, cm.counts, True, unlabelled, cm.accuracy)
-    cols: list[str | None] = list(key_ids)
-    if any(p is None for _, p in groups):
-        cols.append(None)
-    rows = sorted({g for g, _ in groups})
-    counts = [[0] * len(cols) for _ in rows]
-    for g, p in groups:
-        counts[rows.index(g)][cols.index(p)] += 1
-    return BatchMatrix(tuple(rows), tuple(cols), tuple(tuple(r) for r in counts), False, unlabelled, None)
+    """The engine's attribution matrix of the analysed items (the same one the report prints)."""
+    return attribution_matrix(((item.path, predicted(item.analysis.methods[method], mode)) for item in items
+                               if item.analysis is not None and method in item.analysis.methods), key_ids)
 
 
 def label_text(label: str | None) -> str:
