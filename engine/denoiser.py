@@ -15,8 +15,14 @@ from diffusers import UNet2DConditionModel, UNet2DModel
 @dataclass(frozen=True)
 class Conditioning:
     prompt: str = ""               # forensic default: unknown prompt → empty prompt
-    guidance: float = 1.0          # 1 → no classifier-free guidance
+    guidance: float = 1.0          # ≤ 1 → no classifier-free guidance (the conditional output alone, as diffusers)
     class_label: int | None = None # class-conditional UNet2DModel only
+
+    @property
+    def uses_guidance(self) -> bool:
+        """Classifier-free guidance only above 1, as diffusers' pipelines and the reference code do: a guidance
+        of 0 (InstaFlow's README) or 1 both mean the conditional prediction alone."""
+        return self.guidance > 1.0
 
 
 class Denoiser:
@@ -50,7 +56,7 @@ class Denoiser:
             return text_encoder(ids.to(text_encoder.device))[0].to(self.dtype)
 
         cond = embed(self.conditioning.prompt)
-        uncond = embed("") if self.conditioning.guidance != 1.0 else None
+        uncond = embed("") if self.conditioning.uses_guidance else None
         return cond, uncond
 
     @torch.no_grad()

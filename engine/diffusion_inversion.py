@@ -23,10 +23,9 @@ import torch
 from diffusers import DDIMScheduler
 
 from engine.denoiser import Denoiser
+from engine.model_kinds import InversionMethod
 from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
 
-ModelKind = Literal["ddim", "flow"]
-InversionMethod = Literal["naive", "backward-euler"]
 Grid = Literal["diffusers", "reference"]
 FLOW_TIME = 1000.0      # InstaFlow's time label at the noise end
 
@@ -152,15 +151,16 @@ class _FixedPointSolver:
             done |= loss < cfg.exact_tolerance
             if bool(done.all()):          # one host read per iteration: this solver decides when to stop
                 break
+            warm = min(1.0, (i + 1) / cfg.exact_warmup) if cfg.exact_warmup else 1.0
+            eta = (cfg.exact_lr * warm * scale * (~done)).view(b, *([1] * (x.dim() - 1)))
+            x = x - eta * r
+            # After the step, like the reference's ReduceLROnPlateau: a halving applies to the *next* update.
             improved = loss < best * (1 - cfg.stall_rel_improvement)
             best = torch.where(improved, loss, best)
             stall = torch.where(improved, torch.zeros_like(stall), stall + 1)
             halve = stall > cfg.stall_patience
             scale = torch.where(halve, scale * 0.5, scale)
             stall = torch.where(halve, torch.zeros_like(stall), stall)
-            warm = min(1.0, (i + 1) / cfg.exact_warmup) if cfg.exact_warmup else 1.0
-            eta = (cfg.exact_lr * warm * scale * (~done)).view(b, *([1] * (x.dim() - 1)))
-            x = x - eta * r
             used = i + 1
             if stage is not None:
                 progress.report(ProgressEvent(stage, used, self.iterations, item))

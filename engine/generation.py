@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 from engine.denoiser import Conditioning
-from engine.diffusion_inversion import ddim_generate, flow_generate, timestep_pairs, Grid
+from engine.diffusion_inversion import Grid
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
-from engine.treering import TreeRingKey, inject
+from engine.treering import TreeRingKey
+from engine.watermarks import scheme_named
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,7 @@ def initial_noise(model: LoadedModel, seeds: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def sample_latents(model: LoadedModel, z_t: torch.Tensor, config: GenerationConfig = GenerationConfig(),
                    progress: Progress = NULL_PROGRESS) -> torch.Tensor:
-    denoiser = model.denoiser(config.conditioning)
-    if model.kind == "flow":
-        return flow_generate(denoiser, z_t)
-    pairs = timestep_pairs(model.scheduler_config, config.steps, config.grid)
-    return ddim_generate(denoiser, z_t, pairs, model.scheduler_config.get("prediction_type", "epsilon"), progress)
+    return model.sample(model.denoiser(config.conditioning), z_t, config.steps, config.grid, progress)
 
 
 @torch.no_grad()
@@ -67,6 +64,7 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
 
     if key is not None and tuple(key.latent_shape) != model.latent_shape:
         raise ValueError(f"key {key.id!r} is for latents {key.latent_shape}, the model makes {model.latent_shape}")
+    scheme = scheme_named(key.scheme) if key is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix or (key.id if key is not None else "clean")
@@ -76,7 +74,7 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
         seeds = list(range(seed + start, seed + min(start + batch_size, count)))
         z_t = initial_noise(model, seeds)
         if key is not None:
-            z_t = inject(z_t, key)
+            z_t = scheme.inject(z_t, key)
         pixels = decode_to_uint8(model, sample_latents(model, z_t, config))
         for s, img in zip(seeds, pixels):
             name = f"{prefix}_{s:05d}.png"

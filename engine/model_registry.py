@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from engine.diffusion_inversion import ModelKind
+from engine.model_kinds import ModelKindName, model_kind
+from engine.resources import bundled_keys, bundled_model_folder
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-BUNDLED_MODELS = RESOURCES / "models"
 USER_MODELS_FILE = Path(os.environ.get("TREERING_FORENSICS_CONFIG", Path.home() / ".config" / "treering-forensics")) / "models.json"
 
 
@@ -24,7 +22,7 @@ USER_MODELS_FILE = Path(os.environ.get("TREERING_FORENSICS_CONFIG", Path.home() 
 class ModelSpec:
     id: str
     title: str
-    kind: ModelKind                     # "ddim" (multi-step ε/v model) or "flow" (one-step rectified flow)
+    kind: ModelKindName                 # "ddim" (multi-step ε/v model) or "flow" (one-step rectified flow)
     hf_repo: str | None = None          # looked up in the HF cache, offline
     bundled: str | None = None          # folder name under resources/models
     env_var: str | None = None          # an explicit folder, e.g. TREERING_SD21_PATH
@@ -37,6 +35,19 @@ class ModelSpec:
     gradient_free_optimizer: str = "adam"
     gradient_free_lr: float | None = None          # None → the paper's for the optimiser
     gradient_free_schedule: str = "scheduled"
+    default_keys: str | None = None     # a key set bundled for this model (file name under resources/keys)
+
+    def __post_init__(self) -> None:
+        model_kind(self.kind)           # an unknown kind is refused here, not at the first inversion
+
+    @property
+    def default_inversion(self) -> str:
+        return model_kind(self.kind).default_inversion
+
+    @property
+    def default_keys_path(self) -> Path | None:
+        """The bundled key set made for this model, if any."""
+        return bundled_keys(self.default_keys) if self.default_keys else None
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
@@ -44,10 +55,12 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
               notes="trained by packaging/train_demo_model.py on scikit-image photographs; gradient-free "
                     "default = forward step 0.05 fixed (benchmarks/results/table2_demo*.md: 243/300 against "
                     "Adam's 179/300 on this model)",
+              default_keys="demo.json",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("demo-flow", "Demo one-step flow (bundled, 64×64)", "flow", bundled="demo-flow",
               notes="one-step rectified flow, InstaFlow-like; same VAE as demo and the same gradient-free "
                     "default (benchmarks/results/table2_demo-flow*.md: 243/300 against Adam's 217/300)",
+              default_keys="demo.json",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("sd21", "Stable Diffusion 2.1-base (512², DDIM)", "ddim",
               hf_repo="stabilityai/stable-diffusion-2-1-base", env_var="TREERING_SD21_PATH"),
@@ -103,7 +116,7 @@ def _hf_cache_snapshot(repo: str) -> Path | None:
         return None
 
 
-def _kind_of_folder(folder: Path) -> ModelKind:
+def _kind_of_folder(folder: Path) -> ModelKindName:
     """A folder given by path: a flow-matching scheduler or a rectified-flow pipeline means a one-step flow."""
     text = ""
     for name in ("model_index.json", "scheduler/scheduler_config.json"):
@@ -148,7 +161,7 @@ def locate(model: str | ModelSpec) -> ModelLocation:
         if os.environ.get(spec.env_var):
             candidates.append(Path(os.environ[spec.env_var]))
     if spec.bundled:
-        candidates.append(BUNDLED_MODELS / spec.bundled)
+        candidates.append(bundled_model_folder(spec.bundled))
     for c in candidates:
         searched.append(str(c))
         if (c / "model_index.json").is_file() or (c / "vae").is_dir():

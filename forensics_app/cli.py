@@ -7,28 +7,22 @@ Exit codes: 0 done; 2 usage or configuration error (bad option, unknown model, u
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT = 0, 2, 3
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
 
 class UsageError(Exception):
     pass
 
 
-def default_keys_path(model_id: str) -> Path | None:
-    name = {"demo": "demo", "demo-flow": "demo"}.get(model_id)
-    return RESOURCES / "keys" / f"{name}.json" if name else None
-
-
-def _load_keys(path: str | None, model_id: str):
+def _load_keys(path: str | None, spec):
     from engine.treering import KeySet
 
+    model_id = spec.id
     if path is None:
-        default = default_keys_path(model_id)
+        default = spec.default_keys_path
         if default is None or not default.is_file():
             raise UsageError(f"no key set given: use --keys KEYS.json (model {model_id!r} has no bundled keys)")
         path = str(default)
@@ -121,8 +115,8 @@ def cmd_keys_import(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from engine.atomic_write import write_json_atomic
     from engine.denoiser import Conditioning
+    from engine.provenance import update_manifest
     from engine.generation import GenerationConfig, generate_reference_set
 
     model = _load_model(args)
@@ -130,12 +124,12 @@ def cmd_generate(args) -> int:
     if not args.no_watermark:
         if not args.key:
             raise UsageError("give --key ID (or --no-watermark for un-watermarked images)")
-        keys = _load_keys(args.keys, model.spec.id)
+        keys = _load_keys(args.keys, model.spec)
         try:
             key = keys[args.key]
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from exc
-    config = GenerationConfig(steps=args.steps, conditioning=Conditioning(args.prompt, args.guidance))
+    config = GenerationConfig(steps=args.steps, grid=args.grid, conditioning=Conditioning(args.prompt, args.guidance))
     bar = _ProgressBar(not args.quiet)
     out = Path(args.out)
     try:
@@ -144,27 +138,17 @@ def cmd_generate(args) -> int:
         raise UsageError(str(exc)) from exc
     finally:
         bar.close()
-    manifest_path = out / "manifest.json"
-    manifest = {"model": model.spec.id, "images": {}}
-    if manifest_path.is_file():      # several keys may be generated into one folder
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except ValueError:
-            pass
-    manifest.setdefault("images", {}).update({m.file: {"key": m.key_id, "seed": m.seed} for m in made})
-    write_json_atomic(manifest_path, manifest, indent=2)
+    update_manifest(out, model.spec.id, {m.file: {"key": m.key_id, "seed": m.seed} for m in made})
     print(f"wrote {len(made)} images to {out}")
     return EXIT_OK
 
 
 def cmd_scan(args) -> int:
-    from dataclasses import replace
+    from engine.options import AnalysisOptions
 
-    from engine.analysis import AnalysisConfig, analyze, gradient_free_config, run_to_json
+    from engine.analysis import analyze, run_to_json
     from engine.atomic_write import write_json_atomic
-    from engine.decoder_inversion import METHODS, DecoderInversionConfig
-    from engine.denoiser import Conditioning
-    from engine.diffusion_inversion import DiffusionInversionConfig
+    from engine.decoder_inversion import METHODS
     from engine.intake import EvidenceError, expand_evidence_paths
 
     paths = []
@@ -176,18 +160,15 @@ def cmd_scan(args) -> int:
     if not paths:
         raise UsageError("no images found in the given paths")
     model = _load_model(args)
-    keys = _load_keys(args.keys, model.spec.id)
-    methods = METHODS if args.method == "all" else (args.method,)
+    keys = _load_keys(args.keys, model.spec)
+    options = AnalysisOptions(
+        methods=METHODS if args.method == "all" else (args.method,), iterations=args.iterations, lr=args.lr,
+        optimizer=args.optimizer, schedule=args.schedule, precision=args.precision, inversion=args.inversion,
+        steps=args.steps, grid=args.grid, exact_iterations=args.exact_iterations, prompt=args.prompt,
+        guidance=args.guidance, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype)
     try:
-        base = AnalysisConfig.for_model(model)
-        diffusion = replace(base.diffusion, **{k: v for k, v in dict(
-            method=args.inversion, steps=args.steps, grid=args.grid).items() if v is not None})
-        config = replace(
-            base, methods=methods, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size, diffusion=diffusion,
-            conditioning=Conditioning(args.prompt, args.guidance),
-            gradient_free=gradient_free_config(model, iterations=args.iterations, optimizer=args.optimizer,
-                                               lr=args.lr, schedule=args.schedule, precision=args.precision),
-            gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
+        config = options.to_config(model)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     bar = _ProgressBar(not args.quiet)
@@ -266,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=50)
+    g.add_argument("--grid", default="diffusers", choices=("diffusers", "reference"),
+                   help="DDIM timestep grid (reference = the papers' code; scan the images with the same --grid)")
     g.add_argument("--prompt", default="")
     g.add_argument("--guidance", type=float, default=1.0)
     g.add_argument("--quiet", action="store_true")
@@ -291,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")
     s.add_argument("--steps", type=int, help="DDIM inversion steps (default 50)")
     s.add_argument("--grid", choices=("diffusers", "reference"), help="timestep grid (reference = the papers' code)")
+    s.add_argument("--exact-iterations", type=int,
+                   help="backward-Euler fixed-point iterations per DDIM step (default 50, dec-inv's; inv-dpm used 500)")
     s.add_argument("--prompt", default="", help="the generation prompt if known (default: unknown → empty)")
     s.add_argument("--guidance", type=float, default=1.0)
     s.add_argument("--fpr", type=float, default=0.01, help="family-wise false-positive level (default 0.01)")

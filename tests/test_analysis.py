@@ -118,7 +118,7 @@ def test_defaults_use_the_fastest_precision_of_the_device(tiny_case):
 
 
 def test_gradient_free_defaults_come_from_the_model_spec(tiny_case):
-    from engine.analysis import gradient_free_config
+    from engine.options import gradient_free_config
     from engine.model_registry import get_spec
 
     model = tiny_case[0]                                   # a user folder: the papers' Adam

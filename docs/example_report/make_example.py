@@ -37,7 +37,8 @@ def main() -> int:
     ap.add_argument("--from-case", help="re-render from a saved case file instead of analysing again")
     args = ap.parse_args()
 
-    from engine.analysis import AnalysisConfig, analyze, gradient_free_config
+    from engine.analysis import AnalysisConfig, analyze
+    from engine.options import gradient_free_config
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.intake import expand_evidence_paths
     from engine.model_loader import load_model

@@ -11,10 +11,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
+from engine.resources import bundled_keys
 from forensics_app.gui.settings import AnalysisSettings, model_defaults
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-DEMO_KEYS = RESOURCES / "keys" / "demo.json"
+DEMO_KEYS = bundled_keys("demo.json")
 
 
 # -- model chooser -----------------------------------------------------------------------------------
