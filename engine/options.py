@@ -18,9 +18,14 @@ if TYPE_CHECKING:        # the engine's numerical modules import torch: only whe
     from engine.model_registry import ModelSpec
 
 
+# The default pipeline's decoder inversion: what the CLI runs unless told otherwise, and what the window runs
+# beside the encoder (the cheap baseline it is compared with).
+DEFAULT_METHOD = "gradient-free"
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
-    methods: tuple[str, ...] = ("encoder", "gradient-free")
+    methods: tuple[str, ...] = ("encoder", DEFAULT_METHOD)
     iterations: int = 100                # decoder-inversion iterations (gradient-free and gradient-based)
     lr: float | None = None              # None → the model's step for its optimiser, else the paper's
     optimizer: str | None = None         # None → the model's gradient-free optimiser

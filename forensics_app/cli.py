@@ -207,6 +207,8 @@ def _print_summary(run) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.options import DEFAULT_METHOD
+
     p = argparse.ArgumentParser(prog="treering-forensics", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command")
 
@@ -257,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="analyse images or folders for Tree-Ring keys")
     s.add_argument("paths", nargs="+")
     model_args(s)
-    s.add_argument("--method", default="gradient-free", choices=("encoder", "gradient-free", "gradient-based", "all"))
+    s.add_argument("--method", default=DEFAULT_METHOD, choices=("encoder", "gradient-free", "gradient-based", "all"))
     s.add_argument("--json", help="write the results as JSON here")
     s.add_argument("--report", help="write a PDF report here")
     s.add_argument("--case-id", default="")

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
+from engine.model_kinds import model_kind
 from engine.resources import bundled_keys
 from forensics_app.gui.settings import AnalysisSettings, model_defaults
 
@@ -100,7 +101,7 @@ class ModelChooser(QGroupBox):
             self.hint.setText("")
             return
         if loc.found:
-            self.hint.setText(f"Found ({'one-step flow' if loc.spec.kind == 'flow' else 'DDIM'}): {loc.path}")
+            self.hint.setText(f"Found ({model_kind(loc.spec.kind).title}): {loc.path}")
         else:
             self.hint.setText(loc.explain_missing())
         self.hint.setToolTip(self.hint.text())
