@@ -57,9 +57,14 @@ class GeneratedImage:
 
 def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: int, out_dir: str | Path,
                            seed: int = 0, config: GenerationConfig = GenerationConfig(), batch_size: int = 8,
-                           prefix: str | None = None, progress: Progress = NULL_PROGRESS) -> list[GeneratedImage]:
-    """Write `count` PNGs to out_dir (atomically, one by one), watermarked with `key` or not."""
+                           prefix: str | None = None, progress: Progress = NULL_PROGRESS,
+                           force: bool = False) -> list[GeneratedImage]:
+    """Write `count` PNGs to out_dir (atomically, one by one), watermarked with `key` or not. Every target
+    name is checked before anything is written (`engine.output_paths`): an existing file is replaced only
+    with `force`, and only if this tool generated it (listed in the folder's manifest)."""
     from engine.atomic_write import write_bytes_atomic
+    from engine.output_paths import check_output
+    from engine.provenance import own_manifest, update_manifest
     import io
 
     if key is not None and tuple(key.latent_shape) != model.latent_shape:
@@ -68,6 +73,9 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix or (key.id if key is not None else "clean")
+    for s in range(seed, seed + count):
+        check_output(out / f"{prefix}_{s:05d}.png", force=force, what="generated image")
+    own_manifest(out)              # refuses a manifest.json that is not ours before any image is written
     made: list[GeneratedImage] = []
     for start in range(0, count, batch_size):
         progress.check_cancelled()
@@ -82,5 +90,6 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
             Image.fromarray(img).save(buf, format="PNG")
             write_bytes_atomic(out / name, buf.getvalue())
             made.append(GeneratedImage(name, key.id if key is not None else None, s))
+        update_manifest(out, model.spec.id, {m.file: {"key": m.key_id, "seed": m.seed} for m in made[-len(seeds):]})
         progress.report(ProgressEvent("generating", len(made), count))
     return made

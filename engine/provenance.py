@@ -134,21 +134,35 @@ def manifest_labels(paths: Iterable[str]) -> dict[str, str | None]:
 
 def update_manifest(folder: str | os.PathLike[str], model_id: str, entries: Mapping[str, Mapping]) -> Path:
     """Add `entries` (file name → {"key": id | None, "seed": int}) to folder/manifest.json, atomically; several
-    keys may be generated into one folder. An unreadable existing manifest is replaced, not merged."""
+    keys may be generated into one folder. A manifest.json this tool cannot read as its own is not replaced:
+    OutputRefused."""
     from engine.atomic_write import write_json_atomic
 
-    path = Path(folder) / MANIFEST_NAME
-    manifest: dict = {"model": model_id, "images": {}}
-    try:
-        if path.is_file() and path.stat().st_size <= MAX_MANIFEST_BYTES:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(existing, dict) and isinstance(existing.get("images"), dict):
-                manifest = existing
-    except (OSError, ValueError, RecursionError):
-        pass
+    manifest = own_manifest(folder) or {"model": model_id, "images": {}}
     manifest["images"].update({name: dict(entry) for name, entry in entries.items()})
+    path = Path(folder) / MANIFEST_NAME
     write_json_atomic(path, manifest, indent=2)
     return path
+
+
+def own_manifest(folder: str | os.PathLike[str]) -> dict | None:
+    """The manifest.json this tool wrote in `folder` (None if there is none); OutputRefused if a file of that
+    name is there but is not one of ours, so that generating into the folder would replace it."""
+    from engine.output_paths import OutputRefused
+
+    path = Path(folder) / MANIFEST_NAME
+    if os.path.lexists(path):
+        try:
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ValueError("not a plain file of a manifest's size")
+            existing = json.loads(path.read_text(encoding="utf-8"))
+            if not (isinstance(existing, dict) and isinstance(existing.get("images"), dict)):
+                raise ValueError("not a manifest")
+        except (OSError, ValueError, RecursionError):
+            raise OutputRefused(f"{path} exists and is not a manifest written by this tool: it is not replaced "
+                                "(generate into another folder)") from None
+        return existing
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

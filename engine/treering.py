@@ -32,6 +32,30 @@ DEFAULT_SCORE_TARGET: ScoreTarget = "effective"
 KEYSET_FORMAT = "treering-forensics/keys"
 KEYSET_VERSION = 1
 
+# Stated limits on key files: they are untrusted input, checked before anything is allocated.
+KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")   # an identifier, never a path (ids name output files)
+MAX_LATENT_CHANNELS = 64
+MAX_LATENT_SIDE = 512                 # SD 2.1 at 768² has 96; 512 leaves room without allowing absurd sizes
+MAX_RING_VALUE = 1e6                  # |spectrum| of N(0, 1) noise is ~side; dec-inv's ring values are ≤ 144
+MAX_KEYS = 4096
+MAX_KEY_FILE_BYTES = 16 << 20
+MAX_DESCRIPTION_CHARS = 2000
+PATTERNS = ("ring", "rand", "zeros", "values", "spectrum")
+CENTRES = ("reference", "dc")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite_number(v, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{what} is not a number")
+    f = float(v)
+    if not np.isfinite(f) or abs(f) > MAX_RING_VALUE:
+        raise ValueError(f"{what} is {v!r}: ring values must be finite and at most {MAX_RING_VALUE:g} in magnitude")
+    return f
+
 
 def fft_latent(z: torch.Tensor) -> torch.Tensor:
     """Centred 2-D spectrum over the last two axes (complex64), as the reference computes it."""
@@ -85,7 +109,33 @@ class TreeRingKey:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not KEY_ID.fullmatch(self.id):
+            raise ValueError(f"key id {self.id!r} is not an identifier: 1-64 characters of letters, digits, '.', "
+                             f"'_' and '-', starting with a letter or digit")
+        if (not isinstance(self.latent_shape, tuple) or len(self.latent_shape) != 3
+                or not all(_is_int(v) for v in self.latent_shape)):
+            raise ValueError(f"key {self.id!r}: latent shape {self.latent_shape!r} is not three integers")
         c, h, w = self.latent_shape
+        if not (1 <= c <= MAX_LATENT_CHANNELS and 4 <= h <= MAX_LATENT_SIDE and 4 <= w <= MAX_LATENT_SIDE):
+            raise ValueError(f"key {self.id!r}: latent shape {self.latent_shape} outside the supported 1-"
+                             f"{MAX_LATENT_CHANNELS} channels × 4-{MAX_LATENT_SIDE} pixels")
+        for name in ("radius", "channel", "seed"):
+            if not _is_int(getattr(self, name)):
+                raise ValueError(f"key {self.id!r}: {name} {getattr(self, name)!r} is not an integer")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"key {self.id!r}: seed {self.seed} outside 0 … 2^63 − 1")
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"key {self.id!r}: unknown pattern {self.pattern!r} (known: {', '.join(PATTERNS)})")
+        if self.centre not in CENTRES:
+            raise ValueError(f"key {self.id!r}: unknown centre {self.centre!r} (known: {', '.join(CENTRES)})")
+        if not isinstance(self.description, str) or len(self.description) > MAX_DESCRIPTION_CHARS:
+            raise ValueError(f"key {self.id!r}: the description must be text of at most {MAX_DESCRIPTION_CHARS} "
+                             "characters")
+        for n, v in enumerate(self.ring_values, start=1):
+            _finite_number(v, f"key {self.id!r}: ring value {n}")
+        for n, pair in enumerate(self.masked_spectrum, start=1):
+            for v in pair:
+                _finite_number(v, f"key {self.id!r}: spectrum coefficient {n}")
         if h != w:
             raise ValueError(f"key {self.id!r}: Tree-Ring needs square latents, got {h}×{w}")
         if not 0 <= self.channel < c:
@@ -175,14 +225,27 @@ class TreeRingKey:
 
     @classmethod
     def from_json_dict(cls, d: dict) -> "TreeRingKey":
+        """A key from its JSON form; every field is checked (types, finiteness, limits) before use."""
+        if not isinstance(d, dict):
+            raise ValueError("a key entry is not a JSON object")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"key {d.get('id')!r}: unknown fields {sorted(unknown)}")
         d = dict(d)
-        d["latent_shape"] = tuple(int(v) for v in d.get("latent_shape", (4, 64, 64)))
-        d["ring_values"] = tuple(float(v) for v in d.get("ring_values", ()))
-        d["masked_spectrum"] = tuple((float(a), float(b)) for a, b in d.get("masked_spectrum", ()))
+        shape = d.get("latent_shape", [4, 64, 64])
+        if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(v) for v in shape):
+            raise ValueError(f"key {d.get('id')!r}: latent_shape {shape!r} is not a list of three integers")
+        d["latent_shape"] = tuple(shape)
+        values = d.get("ring_values", [])
+        if not isinstance(values, list):
+            raise ValueError(f"key {d.get('id')!r}: ring_values is not a list")
+        d["ring_values"] = tuple(_finite_number(v, f"key {d.get('id')!r}: a ring value") for v in values)
+        spectrum = d.get("masked_spectrum", [])
+        if not isinstance(spectrum, list) or not all(isinstance(p, list) and len(p) == 2 for p in spectrum):
+            raise ValueError(f"key {d.get('id')!r}: masked_spectrum is not a list of [re, im] pairs")
+        d["masked_spectrum"] = tuple((_finite_number(a, f"key {d.get('id')!r}: a spectrum value"),
+                                      _finite_number(b, f"key {d.get('id')!r}: a spectrum value")) for a, b in spectrum)
         return cls(**d)
 
 
@@ -195,6 +258,8 @@ class KeySet:
     scheme: ClassVar[str] = "tree-ring"     # engine.watermarks finds the scheme of a key set by this
 
     def __post_init__(self) -> None:
+        if len(self.keys) > MAX_KEYS:
+            raise ValueError(f"{len(self.keys)} keys in one set: at most {MAX_KEYS} are supported")
         ids = [k.id for k in self.keys]
         if len(set(ids)) != len(ids):
             raise ValueError("key ids must be unique")
@@ -220,17 +285,38 @@ class KeySet:
 
     @classmethod
     def from_json(cls, text: str) -> "KeySet":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("not a key file (JSON nested too deeply)") from None
         if not isinstance(data, dict) or data.get("format") != KEYSET_FORMAT:
             raise ValueError(f"not a key file (expected format {KEYSET_FORMAT!r})")
-        if int(data.get("version", 0)) > KEYSET_VERSION:
-            raise ValueError(f"key file version {data.get('version')} is newer than this tool understands")
-        return cls(tuple(TreeRingKey.from_json_dict(k) for k in data["keys"]), name=str(data.get("name", "")))
+        version = data.get("version", 0)
+        if not _is_int(version):
+            raise ValueError(f"key file version {version!r} is not an integer")
+        if version > KEYSET_VERSION:
+            raise ValueError(f"key file version {version} is newer than this tool understands")
+        entries = data.get("keys")
+        if not isinstance(entries, list):
+            raise ValueError("the key file has no list of keys")
+        if len(entries) > MAX_KEYS:
+            raise ValueError(f"{len(entries)} keys in one file: at most {MAX_KEYS} are supported")
+        return cls(tuple(TreeRingKey.from_json_dict(k) for k in entries), name=str(data.get("name", "")))
 
     @classmethod
     def load(cls, path: str | Path) -> "KeySet":
+        from engine.intake import EvidenceError, open_regular_file
+
         try:
-            return cls.from_json(Path(path).read_text(encoding="utf-8"))
+            with open_regular_file(path) as f:     # refuses folders, devices and FIFOs without blocking
+                raw = f.read(MAX_KEY_FILE_BYTES + 1)
+            if len(raw) > MAX_KEY_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_KEY_FILE_BYTES >> 20} MiB, too large for a key file")
+            return cls.from_json(raw.decode("utf-8"))
+        except EvidenceError as exc:
+            raise ValueError(f"cannot read key file: {exc}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"cannot read key file {path}: not UTF-8 text") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"cannot read key file {path}: {exc}") from exc
 
@@ -295,11 +381,31 @@ def import_reference_npy(path: str | Path, key_id: str | None = None) -> TreeRin
     if not m:
         raise ValueError(f"{path.name}: expected a name like <sha256>_<channel>_<radius>_<pattern>.npy")
     channel, radius = int(m["channel"]), int(m["radius"])
+    from engine.intake import EvidenceError, open_regular_file
+
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{path.name}: refused (pickled or not a plain array): {exc}") from exc
+        with open_regular_file(path) as f:
+            # The header first: its shape and type are checked before the array is allocated.
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = read_header(f)
+            if dtype.hasobject or dtype.kind not in "fc" or len(shape) not in (3, 4) or any(
+                    not 0 < s <= MAX_LATENT_SIDE for s in shape):
+                raise ValueError(f"expected a float or complex (C, H, W) spectrum of at most {MAX_LATENT_SIDE} "
+                                 f"per side, the header says {dtype} {shape}")
+            f.seek(0)
+            arr = np.load(f, allow_pickle=False)
+    except EvidenceError as exc:
+        raise ValueError(str(exc)) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path.name}: refused (pickled, damaged or not a plain array): "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     arr = np.asarray(arr)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path.name}: the spectrum holds NaN or infinite values")
     if arr.ndim == 4:
         arr = arr[0]
     if arr.ndim != 3:

@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 usage or configuration error (bad option, unknown model, u
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -89,17 +90,30 @@ def cmd_keys_new(args) -> int:
     if args.model:
         shape = _load_model(args).latent_shape
     else:
-        shape = tuple(int(v) for v in args.latent_shape.split(","))
+        try:
+            shape = tuple(int(v) for v in args.latent_shape.split(","))
+        except ValueError:
+            shape = ()
         if len(shape) != 3:
-            raise UsageError("--latent-shape takes C,H,W, e.g. 4,32,32")
+            raise UsageError(f"--latent-shape takes three integers C,H,W, e.g. 4,32,32 (got {args.latent_shape!r})")
     try:
         keys = new_random_keys(args.count, latent_shape=shape, radius=args.radius, channel=args.channel,
                                scale=args.scale, seed=args.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    keys.save(args.out)
-    print(f"wrote {len(keys)} keys to {args.out}")
+    _save_keys(keys, args)
     return EXIT_OK
+
+
+def _save_keys(keys, args) -> None:
+    from engine.output_paths import check_output
+
+    try:
+        check_output(args.out, evidence=getattr(args, "files", ()), force=args.force, what="key file")
+        keys.save(args.out)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"wrote {len(keys)} keys to {args.out}")
 
 
 def cmd_keys_import(args) -> int:
@@ -109,14 +123,12 @@ def cmd_keys_import(args) -> int:
         keys = KeySet(tuple(import_reference_npy(p) for p in args.files))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    keys.save(args.out)
-    print(f"wrote {len(keys)} keys to {args.out}")
+    _save_keys(keys, args)
     return EXIT_OK
 
 
 def cmd_generate(args) -> int:
     from engine.denoiser import Conditioning
-    from engine.provenance import update_manifest
     from engine.generation import GenerationConfig, generate_reference_set
 
     model = _load_model(args)
@@ -133,12 +145,12 @@ def cmd_generate(args) -> int:
     bar = _ProgressBar(not args.quiet)
     out = Path(args.out)
     try:
-        made = generate_reference_set(model, key, args.count, out, seed=args.seed, config=config, progress=bar.state)
+        made = generate_reference_set(model, key, args.count, out, seed=args.seed, config=config, progress=bar.state,
+                                      force=args.force)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     finally:
         bar.close()
-    update_manifest(out, model.spec.id, {m.file: {"key": m.key_id, "seed": m.seed} for m in made})
     print(f"wrote {len(made)} images to {out}")
     return EXIT_OK
 
@@ -159,6 +171,7 @@ def cmd_scan(args) -> int:
             paths.append(Path(given))     # reported per file by the analysis (exit 3), the others still run
     if not paths:
         raise UsageError("no images found in the given paths")
+    _check_scan_outputs(args, paths)
     model = _load_model(args)
     keys = _load_keys(args.keys, model.spec)
     options = AnalysisOptions(
@@ -194,6 +207,28 @@ def cmd_scan(args) -> int:
     if not args.quiet:
         _print_summary(run)
     return EXIT_BAD_INPUT if run.failures else EXIT_OK
+
+
+def _check_scan_outputs(args, evidence) -> None:
+    """Before anything runs: no output may be evidence, a folder, or an existing file that is not ours."""
+    from engine.output_paths import check_output
+
+    outputs = []
+    if args.json:
+        outputs.append((args.json, "--json"))
+    if args.report:
+        if Path(args.report).suffix.lower() == ".json":
+            raise UsageError(f"--report {args.report}: the report is a PDF; its JSON twin is written beside it")
+        outputs += [(args.report, "--report"), (str(Path(args.report).with_suffix(".json")), "the report's JSON twin")]
+    real = [os.path.realpath(p) for p, _ in outputs]
+    if len(set(real)) != len(real):
+        raise UsageError("--json and the report's JSON twin (the report's name with .json) are the same file: "
+                         "choose other names")
+    try:
+        for path, what in outputs:
+            check_output(path, evidence=evidence, force=args.force, what=what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _print_summary(run) -> None:
@@ -235,10 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     kn.add_argument("--channel", type=int, default=0)
     kn.add_argument("--scale", type=float, help="ring value scale (default 80 × side/64, dec-inv's strength)")
     kn.add_argument("--seed", type=int)
+    kn.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     kn.set_defaults(func=cmd_keys_new)
     ki = ksub.add_parser("import-npy", help="import keys saved by the reference tree-ring package (.npy, no pickle)")
     ki.add_argument("files", nargs="+")
     ki.add_argument("--out", required=True)
+    ki.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     ki.set_defaults(func=cmd_keys_import)
 
     g = sub.add_parser("generate", help="generate 8-bit PNGs (watermarked with a key, or not) and a manifest")
@@ -254,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", default="")
     g.add_argument("--guidance", type=float, default=1.0)
     g.add_argument("--quiet", action="store_true")
+    g.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("scan", help="analyse images or folders for Tree-Ring keys")
@@ -285,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare with what injection leaves in a real latent (default) or the key as written (the papers')")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
     return p
 

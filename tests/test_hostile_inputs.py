@@ -1,0 +1,218 @@
+"""Hostile inputs other than images: key files, outputs and arguments. Each is refused with one line naming
+the input and the reason, the documented exit code (2), no traceback, and nothing overwritten."""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.treering import MAX_KEYS, KeySet, TreeRingKey, import_reference_npy
+from forensics_app.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def run_cli(argv, capsys) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def good_key(**changes) -> dict:
+    d = {"id": "k1", "pattern": "values", "radius": 4, "channel": 0, "latent_shape": [4, 16, 16],
+         "ring_values": [10.0, 20.0, 30.0, 40.0]}
+    d.update(changes)
+    return d
+
+
+def key_file(tmp_path: Path, keys, name="keys.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps({"format": "treering-forensics/keys", "version": 1, "keys": keys}))
+    return p
+
+
+# -- key files -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"ring_values": [10.0, float("nan"), 30.0, 40.0]}, "finite"),
+    ({"ring_values": [10.0, float("inf"), 30.0, 40.0]}, "finite"),
+    ({"ring_values": [10.0, 1e300, 30.0, 40.0]}, "finite"),
+    ({"ring_values": [10.0, "20", 30.0, 40.0]}, "not a number"),
+    ({"id": None}, "not an identifier"),
+    ({"id": ""}, "not an identifier"),
+    ({"id": "../../../tmp/x"}, "not an identifier"),
+    ({"id": "key\nforged line"}, "not an identifier"),
+    ({"latent_shape": [4, 1e9, 1e9]}, "three integers"),
+    ({"latent_shape": [4, 100000, 100000]}, "outside the supported"),
+    ({"latent_shape": [4, 16]}, "three integers"),
+    ({"latent_shape": [True, 16, 16]}, "three integers"),
+    ({"radius": 2.5}, "not an integer"),
+    ({"seed": -1}, "seed"),
+    ({"pattern": "exec"}, "unknown pattern"),
+    ({"centre": "elsewhere"}, "unknown centre"),
+    ({"description": "x" * 100_000}, "description"),
+    ({"extra": 1}, "unknown fields"),
+])
+def test_bad_key_fields_are_refused_before_anything_is_allocated(tmp_path, changes, reason):
+    with pytest.raises(ValueError) as err:
+        KeySet.load(key_file(tmp_path, [good_key(**changes)]))
+    assert reason in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nan_is_refused_in_a_key_made_in_code_too():
+    with pytest.raises(ValueError, match="finite"):
+        TreeRingKey(id="k", radius=2, latent_shape=(4, 16, 16), ring_values=(1.0, float("nan")))
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("[" * 100_000 + "]" * 100_000, "not a key file"),
+    (json.dumps({"format": "treering-forensics/keys", "version": "1", "keys": []}), "not an integer"),
+    (json.dumps({"format": "treering-forensics/keys", "version": 1, "keys": {}}), "no list of keys"),
+    (json.dumps({"format": "treering-forensics/keys", "version": 1, "keys": ["k"]}), "not a JSON object"),
+    (json.dumps({"format": "treering-forensics/keys", "version": 1,
+                 "keys": [good_key(id=f"k{i}") for i in range(MAX_KEYS + 1)]}), f"at most {MAX_KEYS}"),
+])
+def test_bad_key_files_are_refused(tmp_path, content, reason):
+    p = tmp_path / "keys.json"
+    p.write_text(content)
+    with pytest.raises(ValueError) as err:
+        KeySet.load(p)
+    assert reason in str(err.value)
+
+
+def test_key_file_that_is_a_fifo_a_folder_or_not_text_does_not_hang(tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        KeySet.load(fifo)                    # a blocking open would hang here
+    with pytest.raises(ValueError, match="folder"):
+        KeySet.load(tmp_path)
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="UTF-8"):
+        KeySet.load(tmp_path / "bin.json")
+
+
+def test_npy_key_with_an_absurd_header_is_refused_before_loading(tmp_path):
+    name = "ab" * 32 + "_0_4_rand.npy"
+    huge = tmp_path / name
+    header = {"descr": "<c8", "fortran_order": False, "shape": (4, 100000, 100000)}
+    with open(huge, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)      # 8e10 complex numbers declared, none present
+    with pytest.raises(ValueError, match="header says"):
+        import_reference_npy(huge)
+    obj = tmp_path / ("cd" * 32 + "_0_4_rand.npy")
+    np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="refused|header says"):
+        import_reference_npy(obj)
+    nan = tmp_path / ("ef" * 32 + "_0_4_rand.npy")
+    arr = np.zeros((4, 16, 16), np.complex64)
+    arr[0, 3, 3] = np.nan
+    np.save(nan, arr)
+    with pytest.raises(ValueError, match="NaN"):
+        import_reference_npy(nan)
+
+
+def test_bad_key_file_through_the_cli_is_one_line_and_exit_2(tmp_path, capsys, tiny_ddim_dir):
+    bad = key_file(tmp_path, [good_key(ring_values=[1.0, float("nan"), 3.0, 4.0])])
+    code, err = run_cli(["scan", str(SAMPLES / "key1_00500.png"), "--model", str(tiny_ddim_dir), "--keys", str(bad),
+                         "--method", "encoder", "--quiet"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "finite" in err
+
+
+def test_key_id_cannot_steer_generate_outside_its_folder(tmp_path, capsys, tiny_ddim_dir):
+    keys = key_file(tmp_path, [good_key(id="../../escape")])
+    code, err = run_cli(["generate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--key", "../../escape",
+                         "--count", "1", "--steps", "2", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 2 and "not an identifier" in err
+    assert not list(tmp_path.parent.glob("escape*"))
+
+
+@pytest.mark.parametrize("shape", ["a,b,c", "4,32", "4,1e9,1e9", "4,100000,100000"])
+def test_keys_new_with_a_bad_latent_shape(tmp_path, capsys, shape):
+    code, err = run_cli(["keys", "new", "--count", "2", "--out", str(tmp_path / "k.json"), "--latent-shape", shape],
+                        capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "k.json").exists()
+
+
+# -- outputs: never an input, never a file the tool did not make ----------------------------------------
+
+@pytest.fixture
+def evidence(tmp_path) -> Path:
+    e = tmp_path / "e.png"
+    shutil.copyfile(SAMPLES / "key1_00500.png", e)
+    return e
+
+
+@pytest.mark.parametrize("flag", ["--json", "--report"])
+def test_scan_never_writes_over_its_evidence(evidence, tmp_path, capsys, flag, tiny_ddim_dir):
+    before = digest(evidence)
+    for force in ([], ["--force"]):
+        code, err = run_cli(["scan", str(evidence), "--model", str(tiny_ddim_dir), "--method", "encoder",
+                             "--keys", str(key_file(tmp_path, [good_key()])), flag, str(evidence), "--quiet",
+                             *force], capsys)
+        assert code == 2 and "evidence is never overwritten" in err, err
+        assert digest(evidence) == before
+
+
+def test_scan_refuses_a_link_to_its_evidence(evidence, tmp_path, capsys, tiny_ddim_dir):
+    link = tmp_path / "out.json"
+    link.symlink_to(evidence)
+    before = digest(evidence)
+    code, err = run_cli(["scan", str(evidence), "--model", str(tiny_ddim_dir), "--method", "encoder", "--keys",
+                         str(key_file(tmp_path, [good_key()])), "--json", str(link), "--force", "--quiet"], capsys)
+    assert code == 2 and digest(evidence) == before
+
+
+def test_scan_replaces_only_its_own_earlier_output_and_only_with_force(evidence, tmp_path, capsys, tiny_ddim_dir):
+    keys = key_file(tmp_path, [good_key()])
+    out = tmp_path / "scan.json"
+    argv = ["scan", str(evidence), "--model", str(tiny_ddim_dir), "--method", "encoder", "--steps", "2",
+            "--keys", str(keys), "--json", str(out), "--quiet"]
+    assert run_cli(argv, capsys)[0] == 0
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "already exists" in err             # not silently replaced
+    assert run_cli(argv + ["--force"], capsys)[0] == 0        # our own earlier scan: replaced on request
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": true}')
+    code, err = run_cli(argv[:-3] + ["--json", str(other), "--quiet", "--force"], capsys)
+    assert code == 2 and "not an output of this tool" in err and other.read_text() == '{"mine": true}'
+
+
+def test_generate_never_replaces_evidence_in_its_folder(tmp_path, capsys, tiny_ddim_dir):
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    victim = folder / "clean_00000.png"
+    shutil.copyfile(SAMPLES / "clean_00900.png", victim)
+    before = digest(victim)
+    for force in ([], ["--force"]):
+        code, err = run_cli(["generate", "--model", str(tiny_ddim_dir), "--no-watermark", "--count", "2", "--steps",
+                             "2", "--out", str(folder), "--quiet", *force], capsys)
+        assert code == 2 and "clean_00000.png" in err
+        assert digest(victim) == before and sorted(p.name for p in folder.iterdir()) == ["clean_00000.png"]
+
+
+def test_generate_refuses_a_foreign_manifest(tmp_path, capsys, tiny_ddim_dir):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("not json")
+    code, err = run_cli(["generate", "--model", str(tiny_ddim_dir), "--no-watermark", "--count", "1", "--steps", "2",
+                         "--out", str(folder), "--quiet"], capsys)
+    assert code == 2 and "manifest" in err and (folder / "manifest.json").read_text() == "not json"
+    assert not list(folder.glob("*.png"))
+
+
+def test_keys_new_does_not_overwrite(tmp_path, capsys):
+    target = tmp_path / "k.json"
+    target.write_text("precious")
+    code, err = run_cli(["keys", "new", "--count", "1", "--out", str(target)], capsys)
+    assert code == 2 and target.read_text() == "precious"
