@@ -17,6 +17,7 @@ from engine.denoiser import Conditioning
 from engine.device import device_name, measure
 from engine.diffusion_inversion import DiffusionInversionConfig
 from engine.intake import EvidenceError, EvidenceImage, load_evidence
+from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
 from engine.progress import NULL_PROGRESS, Cancelled, Progress, ProgressEvent
@@ -39,8 +40,11 @@ class AnalysisConfig:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             raise ValueError(f"methods must be among {', '.join(METHODS)}")
-        if not 0 < self.fpr < 1:
-            raise ValueError("the false-positive level must be in (0, 1)")
+        require_number(self.fpr, "the false-positive level (--fpr)", 0.0, 1.0, low_open=True)
+        if self.fpr >= 1:
+            raise ValueError("the false-positive level (--fpr) must be below 1")
+        require_choice(self.score_target, "the score target", ("effective", "reference"))
+        require_int(self.batch_size, "the batch size", 1, 4096)
 
     def decoder_config(self, method: Method) -> DecoderInversionConfig:
         if method == "gradient-free":
@@ -121,13 +125,16 @@ def check_keys_fit(model: LoadedModel, keys: KeySet) -> None:
 
 
 def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceImage], config: AnalysisConfig,
-                  progress: Progress = NULL_PROGRESS) -> list[ImageAnalysis]:
-    """Run every method on a batch of already loaded evidence images (all at the model's size)."""
+                  progress: Progress = NULL_PROGRESS) -> list[ImageAnalysis | ImageFailure]:
+    """Run every method on a batch of already loaded evidence images (all at the model's size). An image for
+    which a method's recovered z_T or scores are not finite (a diverging inversion or model) becomes an
+    `ImageFailure` naming the method: a NaN must never read as "no watermark"."""
     x = torch.from_numpy(np.stack([e.pixels for e in evidence])).to(model.device)
     names = ", ".join(e.path.rsplit("/", 1)[-1] for e in evidence)
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
+    broken: dict[int, str] = {}
     b = len(evidence)
     for method in config.methods:
         dec = invert_decoder(model.codec, x, config.decoder_config(method), progress=progress, item=names)
@@ -137,12 +144,18 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
         z_t = inv.z_t.float().cpu().numpy()
         peaks = [p for p in (dec.trace.peak_memory_bytes, m.peak_memory_bytes) if p is not None]
         for i in range(b):
+            if i not in broken and not (np.isfinite(z_t[i]).all()
+                                        and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
+                broken[i] = str(EvidenceError(evidence[i].path, f"could not be analysed: the {method} inversion gave "
+                                              "non-finite values (NaN or infinity), so no finding can be made — "
+                                              "the model or the settings diverge on this image"))
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
                 peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores[i]),
                 verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]))
-    return [ImageAnalysis(e, r) for e, r in zip(evidence, per_image)]
+    return [ImageFailure(e.path, broken[i]) if i in broken else ImageAnalysis(e, r)
+            for i, (e, r) in enumerate(zip(evidence, per_image))]
 
 
 def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisConfig | None = None,
@@ -215,8 +228,6 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
     """The CLI's scan JSON (its documented contract, plus settings, failures and provenance)."""
-    from dataclasses import asdict
-
     def method_json(r: MethodResult) -> dict:
         d = {"predicted_key": r.verdict.predicted_key, "nearest_key": r.verdict.nearest_key,
              "scores": {s.key_id: {"l1": s.l1, "p_value": s.p_value} for s in r.scores},

@@ -37,6 +37,7 @@ CASE_FORMAT = "treering-forensics/case"
 CASE_VERSION = 1
 CASE_SUFFIX = ".trcase"
 MAX_CASE_BYTES = 4 << 30
+MAX_IMAGE_SIZE = 4096        # the largest model input this tool supports (512-pixel latents × 8)
 
 
 class CaseFileError(ValueError):
@@ -293,9 +294,12 @@ def _locate(ed: dict, case_dir: Path) -> tuple[str, str | None]:
     for c in candidates:
         if os.path.lexists(c):
             return c, None
-    if relative:
+    if relative and not os.path.isabs(relative):
         moved = str(case_dir / relative)
-        if os.path.lexists(moved):
+        inside = os.path.realpath(moved).startswith(os.path.realpath(case_dir) + os.sep)
+        # Only a file that moved *with* the case (inside its folder) is taken without the examiner's word:
+        # a relative path climbing out of the folder could name any file on the machine.
+        if inside and os.path.lexists(moved):
             return moved, (f"evidence {_shown_path(recorded)} was not at its recorded place; found beside the case "
                            f"file at {_shown_path(moved)}")
     return recorded, None
@@ -306,8 +310,8 @@ def _evidence_from(ed: dict, case_dir: Path, image_size: int, what: str) -> tupl
     sha = _get(ed, "sha256", str, what)
     pre = _get(ed, "preprocessing", dict, what)
     shape = _get(ed, "pixels_shape", list, what)
-    if len(shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 65536 for s in shape):
-        raise CaseFileError(f"damaged case file: {what} has an invalid pixel shape")
+    if shape != [3, image_size, image_size]:      # what intake makes for this model; checked before allocating
+        raise CaseFileError(f"damaged case file: {what} has pixel shape {shape!r}, not [3, {image_size}, {image_size}]")
     exif = _get(ed, "exif", dict, what)
     preprocessing = Preprocessing(
         original_size=_tuple_or_none(pre.get("original_size"), 2, f"{what} original size"),
@@ -424,6 +428,8 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         raise CaseFileError(f"damaged case file: the key set cannot be read ({exc})") from None
     config = _dataclass_from_json(AnalysisConfig, _get(rd, "config", dict, "run"), "settings")
     image_size = _get(rd, "image_size", int, "run")
+    if not 8 <= image_size <= MAX_IMAGE_SIZE:
+        raise CaseFileError(f"damaged case file: image size {image_size} outside 8 … {MAX_IMAGE_SIZE}")
     latent = _get(rd, "latent_shape", list, "run")
     if len(latent) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in latent):
         raise CaseFileError("damaged case file: the latent shape is not 3 integers")

@@ -22,11 +22,13 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from engine.device import measure
 from engine.latent_codec import LatentCodec, Posterior
 from engine.lr_schedules import gradient_free_lr_factor
+from engine.limits import require_choice, require_int, require_number
 from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
 
 Method = Literal["encoder", "gradient-free", "gradient-based"]
 Optimizer = Literal["adam", "forward-step", "inertial-km"]
 Precision = Literal["fp32", "fp16"]
+MAX_ITERATIONS = 100_000           # ~1 day per image on a CPU: beyond that a typo, not a choice
 METHODS: tuple[Method, ...] = ("encoder", "gradient-free", "gradient-based")
 
 
@@ -44,10 +46,15 @@ class DecoderInversionConfig:
     record_cocoercivity: bool = False        # keep the iterates to evaluate Eq. 14 (memory ∝ iterations)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown decoder inversion method {self.method!r}")
-        if self.iterations < 0:
-            raise ValueError("iterations must be ≥ 0")
+        require_choice(self.method, "the decoder inversion method", METHODS)
+        require_int(self.iterations, "decoder-inversion iterations", 0, MAX_ITERATIONS)
+        require_choice(self.optimizer, "the gradient-free optimiser", ("adam", "forward-step", "inertial-km"))
+        if self.lr is not None:
+            require_number(self.lr, "the decoder-inversion step size (--lr)", 0.0, 10.0, low_open=True)
+        require_choice(self.schedule, "the step schedule", ("scheduled", "fixed"))
+        require_number(self.km_alpha, "the KM inertia", 0.0, 1.0)
+        require_choice(self.precision, "the precision", ("fp32", "fp16"))
+        require_choice(self.posterior, "the posterior", ("mode", "sample"))
         if self.method == "gradient-based" and self.precision == "fp16":
             raise ValueError("the gradient-based baseline runs in fp32 only (fp16 gradients underflow)")
 

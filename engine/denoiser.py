@@ -11,12 +11,24 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DConditionModel, UNet2DModel
 
+from engine.limits import require_int, require_number
+
+
+MAX_PROMPT_CHARS = 10_000
+
 
 @dataclass(frozen=True)
 class Conditioning:
     prompt: str = ""               # forensic default: unknown prompt → empty prompt
     guidance: float = 1.0          # ≤ 1 → no classifier-free guidance (the conditional output alone, as diffusers)
     class_label: int | None = None # class-conditional UNet2DModel only
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or len(self.prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(f"the prompt must be text of at most {MAX_PROMPT_CHARS} characters")
+        require_number(self.guidance, "the guidance scale (--guidance)", 0.0, 100.0)
+        if self.class_label is not None:
+            require_int(self.class_label, "the class label", 0, 1_000_000)
 
     @property
     def uses_guidance(self) -> bool:

@@ -12,9 +12,22 @@ import torch
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """auto → cuda, then mps, then cpu."""
+    """auto → cuda, then mps, then cpu. ValueError (one sentence) for a device this machine does not have."""
     if requested != "auto":
-        return torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {requested!r}: no CUDA GPU is available to this torch build on this machine")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {requested!r}: Apple's MPS is not available on this machine")
+        elif device.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device {requested!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -23,6 +23,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from engine.denoiser import Denoiser
+from engine.limits import require_choice, require_int, require_number
 from engine.model_kinds import InversionMethod
 from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
 
@@ -43,6 +44,18 @@ class DiffusionInversionConfig:
     exact_tolerance: float = 1e-3         # summed squared residual per latent
     stall_patience: int = 20
     stall_rel_improvement: float = 1e-4
+
+    def __post_init__(self) -> None:
+        require_choice(self.method, "the diffusion inversion", ("naive", "backward-euler"))
+        require_int(self.steps, "inversion steps (--steps)", 1, 1000)
+        require_choice(self.grid, "the timestep grid", ("diffusers", "reference"))
+        require_int(self.exact_iterations, "backward-Euler iterations per step (--exact-iterations)", 1, 10_000)
+        require_int(self.flow_iterations, "flow inversion iterations", 1, 10_000)
+        require_number(self.exact_lr, "the backward-Euler step", 0.0, 10.0, low_open=True)
+        require_int(self.exact_warmup, "the backward-Euler warm-up", 0, 10_000)
+        require_number(self.exact_tolerance, "the backward-Euler tolerance", 0.0, 1e6)
+        require_int(self.stall_patience, "the stall patience", 0, 10_000)
+        require_number(self.stall_rel_improvement, "the relative improvement", 0.0, 1.0)
 
     def label(self) -> str:
         return f"{self.method}, {self.steps} steps, {self.grid} grid"

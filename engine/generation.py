@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from engine.denoiser import Conditioning
+from engine.limits import require_choice, require_int
 from engine.diffusion_inversion import Grid
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
@@ -26,6 +27,13 @@ class GenerationConfig:
     steps: int = 50
     grid: Grid = "diffusers"
     conditioning: Conditioning = Conditioning()
+
+    def __post_init__(self) -> None:
+        require_int(self.steps, "sampling steps (--steps)", 1, 1000)
+        require_choice(self.grid, "the timestep grid", ("diffusers", "reference"))
+
+
+MAX_GENERATED = 1_000_000
 
 
 def initial_noise(model: LoadedModel, seeds: list[int]) -> torch.Tensor:
@@ -69,6 +77,9 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
 
     if key is not None and tuple(key.latent_shape) != model.latent_shape:
         raise ValueError(f"key {key.id!r} is for latents {key.latent_shape}, the model makes {model.latent_shape}")
+    require_int(count, "the image count (--count)", 1, MAX_GENERATED)
+    require_int(seed, "the seed (--seed)", 0, 2**63 - 1 - MAX_GENERATED)
+    require_int(batch_size, "the batch size", 1, 4096)
     scheme = scheme_named(key.scheme) if key is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

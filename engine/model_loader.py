@@ -24,6 +24,7 @@ from engine.progress import NULL_PROGRESS, Progress
 from engine.model_registry import ModelSpec, get_spec, locate
 from engine.provenance import folder_weight_hashes, weight_files_in
 
+MAX_CONFIG_BYTES = 4 << 20
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle")
 UNET_CLASSES = {"UNet2DModel": UNet2DModel, "UNet2DConditionModel": UNet2DConditionModel}
 
@@ -104,9 +105,63 @@ def _check_safetensors(folder: Path, component: str, required: bool = True) -> N
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelLoadError(f"cannot read {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a config file")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} is not a config (a JSON object was expected)")
+    return data
+
+
+# Older checkpoints name the VAE's attention tensors as diffusers did before 0.14; it renames them on load.
+_LEGACY_ATTENTION_NAMES = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+
+
+def _check_weights_complete(module: torch.nn.Module, folder: Path) -> None:
+    """Every tensor of the network must come from the weight files, with its shape: diffusers initialises a
+    missing tensor at random (and only logs it), which would turn every score into noise or NaN."""
+    from safetensors import safe_open
+
+    stored: dict[str, tuple[int, ...]] = {}
+    try:
+        for f in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as st:
+                for name in st.keys():
+                    shape = tuple(st.get_slice(name).get_shape())
+                    stored[name] = shape
+                    for old, new in _LEGACY_ATTENTION_NAMES.items():
+                        if old in name:
+                            stored[name.replace(old, new)] = shape
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        raise ModelLoadError(f"cannot read the weights in {folder}: {str(exc).splitlines()[0]}") from None
+    missing, wrong = [], []
+    for name, tensor in module.state_dict().items():
+        shape = stored.get(name)
+        if shape is None:
+            missing.append(name)
+        elif shape != tuple(tensor.shape) and not (len(shape) == 2 and tuple(tensor.shape) == (*shape, 1, 1)):
+            wrong.append(f"{name} {shape} ≠ {tuple(tensor.shape)}")   # (legacy linear attention → 1×1 conv is fine)
+    if missing or wrong:
+        detail = (f"{len(missing)} tensor(s) missing (e.g. {missing[0]})" if missing else
+                  f"{len(wrong)} tensor(s) of the wrong shape (e.g. {wrong[0]})")
+        raise ModelLoadError(f"the weights in {folder} do not match its config.json: {detail}; refusing to run "
+                             "with randomly initialised parts")
+
+
+def _check_scheduler(path: Path, config: dict) -> None:
+    """The scheduler config must describe a noise schedule this tool can invert."""
+    from diffusers import DDIMScheduler
+
+    prediction = config.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "v_prediction", "sample"):
+        raise ModelLoadError(f"{path}: prediction type {prediction!r} is not supported")
+    try:
+        DDIMScheduler.from_config(config)
+    except Exception as exc:  # diffusers raises NotImplementedError / ValueError / TypeError for bad values
+        raise ModelLoadError(f"{path}: not a usable noise schedule ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 _cache: dict[tuple, LoadedModel] = {}
@@ -156,6 +211,8 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
     if model_kind(spec.kind).needs_scheduler and not sched_path.is_file():
         raise ModelLoadError(f"{path} has no scheduler/scheduler_config.json (needed for DDIM inversion)")
     scheduler_config = _read_json(sched_path) if sched_path.is_file() else {}
+    if model_kind(spec.kind).needs_scheduler:
+        _check_scheduler(sched_path, scheduler_config)
     # Hash the weights before loading and check they did not change meanwhile, so the recorded hashes are
     # those of the bytes the analysis ran with (a case file must name them, not what the folder holds later).
     try:
@@ -168,6 +225,8 @@ def _load(spec: ModelSpec, path: Path, dev: torch.device, torch_dtype: torch.dty
         unet = unet_class.from_pretrained(path, subfolder="unet", **common)
     except Exception as exc:  # diffusers raises many types for shape / config mismatches
         raise ModelLoadError(f"cannot load the model in {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    _check_weights_complete(vae, path / "vae")
+    _check_weights_complete(unet, path / "unet")
     text_encoder = tokenizer = None
     if unet_class is UNet2DConditionModel:
         _check_safetensors(path, "text_encoder")

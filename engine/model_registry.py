@@ -116,15 +116,27 @@ def _hf_cache_snapshot(repo: str) -> Path | None:
         return None
 
 
+def _class_name(path: Path) -> str:
+    """The `_class_name` a diffusers config declares ("" when absent or unreadable)."""
+    try:
+        if path.stat().st_size > 4 << 20:
+            return ""
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return ""
+    name = data.get("_class_name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def _kind_of_folder(folder: Path) -> ModelKindName:
-    """A folder given by path: a flow-matching scheduler or a rectified-flow pipeline means a one-step flow."""
-    text = ""
-    for name in ("model_index.json", "scheduler/scheduler_config.json"):
-        try:
-            text += (folder / name).read_text(encoding="utf-8")
-        except OSError:
-            pass
-    return "flow" if ("FlowMatch" in text or "RectifiedFlow" in text) else "ddim"
+    """A folder given by path: a one-step flow when its pipeline class is a rectified-flow pipeline or its
+    scheduler class a flow-matching scheduler — read from the declared classes, never from other text (a
+    prompt or a comment naming them must not switch the inversion)."""
+    pipeline = _class_name(folder / "model_index.json")
+    scheduler = _class_name(folder / "scheduler" / "scheduler_config.json")
+    if "RectifiedFlow" in pipeline or scheduler.startswith("FlowMatch"):
+        return "flow"
+    return "ddim"
 
 
 def all_model_specs() -> list[ModelSpec]:

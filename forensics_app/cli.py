@@ -1,7 +1,9 @@
 """`treering-forensics`: the headless CLI (and, with no subcommand, the desktop window).
 
-Exit codes: 0 done; 2 usage or configuration error (bad option, unknown model, unreadable key file);
-3 at least one input could not be analysed (one line per bad file on stderr; the others were analysed).
+Exit codes: 0 done; 2 usage or configuration error (bad option or number, unknown model, unreadable key
+file, an output that may not be written); 3 at least one input could not be analysed (one line per bad file
+on stderr; the others were analysed); 1 an internal error (one line; `--debug` shows the traceback);
+130 interrupted. No traceback reaches the user without `--debug`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT = 0, 2, 3
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_INPUT = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -245,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.options import DEFAULT_METHOD
 
     p = argparse.ArgumentParser(prog="treering-forensics", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command")
 
     def model_args(sp, with_keys=True):
@@ -338,9 +341,28 @@ def main(argv: list[str] | None = None) -> int:
         return run_gui(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
-        print(f"treering-forensics: error: {exc}", file=sys.stderr)
+    except (UsageError, ValueError) as exc:     # engine configs refuse bad values with one sentence
+        _say_error(str(exc), args)
         return EXIT_USAGE
+    except OSError as exc:                      # a file that cannot be read or written (full disk, read-only)
+        _say_error(f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}", args)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("treering-forensics: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 — one line for the user; the traceback with --debug
+        _say_error(f"internal error ({type(exc).__name__}): {exc}", args)
+        return EXIT_INTERNAL
+
+
+def _say_error(message: str, args) -> None:
+    import traceback
+
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    # One line, whatever the message holds (file names can carry newlines and control characters).
+    line = " ".join(str(message).split()) or "unknown error"
+    print(f"treering-forensics: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -178,3 +178,38 @@ def test_failed_save_leaves_nothing(tiny_run, tmp_path):
         save_case(tiny_run, tmp_path / "keep.trcase", {"not json": object()})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.trcase"]
     assert (tmp_path / "keep.trcase").read_text() == "earlier"
+
+
+def test_a_relative_path_out_of_the_case_folder_is_not_followed(tiny_run, tmp_path):
+    """A case file naming `../../secret` as "beside the case" must not hash or describe a file outside its folder."""
+    from engine.case_file import load_case, save_case
+
+    run = _relocated(tiny_run, tmp_path / "evidence")
+    case_dir = tmp_path / "cases" / "c1"
+    case_dir.mkdir(parents=True)
+    path = save_case(run, case_dir / "c.trcase")
+    outside = tmp_path / "secret.png"
+    shutil.copyfile(run.images[0].evidence.path, outside)
+    payload = json.loads(path.read_text())
+    ed = payload["run"]["images"][0]["evidence"]
+    ed["path"] = ed["abs_path"] = str(tmp_path / "gone.png")            # not where it was analysed
+    ed["relative_to_case"] = "../../secret.png"                          # climbs out of the case folder
+    path.write_text(json.dumps(payload))
+    loaded = load_case(path)
+    assert loaded.evidence[0].status == "missing" and loaded.evidence[0].path != str(outside)
+    assert not any("beside the case" in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize("field, value", [("image_size", 1 << 20), ("pixels_shape", [3, 65536, 65536])])
+def test_absurd_sizes_in_a_case_file_are_refused_before_allocating(tiny_run, tmp_path, field, value):
+    from engine.case_file import CaseFileError, load_case, save_case
+
+    path = save_case(tiny_run, tmp_path / "c.trcase")
+    payload = json.loads(path.read_text())
+    if field == "image_size":
+        payload["run"]["image_size"] = value
+    else:
+        payload["run"]["images"][0]["evidence"]["pixels_shape"] = value
+    path.write_text(json.dumps(payload))
+    with pytest.raises(CaseFileError, match="damaged"):
+        load_case(path)

@@ -216,3 +216,122 @@ def test_keys_new_does_not_overwrite(tmp_path, capsys):
     target.write_text("precious")
     code, err = run_cli(["keys", "new", "--count", "1", "--out", str(target)], capsys)
     assert code == 2 and target.read_text() == "precious"
+
+
+# -- arguments: numbers are checked where they enter -----------------------------------------------------
+
+@pytest.mark.parametrize("extra, reason", [
+    (["--lr", "nan"], "finite"), (["--lr", "inf"], "finite"), (["--lr", "-1"], "above 0"),
+    (["--steps", "0"], "between 1 and 1000"), (["--steps", "-1"], "between 1 and 1000"),
+    (["--iterations", "100000000"], "between 0 and"), (["--fpr", "nan"], "finite"), (["--fpr", "1"], "below 1"),
+    (["--guidance", "nan"], "finite"), (["--batch-size", "0"], "between 1"),
+    (["--exact-iterations", "0"], "between 1"), (["--device", "banana"], "unknown device"),
+])
+def test_bad_numbers_and_devices_are_one_line_and_exit_2(tmp_path, capsys, tiny_ddim_dir, extra, reason):
+    keys = key_file(tmp_path, [good_key()])
+    out = tmp_path / "scan.json"
+    code, err = run_cli(["scan", str(SAMPLES / "key1_00500.png"), "--model", str(tiny_ddim_dir), "--keys", str(keys),
+                         "--method", "gradient-free", "--json", str(out), "--quiet", *extra], capsys)
+    assert code == 2 and reason in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_cuda_requested_without_cuda(tmp_path, capsys, tiny_ddim_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, err = run_cli(["scan", str(SAMPLES / "key1_00500.png"), "--model", str(tiny_ddim_dir), "--keys",
+                         str(key_file(tmp_path, [good_key()])), "--device", "cuda", "--quiet"], capsys)
+    assert code == 2 and "no CUDA GPU" in err
+
+
+@pytest.mark.parametrize("extra, reason", [(["--count", "0"], "between 1"), (["--seed", "-5"], "between 0"),
+                                           (["--steps", "0"], "between 1")])
+def test_generate_bad_numbers(tmp_path, capsys, tiny_ddim_dir, extra, reason):
+    code, err = run_cli(["generate", "--model", str(tiny_ddim_dir), "--no-watermark", "--out", str(tmp_path / "o"),
+                         "--quiet", *(["--count", "1"] if "--count" not in extra else []), *extra], capsys)
+    assert code == 2 and reason in err, err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+# -- model folders ---------------------------------------------------------------------------------------
+
+def tampered_model(tiny_ddim_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_ddim_dir, folder)
+    return folder
+
+
+def test_weights_of_the_wrong_shape_are_refused_not_randomly_initialised(tiny_ddim_dir, tmp_path):
+    from engine.model_loader import ModelLoadError, load_model
+
+    folder = tampered_model(tiny_ddim_dir, tmp_path)
+    cfg = json.loads((folder / "unet" / "config.json").read_text())
+    cfg["block_out_channels"] = [16, 48]             # the stored tensors are for (16, 32)
+    (folder / "unet" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="weights|size|shape"):
+        load_model(str(folder), device="cpu")
+
+
+def test_a_missing_tensor_is_refused(tiny_ddim_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from engine.model_loader import ModelLoadError, load_model
+
+    folder = tampered_model(tiny_ddim_dir, tmp_path)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(str(weights))
+    tensors.pop(sorted(tensors)[0])
+    save_file(tensors, str(weights))
+    with pytest.raises(ModelLoadError, match="missing"):
+        load_model(str(folder), device="cpu")
+
+
+@pytest.mark.parametrize("config, reason", [("[1, 2]", "not a config"), ('{"beta_schedule": "squiggly"}', "noise schedule"),
+                                            ('{"prediction_type": "telepathy"}', "prediction type")])
+def test_bad_scheduler_configs(tiny_ddim_dir, tmp_path, config, reason):
+    from engine.model_loader import ModelLoadError, load_model
+
+    folder = tampered_model(tiny_ddim_dir, tmp_path)
+    (folder / "scheduler" / "scheduler_config.json").write_text(config)
+    with pytest.raises(ModelLoadError, match=reason):
+        load_model(str(folder), device="cpu")
+
+
+def test_model_kind_comes_from_the_declared_classes_not_any_text(tiny_ddim_dir, tiny_flow_dir, tmp_path):
+    from engine.model_registry import get_spec
+
+    folder = tampered_model(tiny_ddim_dir, tmp_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_comment"] = "made with FlowMatchEulerDiscreteScheduler in mind; not a RectifiedFlow"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    assert get_spec(str(folder)).kind == "ddim"
+    assert get_spec(str(tiny_flow_dir)).kind == "flow"
+
+
+def test_a_diverging_inversion_is_a_failure_never_no_watermark(tiny_ddim_dir, tmp_path, monkeypatch):
+    import torch
+
+    from engine.analysis import AnalysisConfig, ImageFailure, analyze
+    from engine.model_loader import LoadedModel, load_model
+    from engine.treering import KeySet
+
+    model = load_model(str(tiny_ddim_dir), device="cpu")
+    original = LoadedModel.invert
+
+    def diverging(self, denoiser, z0, config, progress, item=""):
+        result = original(self, denoiser, z0, config, progress, item)
+        z = result.z_t.clone()
+        z[0, 0, 0, 0] = float("nan")
+        return type(result)(z, result.iterations, result.final_residual, result.residual_trace, result.config)
+
+    monkeypatch.setattr(LoadedModel, "invert", diverging)
+    e = tmp_path / "e.png"
+    shutil.copyfile(SAMPLES / "key1_00500.png", e)
+    keys = KeySet.load(key_file(tmp_path, [good_key()]))
+    run = analyze(model, keys, [e], AnalysisConfig.for_model(model, methods=("encoder",),
+                                                              diffusion=AnalysisConfig.for_model(model).diffusion))
+    assert not run.images and len(run.failures) == 1
+    assert isinstance(run.failures[0], ImageFailure) and "non-finite" in run.failures[0].message
+    assert torch.isfinite(torch.tensor(0.0))
