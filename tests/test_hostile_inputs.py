@@ -335,3 +335,17 @@ def test_a_diverging_inversion_is_a_failure_never_no_watermark(tiny_ddim_dir, tm
     assert not run.images and len(run.failures) == 1
     assert isinstance(run.failures[0], ImageFailure) and "non-finite" in run.failures[0].message
     assert torch.isfinite(torch.tensor(0.0))
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_weight_file_that_is_a_device_or_a_pipe_does_not_hang(tiny_ddim_dir, tmp_path, kind):
+    from engine.model_loader import ModelLoadError, load_model
+
+    folder = tampered_model(tiny_ddim_dir, tmp_path)
+    extra = folder / "unet" / "extra.safetensors"
+    if kind == "dev-zero":
+        extra.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(extra)
+    with pytest.raises(ModelLoadError, match="not a regular file"):
+        load_model(str(folder), device="cpu")
