@@ -20,6 +20,13 @@ class UsageError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (argparse prints the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"treering-forensics: error: {message} (see {self.prog} --help)\n")
+
+
 def _load_keys(path: str | None, spec):
     from engine.treering import KeySet
 
@@ -246,7 +253,7 @@ def _print_summary(run) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from engine.options import DEFAULT_METHOD
 
-    p = argparse.ArgumentParser(prog="treering-forensics", description=__doc__.splitlines()[0])
+    p = _Parser(prog="treering-forensics", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command")
 
