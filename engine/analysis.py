@@ -21,7 +21,7 @@ from engine.device import device_name, fastest_precision, measure
 from engine.diffusion_inversion import DiffusionInversionConfig, invert_ddim, invert_flow
 from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.model_loader import LoadedModel
-from engine.progress import NULL_PROGRESS, Cancelled, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import (DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, decide, fft_latent,
                              score_keys)
 
@@ -235,7 +235,8 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
     try:
         for n, path in enumerate(paths):
             progress.check_cancelled()
-            progress.report(ProgressEvent("reading evidence", n + 1, len(paths), path))
+            progress.report(ProgressEvent("reading evidence", n + 1, len(paths), path,
+                                          phase=Phase.READING_EVIDENCE))
             try:
                 pending.append(load_evidence(path, model.image_size))
             except EvidenceError as exc:

@@ -16,7 +16,7 @@ from PIL import Image
 from engine.denoiser import Conditioning
 from engine.diffusion_inversion import ddim_generate, flow_generate, timestep_pairs, Grid
 from engine.model_loader import LoadedModel
-from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 from engine.treering import TreeRingKey, inject
 
 
@@ -84,5 +84,5 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
             Image.fromarray(img).save(buf, format="PNG")
             write_bytes_atomic(out / name, buf.getvalue())
             made.append(GeneratedImage(name, key.id if key is not None else None, s))
-        progress.report(ProgressEvent("generating", len(made), count))
+        progress.report(ProgressEvent("generating", len(made), count, phase=Phase.GENERATING))
     return made

@@ -642,13 +642,13 @@ def test_spectrum_image_helpers():
 
 
 def test_run_tracker_eta():
-    from engine.progress import ProgressEvent
+    from engine.progress import Phase, ProgressEvent
     from forensics_app.gui.worker import RunTracker, format_duration
 
     t = RunTracker(total_images=4, methods=2, batch_size=2)
-    t.on_event(ProgressEvent("decoder inversion (gradient-free)", 5, 10))
+    t.on_event(ProgressEvent("decoder inversion (gradient-free)", 5, 10, phase=Phase.DECODER_INVERSION))
     assert t.fraction() == pytest.approx(2 * 0.25 / 2 / 4)
-    t.on_event(ProgressEvent("DDIM inversion", 10, 10))
+    t.on_event(ProgressEvent("DDIM inversion", 10, 10, phase=Phase.DIFFUSION_INVERSION))
     assert t.fraction() == pytest.approx(2 * 0.5 / 4)
     t.on_results(2)
     assert t.fraction() == pytest.approx(0.5)
