@@ -48,8 +48,8 @@ def window(qtbot, gui_config):
     qtbot.addWidget(w)
     w.show()
     yield w
-    if w.controller.running:
-        w.controller.shutdown()
+    if w.session.running:
+        w.session.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +77,8 @@ def tiny_samples(tiny_ddim_dir, tiny_keys_file, tmp_path_factory) -> Path:
 def use_tiny(window, tiny_ddim_dir, tiny_keys_file, **settings):
     from forensics_app.gui.settings import AnalysisSettings
 
-    assert window.add_model_folder(str(tiny_ddim_dir)) is not None
-    window.import_key_files([str(tiny_keys_file)])
+    assert window.model_folders.add(str(tiny_ddim_dir)) is not None
+    window.key_files.import_files([str(tiny_keys_file)])
     window.set_analysis_settings(AnalysisSettings(**{**FAST, "device": "cpu", **settings}))
 
 
@@ -98,7 +98,7 @@ def drop(window, paths) -> None:
 
 
 def run_and_wait(qtbot, window, timeout_s: float = 180) -> None:
-    with qtbot.waitSignal(window.controller.finished, timeout=int(timeout_s * 1000)):
+    with qtbot.waitSignal(window.session.finished, timeout=int(timeout_s * 1000)):
         assert window.run_analysis()
 
 
@@ -162,7 +162,7 @@ def test_drop_run_completes_on_tiny_model(qtbot, window, tiny_ddim_dir, tiny_key
     # switching channel and method redraws without errors
     rv.channel_combo.setCurrentIndex(1)
     rv.method_combo.setCurrentText("encoder")
-    assert "Done" in window.stage_label.text()
+    assert "Done" in window.status.stage_label.text()
     assert window.last_run is not None and not window.last_run.cancelled
 
 
@@ -195,11 +195,11 @@ def demo_window(qapp, tmp_path_factory):
                                              device="cpu"))
     w.add_paths(files)
     loop = QEventLoop()
-    w.controller.finished.connect(loop.quit)
+    w.session.finished.connect(loop.quit)
     QTimer.singleShot(900_000, loop.quit)
     assert w.run_analysis()
     loop.exec()
-    assert w.last_run is not None and not w.controller.running
+    assert w.last_run is not None and not w.session.running
     yield w, truth
     w.close()
     w.deleteLater()
@@ -259,8 +259,8 @@ def test_cancel_keeps_finished_images(qtbot, window, tiny_ddim_dir, tiny_keys_fi
             cancelled_at.append(time.monotonic())
             qtbot.keyClick(window, Qt.Key.Key_Escape)
 
-    window.controller.result.connect(on_result)
-    window.controller.finished.connect(lambda run: finished_at.append(time.monotonic()))
+    window.session.result.connect(on_result)
+    window.session.finished.connect(lambda run: finished_at.append(time.monotonic()))
     assert window.run_analysis()
     qtbot.waitUntil(lambda: bool(finished_at), timeout=180000)
     assert cancelled_at and finished_at[0] - cancelled_at[0] < 5.0, "cancel must take effect within an iteration"
@@ -269,7 +269,7 @@ def test_cancel_keeps_finished_images(qtbot, window, tiny_ddim_dir, tiny_keys_fi
     assert done and cancelled and len(done) + len(cancelled) == 6
     assert all(i.analysis is not None for i in done)
     assert window.last_run.cancelled and len(window.last_run.images) == len(done)
-    assert "Cancelled" in window.stage_label.text()
+    assert "Cancelled" in window.status.stage_label.text()
     window.select_item(done[0].path)
     assert window.result_view.stack.currentIndex() == 1          # its result is still shown
     window.select_item(cancelled[0].path)
@@ -294,7 +294,7 @@ def test_corrupt_file_reported_and_others_run(qtbot, window, tiny_ddim_dir, tiny
     assert "corrupt.png" in bad_item.failure and "\n" not in bad_item.failure
     row = window.evidence.items.index(bad_item)
     assert "corrupt.png" in window.evidence.data(window.evidence.index(row, 2))
-    assert bad_item.failure in window.log_view.toPlainText()
+    assert bad_item.failure in window.log_dock.view.toPlainText()
     assert all(window.evidence.item_for(str(g)).status == Status.DONE for g in good)
     window.select_item(str(bad))
     assert window.result_view.stack.currentIndex() == 0
@@ -305,7 +305,7 @@ def test_corrupt_file_reported_and_others_run(qtbot, window, tiny_ddim_dir, tiny
 
 def test_missing_path_and_missing_model_are_messages(qtbot, window, tmp_path):
     window.add_paths([tmp_path / "nope.png"])
-    assert "does not exist" in window.log_view.toPlainText()
+    assert "does not exist" in window.log_dock.view.toPlainText()
     assert not window.evidence.items
     window.model_chooser.select("sd21")
     loc = window.model_chooser.current_location()
@@ -320,15 +320,15 @@ def test_keys_that_do_not_fit_the_model_are_a_message(qtbot, window, tiny_ddim_d
     from forensics_app.gui.evidence_list import Status
     from forensics_app.gui.settings import AnalysisSettings
 
-    window.add_model_folder(str(tiny_ddim_dir))                 # 4×16×16 latents; demo keys are 4×32×32
+    window.model_folders.add(str(tiny_ddim_dir))                 # 4×16×16 latents; demo keys are 4×32×32
     window.set_analysis_settings(AnalysisSettings(**FAST, device="cpu"))
     window.add_paths(sorted(tiny_samples.glob("*.png"))[:1])
-    with qtbot.waitSignal(window.controller.finished, timeout=60000) as finished:
+    with qtbot.waitSignal(window.session.finished, timeout=60000) as finished:
         assert window.run_analysis()
     assert finished.args == [None]
     assert window.banner.isVisible() and "choose a key set made for this model" in window.banner.label.text()
     assert window.evidence.items[0].status == Status.QUEUED
-    assert "Traceback" not in window.log_view.toPlainText()
+    assert "Traceback" not in window.log_dock.view.toPlainText()
     assert window.run_action.isEnabled()
 
 
@@ -465,7 +465,7 @@ def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, 
     late = sorted(tiny_samples.glob("*.png"))[0].parent / "manifest.json"     # any file: added mid-run
 
     try:
-        with qtbot.waitSignal(window.controller.finished, timeout=180000):
+        with qtbot.waitSignal(window.session.finished, timeout=180000):
             assert window.run_analysis()
             qtbot.wait(200)
             window.add_paths([late])           # while running: listed, not part of this run
@@ -474,7 +474,7 @@ def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, 
     assert len(gaps) > 50, "the run was too short to measure"
     worst = max(gaps[1:])
     # (a full garbage collection over torch's objects in the worker once blocked it for ~250 ms: the
-    # worker freezes long-lived objects after loading the model, see worker.freeze_long_lived_objects)
+    # worker freezes long-lived objects after loading the model, see run_session.freeze_long_lived_objects)
     # On a quiet machine the limit is 100 ms; when other processes already starve the idle loop (shared
     # CI cores), their share is added so that the test measures this window's own blocking.
     limit = 0.100 + (baseline if baseline > 0.030 else 0.0)
@@ -498,8 +498,8 @@ def test_settings_and_geometry_are_restored(qtbot, gui_config, tiny_ddim_dir, ti
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
-    model_id = w.add_model_folder(str(tiny_ddim_dir))
-    w.import_key_files([str(tiny_keys_file)])
+    model_id = w.model_folders.add(str(tiny_ddim_dir))
+    w.key_files.import_files([str(tiny_keys_file)])
     w.set_analysis_settings(AnalysisSettings(methods=("gradient-based",), iterations=42, fpr=0.001, steps=17))
     # the offscreen screen is 800×600 and restoreGeometry() fits windows to the screen: change the height
     target = QSize(max(w.width(), w.minimumSizeHint().width()), w.minimumSizeHint().height() + 37)
@@ -520,15 +520,15 @@ def test_settings_and_geometry_are_restored(qtbot, gui_config, tiny_ddim_dir, ti
     s = w2.advanced.settings()
     assert s.methods == ("gradient-based",) and s.iterations == 42 and s.fpr == 0.001 and s.steps == 17
     assert w2.advanced_section.toggle.isChecked()
-    w2._fill_recent_menu()
+    w2.recent_menu.fill()
     assert str(tiny_keys_file.parent) in [a.text() for a in w2.recent_menu.actions()]
     w2.close()
 
 
 def test_per_model_defaults(qtbot, window, tiny_flow_dir, tiny_ddim_dir):
-    flow_id = window.add_model_folder(str(tiny_flow_dir))
+    flow_id = window.model_folders.add(str(tiny_flow_dir))
     assert window.advanced.inversion.currentData() == "backward-euler"
-    ddim_id = window.add_model_folder(str(tiny_ddim_dir))
+    ddim_id = window.model_folders.add(str(tiny_ddim_dir))
     assert window.advanced.inversion.currentData() == "naive"
     window.advanced.steps.setValue(13)
     window.model_chooser.select(flow_id)
@@ -571,15 +571,15 @@ def test_gradient_free_optimiser_defaults_to_the_models(qtbot, window, tiny_ddim
 def test_keys_import_export_new(qtbot, window, tmp_path, tiny_keys_file):
     from engine.treering import KeySet
 
-    window.import_key_files([str(tiny_keys_file)])
+    window.key_files.import_files([str(tiny_keys_file)])
     assert window.key_chooser.current_keys().ids == ("key1", "key2", "key3")
     out = tmp_path / "exported.json"
-    assert window.save_keys(window.key_chooser.current_keys(), str(out))
+    assert window.key_files.save(window.key_chooser.current_keys(), str(out))
     assert KeySet.load(out).ids == ("key1", "key2", "key3")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    window.import_key_files([str(bad)])
-    assert "cannot read key file" in window.log_view.toPlainText()
+    window.key_files.import_files([str(bad)])
+    assert "cannot read key file" in window.log_dock.view.toPlainText()
     from forensics_app.gui.controls import NewKeysDialog
 
     d = NewKeysDialog((4, 16, 16))
@@ -593,26 +593,26 @@ def test_keys_import_export_new(qtbot, window, tmp_path, tiny_keys_file):
 def test_exports_after_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples, tmp_path, monkeypatch):
     import importlib.util
 
-    window.export_report()                     # no run yet: a message, no dialog
-    assert "run an analysis first" in window.log_view.toPlainText()
+    window.exports.export_report()                     # no run yet: a message, no dialog
+    assert "run an analysis first" in window.log_dock.view.toPlainText()
     use_tiny(window, tiny_ddim_dir, tiny_keys_file, methods=("encoder",))
     window.add_paths(sorted(tiny_samples.glob("*.png"))[:1])
     run_and_wait(qtbot, window)
     assert window.report_action.isEnabled() and window.json_action.isEnabled()
     out = tmp_path / "results.json"
-    window.write_json_to(str(out))
+    window.exports.write_json_to(str(out))
     qtbot.waitUntil(out.is_file, timeout=20000)
     from engine.analysis import run_to_json
 
     assert json.loads(out.read_text())["images"][0]["sha256"] == run_to_json(window.last_run)["images"][0]["sha256"]
     if importlib.util.find_spec("forensics_app.report") is not None:
         pdf = tmp_path / "case.pdf"
-        assert window.write_report_to(str(pdf), "CASE-1", "tester")
+        assert window.exports.write_report_to(str(pdf), "CASE-1", "tester")
         assert pdf.read_bytes().startswith(b"%PDF")
     # without the report module (a stripped installation) the action explains itself
     monkeypatch.setitem(sys.modules, "forensics_app.report", None)
-    window.export_report()
-    assert "not available" in window.log_view.toPlainText()
+    window.exports.export_report()
+    assert "not available" in window.log_dock.view.toPlainText()
 
 
 def test_spectrum_image_helpers():
@@ -643,7 +643,7 @@ def test_spectrum_image_helpers():
 
 def test_run_tracker_eta():
     from engine.progress import Phase, ProgressEvent
-    from forensics_app.gui.worker import RunTracker, format_duration
+    from forensics_app.gui.run_progress import RunTracker, format_duration
 
     t = RunTracker(total_images=4, methods=2, batch_size=2)
     t.on_event(ProgressEvent("decoder inversion (gradient-free)", 5, 10, phase=Phase.DECODER_INVERSION))
