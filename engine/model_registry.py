@@ -11,9 +11,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from engine.diffusion_inversion import ModelKind
+if TYPE_CHECKING:
+    from engine.diffusion_inversion import ModelKind      # a type only: the registry must not load torch
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 BUNDLED_MODELS = RESOURCES / "models"
