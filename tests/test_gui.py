@@ -491,6 +491,22 @@ def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, 
 
 # -- settings, keys, exports --------------------------------------------------------------------------
 
+def test_key_set_is_read_in_the_background_once_shown(qtbot, gui_config):
+    """The selected key set is read on the worker after the window shows; its description appears even
+    when a run has read it first (run_analysis reads it in the GUI thread)."""
+    from forensics_app.gui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert w.key_chooser.info.text() == "reading the key set …"
+    assert w.key_chooser.current_entry()["keys"] is None          # not read while constructing
+    w.show()
+    assert w.key_chooser.current_keys().ids == ("key1", "key2", "key3")     # as a run would, before the worker
+    qtbot.waitUntil(lambda: w.key_chooser.info.text().startswith("3 key(s): key1, key2, key3"), timeout=60000)
+    qtbot.waitUntil(lambda: w.session.jobs.wait(0), timeout=60000)
+    assert w.status.device_label.text() not in ("", "Device: auto")     # "auto" resolved on the worker
+
+
 def test_settings_and_geometry_are_restored(qtbot, gui_config, tiny_ddim_dir, tiny_keys_file):
     from forensics_app.gui.main_window import MainWindow
     from forensics_app.gui.settings import AnalysisSettings

@@ -214,12 +214,13 @@ class KeyChooser(QGroupBox):
 
     def _read(self, path: str, keys, message: str = "") -> None:
         entry = next((e for e in self._entries if e["path"] == path), None)
-        if entry is None or entry["keys"] is not None:
-            return                                  # removed, or read meanwhile by `current_keys`
-        entry["keys"] = keys
+        if entry is None:
+            return                                  # removed meanwhile
+        if entry["keys"] is None:                   # else `current_keys` read it meanwhile (a run started)
+            entry["keys"] = keys
         if entry is not self.current_entry():
             return
-        if keys is None:
+        if entry["keys"] is None:
             self.error.emit(message)
             self.info.setText("no usable key set selected")
         else:
