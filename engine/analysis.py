@@ -20,7 +20,7 @@ from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
-from engine.progress import NULL_PROGRESS, Cancelled, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
 from engine.watermarks import scheme_for
 
@@ -208,7 +208,8 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
     try:
         for n, path in enumerate(paths):
             progress.check_cancelled()
-            progress.report(ProgressEvent("reading evidence", n + 1, len(paths), path))
+            progress.report(ProgressEvent("reading evidence", n + 1, len(paths), path,
+                                          phase=Phase.READING_EVIDENCE))
             try:
                 pending.append(load_evidence(path, model.image_size))
             except EvidenceError as exc:

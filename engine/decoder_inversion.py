@@ -23,7 +23,7 @@ from engine.device import measure
 from engine.latent_codec import LatentCodec, Posterior
 from engine.lr_schedules import gradient_free_lr_factor
 from engine.limits import require_choice, require_int, require_number
-from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 
 Method = Literal["encoder", "gradient-free", "gradient-based"]
 Optimizer = Literal["adam", "forward-step", "inertial-km"]
@@ -184,7 +184,7 @@ def _gradient_free(ed, target, config: DecoderInversionConfig, z_star, progress:
             z.copy_(y - lr * g)
         if nmse is not None:
             nmse[:, i + 1] = _nmse_db(z, z_star)
-        progress.report(ProgressEvent(stage, i + 1, n, item))
+        progress.report(ProgressEvent(stage, i + 1, n, item, phase=Phase.DECODER_INVERSION))
     z = z.detach().clone()
     z.grad = None
     coco = None
@@ -221,5 +221,5 @@ def _gradient_based(codec: LatentCodec, x, target, config: DecoderInversionConfi
         objective[:, i] = per_image.detach()
         if nmse is not None:
             nmse[:, i + 1] = _nmse_db(z.detach(), z_star)
-        progress.report(ProgressEvent(stage, i + 1, n, item))
+        progress.report(ProgressEvent(stage, i + 1, n, item, phase=Phase.DECODER_INVERSION))
     return z.detach(), objective, nmse, None

@@ -25,7 +25,7 @@ from diffusers import DDIMScheduler
 from engine.denoiser import Denoiser
 from engine.limits import require_choice, require_int, require_number
 from engine.model_kinds import InversionMethod
-from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 
 Grid = Literal["diffusers", "reference"]
 FLOW_TIME = 1000.0      # InstaFlow's time label at the noise end
@@ -131,7 +131,7 @@ def ddim_generate(denoiser: Denoiser, z_t: torch.Tensor, pairs: list[TimestepPai
     for i, pair in enumerate(reversed(pairs)):
         progress.check_cancelled()
         z = ddim_step_down(denoiser, z, pair, prediction_type)
-        progress.report(ProgressEvent("DDIM sampling", i + 1, len(pairs)))
+        progress.report(ProgressEvent("DDIM sampling", i + 1, len(pairs), phase=Phase.SAMPLING))
     return z
 
 
@@ -176,7 +176,7 @@ class _FixedPointSolver:
             stall = torch.where(halve, torch.zeros_like(stall), stall)
             used = i + 1
             if stage is not None:
-                progress.report(ProgressEvent(stage, used, self.iterations, item))
+                progress.report(ProgressEvent(stage, used, self.iterations, item, phase=Phase.DIFFUSION_INVERSION))
         return x, loss, used, (torch.stack(trace, 1) if trace else None)
 
 
@@ -200,7 +200,7 @@ def invert_ddim(denoiser: Denoiser, z0: torch.Tensor, scheduler_config: dict, cf
         else:
             iterations.append(0)
         z = z_high
-        progress.report(ProgressEvent(stage, i + 1, len(pairs), item))
+        progress.report(ProgressEvent(stage, i + 1, len(pairs), item, phase=Phase.DIFFUSION_INVERSION))
     return DiffusionInversionResult(z_t=z, iterations=np.array(iterations), final_residual=loss.cpu().numpy(),
                                     residual_trace=None, config=cfg)
 
@@ -222,6 +222,7 @@ def invert_flow(denoiser: Denoiser, z0: torch.Tensor, cfg: DiffusionInversionCon
     stage = "backward-Euler flow inversion"
     z_t, loss, used, trace = _FixedPointSolver(cfg, cfg.flow_iterations).solve(
         z_t, lambda x: flow_generate(denoiser, x) - z0, progress, record=True, stage=stage, item=item)
-    progress.report(ProgressEvent(stage, cfg.flow_iterations, cfg.flow_iterations, item))
+    progress.report(ProgressEvent(stage, cfg.flow_iterations, cfg.flow_iterations, item,
+                                    phase=Phase.DIFFUSION_INVERSION))
     return DiffusionInversionResult(z_t=z_t, iterations=np.array([used]), final_residual=loss.cpu().numpy(),
                                     residual_trace=None if trace is None else trace.cpu().numpy(), config=cfg)

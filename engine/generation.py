@@ -17,7 +17,7 @@ from engine.denoiser import Conditioning
 from engine.limits import require_choice, require_int
 from engine.diffusion_inversion import Grid
 from engine.model_loader import LoadedModel
-from engine.progress import NULL_PROGRESS, Progress, ProgressEvent
+from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 from engine.treering import TreeRingKey
 from engine.watermarks import scheme_named
 
@@ -102,5 +102,5 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
             write_bytes_atomic(out / name, buf.getvalue())
             made.append(GeneratedImage(name, key.id if key is not None else None, s))
         update_manifest(out, model.spec.id, {m.file: {"key": m.key_id, "seed": m.seed} for m in made[-len(seeds):]})
-        progress.report(ProgressEvent("generating", len(made), count))
+        progress.report(ProgressEvent("generating", len(made), count, phase=Phase.GENERATING))
     return made

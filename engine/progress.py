@@ -1,14 +1,15 @@
 """Progress and cooperative cancellation for long engine calls.
 
-The engine reports (stage, step, total) and polls for cancellation between iterations; it never knows
+The engine reports (phase, stage, step, total) and polls for cancellation between iterations; it never knows
 who listens. The CLI backs this with a progress bar, the GUI with Qt signals from a worker thread (the
 same split as Orange's `concurrent` module: plain functions plus a task-state object).
 """
 
 from __future__ import annotations
 
+import enum
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 
@@ -16,12 +17,25 @@ class Cancelled(Exception):
     """Raised inside an engine call when the user asked to stop; finished results are kept by the caller."""
 
 
+class Phase(enum.Enum):
+    """What kind of work an event reports, for listeners that act on it (the GUI's status per image, the
+    ETA); `ProgressEvent.stage` stays the human-readable text and may change wording freely."""
+
+    LOADING_MODEL = "loading model"             # reported by the caller around `load_model`
+    READING_EVIDENCE = "reading evidence"
+    DECODER_INVERSION = "decoder inversion"      # x → z0, any method
+    DIFFUSION_INVERSION = "diffusion inversion"  # z0 → z_T: DDIM, backward Euler, flow
+    SAMPLING = "sampling"                        # z_T → z0 steps while generating
+    GENERATING = "generating"                    # images finished while generating
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     stage: str          # e.g. "decoder inversion (gradient-free)", "DDIM inversion"
-    step: int           # 0 … total
+    step: int           # 0 … total (total 0: no count known, e.g. while a model loads)
     total: int
     item: str = ""      # which image / batch, for display
+    phase: Phase = field(kw_only=True)          # required: every emitter says what it reports
 
 
 class Progress(Protocol):

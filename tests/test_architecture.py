@@ -41,3 +41,23 @@ def test_engine_sets_a_passive_openmp_wait_policy_before_torch_loads():
     env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "PASSIVE", out.stderr
+
+
+def test_the_window_comes_up_without_torch(tmp_path):
+    """The GUI's import chain and the window's construction load neither torch nor diffusers (seconds of
+    start-up): the engine is imported on the worker thread once the window is shown."""
+    code = (
+        "import sys\n"
+        "heavy = ('torch', 'diffusers', 'scipy', 'transformers')\n"
+        "import forensics_app.gui.app, forensics_app.gui.main_window\n"
+        "print('import:', sorted(m for m in heavy if m in sys.modules))\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from forensics_app.gui.main_window import MainWindow\n"
+        "w = MainWindow()\n"
+        "print('construct:', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "TREERING_FORENSICS_CONFIG": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "import: []" in out.stdout and "construct: []" in out.stdout, out.stdout

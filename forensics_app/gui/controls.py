@@ -150,6 +150,9 @@ class KeyChooser(QGroupBox):
         self.info.setWordWrap(True)
         lay.addWidget(self.info)
         self._entries: list[dict] = []      # {"label", "path" (or None), "keys" (KeySet or None)}
+        # submit(fn, on_done, on_failed) off the GUI thread: reading a key set imports torch, which must not
+        # hold up the window; without it the chooser reads key sets when they are selected
+        self.load_in_background = None
         self.combo.currentIndexChanged.connect(self._on_changed)
         self.import_button.clicked.connect(self.import_requested)
         self.export_button.clicked.connect(self.export_requested)
@@ -199,6 +202,32 @@ class KeyChooser(QGroupBox):
         return e["keys"]
 
     def _on_changed(self) -> None:
+        e = self.current_entry()
+        if e is not None and e["keys"] is None and e["path"] and self.load_in_background is not None:
+            self.info.setText("reading the key set …")
+            path = e["path"]
+            self.load_in_background(lambda: _read_key_set(path), lambda keys: self._read(path, keys),
+                                    lambda message: self._read(path, None, message))
+            self.changed.emit()
+            return
+        self._show_info()
+        self.changed.emit()
+
+    def _read(self, path: str, keys, message: str = "") -> None:
+        entry = next((e for e in self._entries if e["path"] == path), None)
+        if entry is None:
+            return                                  # removed meanwhile
+        if entry["keys"] is None:                   # else `current_keys` read it meanwhile (a run started)
+            entry["keys"] = keys
+        if entry is not self.current_entry():
+            return
+        if entry["keys"] is None:
+            self.error.emit(message)
+            self.info.setText("no usable key set selected")
+        else:
+            self._show_info()
+
+    def _show_info(self) -> None:
         keys = self.current_keys()
         if keys is None:
             self.info.setText("no usable key set selected")
@@ -209,7 +238,12 @@ class KeyChooser(QGroupBox):
             chans = ", ".join(sorted({str(k.channel) for k in keys.keys}))
             self.info.setText(f"{len(keys)} key(s): {', '.join(keys.ids)} · latents {shape} · radius {radii} · "
                               f"channel {chans}")
-        self.changed.emit()
+
+
+def _read_key_set(path: str):
+    from engine.treering import KeySet
+
+    return KeySet.load(path)
 
 
 class NewKeysDialog(QDialog):
