@@ -8,9 +8,9 @@
   HASH MISMATCH / FILE MISSING in red), the preprocessing, an EXIF summary, a thumbnail of the analysed
   pixels, the encoder / gradient-free / gradient-based comparison, every key's L1 distance and p-value,
   the verdict at the stated false-positive level (the finding, in numbers, printed apart from its
-  interpretation), a Fourier figure of the recovered z_T against the nearest key, a confusion matrix for
-  batches, failures, and the limitations of what a verdict may claim (docs/algorithms.md §4). Every page
-  carries the case id and "page n of N".
+  interpretation), a Fourier figure of the recovered z_T against the nearest key, the window's batch
+  matrices (`engine.attribution_matrix`), failures, and the limitations of what a verdict may claim
+  (docs/algorithms.md §4). Every page carries the case id and "page n of N".
 * ``case.json`` — the same results (`engine.analysis.run_to_json`) plus the report's metadata (case,
   examiner, report time, re-verification, weight hashes). Qt's QPdfWriter cannot embed file attachments
   in a PDF, so the twin is a separate file beside it; its SHA-256 is printed in the PDF, which ties the two.
@@ -25,10 +25,7 @@ only Qt module here), `writer` (`write_report`, which ties them together). Impor
 import Qt; writing a report does.
 
 Both files are written atomically: on any failure neither the PDF nor a temporary file is left behind.
-Works headless (a QApplication on the "offscreen" platform is created when there is none). No widget
-and no QPixmap is used (figures and thumbnails are QImages drawn by a custom text-object handler), so
-it may run in a QThread worker of the desktop application as well as in its GUI thread. The PDF is
-PDF/A-1b with its fonts embedded; ligatures are off so that words copy and search as typed.
+Works headless and in a QThread worker of the desktop application (see `forensics_app.report.pdf`).
 """
 
 from forensics_app.report.sections import ReportInfo
