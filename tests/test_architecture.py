@@ -1,4 +1,6 @@
-"""The engine never imports Qt: all computation stays usable headless (CLI, batch, tests)."""
+"""The engine never imports Qt: all computation stays usable headless (CLI, batch, tests). In forensics_app,
+only the GUI, the figures and the PDF writer import Qt, and the report, the figures and the CLI never import
+the GUI (pyproject.toml's import-linter contracts)."""
 
 import ast
 import subprocess
@@ -34,6 +36,48 @@ def test_import_linter_contract_holds():
     exe = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(exe)], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+QT_SIDE = ("forensics_app.gui", "forensics_app.figures", "forensics_app.report.pdf")
+
+
+def test_every_module_outside_the_qt_side_is_under_the_qt_contract():
+    """The Qt contract lists its modules one by one; a new module must join the list (or the Qt side)."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    listed = next(c for c in contracts if c["name"].startswith("only the GUI"))["source_modules"]
+    modules = []
+    for path in (REPO / "forensics_app").rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if not any(name == q or name.startswith(q + ".") for q in QT_SIDE):
+            modules.append(name)
+    assert sorted(set(modules) - set(listed)) == []
+
+
+def test_headless_scan_loads_no_qt(tiny_ddim_dir, tmp_path):
+    """`scan --json` (no --report) runs without Qt, and the report's Qt-free parts import without it."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.treering import new_random_keys
+
+    new_random_keys(2, latent_shape=(4, 16, 16), radius=3, seed=0).save(tmp_path / "keys.json")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    argv = ["scan", str(tmp_path / "a.png"), "--model", str(tiny_ddim_dir), "--keys", str(tmp_path / "keys.json"),
+            "--device", "cpu", "--method", "encoder", "--steps", "3", "--quiet", "--json", str(tmp_path / "out.json")]
+    code = ("import sys\nfrom forensics_app.cli import main\n"
+            f"rc = main({argv!r})\n"
+            "import forensics_app.report, forensics_app.report.sections, forensics_app.report.twin\n"
+            "import forensics_app.figure_arrays\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')))\n"
+            "sys.exit(rc)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "QT_QPA_PLATFORM"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out.json").is_file()
 
 
 def test_engine_sets_a_passive_openmp_wait_policy_before_torch_loads():

@@ -634,8 +634,9 @@ def test_exports_after_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_
 
 
 def test_spectrum_image_helpers():
-    from forensics_app.gui.spectrum_image import (VIRIDIS, key_difference, log_magnitude, pixels_to_rgb8,
-                                                  scalar_qimage, spectrum_log_magnitude)
+    from forensics_app.figure_arrays import (VIRIDIS, key_difference, log_magnitude, pixels_to_rgb8,
+                                             spectrum_log_magnitude)
+    from forensics_app.figures import scalar_qimage
     from engine.treering import KeySet, new_random_keys, l1_distance
     import torch
 
@@ -652,7 +653,7 @@ def test_spectrum_image_helpers():
     assert np.isnan(d[~key.mask_2d()]).all()
     assert spectrum_log_magnitude(z).shape == (4, 16, 16)
     from engine.treering import fft_latent
-    from forensics_app.gui.spectrum_image import centred_spectrum
+    from forensics_app.figure_arrays import centred_spectrum
 
     np.testing.assert_allclose(centred_spectrum(z), fft_latent(torch.from_numpy(z)[None])[0].numpy(),
                                rtol=1e-4, atol=1e-3)      # the display FFT is the engine's transform

@@ -187,19 +187,20 @@ def test_changed_and_missing_evidence_are_reported_loudly(evidence_run, tmp_path
 
 def test_failure_while_writing_leaves_no_pdf_and_no_temporary_file(evidence_run, tmp_path, monkeypatch):
     import forensics_app.report as report
+    import forensics_app.report.pdf as pdf_writer
 
     run, _ = evidence_run
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.pdf").write_bytes(b"previous report")
-    real = report._render_pdf
+    real = pdf_writer.render_pdf
 
     def render_then_fail(path, *args, **kwargs):
         real(path, *args, **kwargs)
         assert Path(path).stat().st_size > 0               # a partial file exists at this point
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(report, "_render_pdf", render_then_fail)
+    monkeypatch.setattr(pdf_writer, "render_pdf", render_then_fail)
     with pytest.raises(RuntimeError, match="simulated"):
         report.write_report(run, out / "new.pdf", report.ReportInfo(case_id="C"))
     with pytest.raises(RuntimeError, match="simulated"):

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from forensics_app.gui.result_view import METHOD_ORDER, Panel, format_memory, format_p, verdict_headline
-from forensics_app.gui.spectrum_image import VIRIDIS, KeyGeometry, robust_range, spectrum_log_magnitude
+from forensics_app.figure_arrays import VIRIDIS, KeyGeometry, robust_range, spectrum_log_magnitude
 
 NOT_RUN = "not run"
 

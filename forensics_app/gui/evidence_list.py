@@ -225,7 +225,7 @@ def load_preview(path: str, size: int = 192) -> dict:
     (a ValueError) propagates as the readable sentence."""
     from engine.intake import load_evidence
 
-    from forensics_app.gui.spectrum_image import pixels_to_rgb8
+    from forensics_app.figure_arrays import pixels_to_rgb8
 
     e = load_evidence(path, size)
     # intake's warnings are about the preview size here, not the model's: the run reports the real ones

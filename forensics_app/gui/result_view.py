@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy, QStackedWidget,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from forensics_app.gui.spectrum_image import (INFERNO, VIRIDIS, ArrayView, KeyGeometry, key_difference,
-                                              key_pattern_log_magnitude, pixels_to_rgb8, robust_range,
-                                              spectrum_log_magnitude)
+from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
+                                         pixels_to_rgb8, robust_range, spectrum_log_magnitude)
+from forensics_app.gui.spectrum_image import ArrayView
 
 METHOD_ORDER = ("encoder", "gradient-free", "gradient-based")
 

@@ -1,156 +1,19 @@
-"""numpy → QImage, and the picture widget that shows spectra with the key's mask and rings drawn on top.
-
-Only display transforms live here: log-magnitude, colour maps, cropping to the mask, and |F(zT) − key|
-inside the mask (whose mean is exactly the engine's L1 score, which the caption shows as a cross-check).
+"""The picture widget that shows an RGB image or colour-mapped scalars (spectra, key patterns, difference
+maps) with the key's mask and rings drawn on top. The arrays and their images come from the figures module
+shared with the report (`forensics_app.figure_arrays`, `forensics_app.figures`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-# Perceptually uniform colour maps (anchor points of matplotlib's viridis and inferno), interpolated to
-# 256 entries. They are data colours, the same in light and dark mode; everything around them follows
-# the palette.
-_VIRIDIS_ANCHORS = [(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
-                    (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)]
-_INFERNO_ANCHORS = [(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
-                    (245, 125, 21), (250, 193, 39), (252, 255, 164)]
-
-
-def _lut(anchors) -> np.ndarray:
-    a = np.asarray(anchors, dtype=np.float64)
-    x = np.linspace(0, 1, len(a))
-    t = np.linspace(0, 1, 256)
-    return np.stack([np.interp(t, x, a[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
-
-
-VIRIDIS = _lut(_VIRIDIS_ANCHORS)
-INFERNO = _lut(_INFERNO_ANCHORS)
-GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-
-
-# -- numpy → QImage ---------------------------------------------------------------------------------
-
-def pixels_to_rgb8(pixels: np.ndarray) -> np.ndarray:
-    """Model input (3, H, W) in [−1, 1] → (H, W, 3) uint8, the inverse of the intake's scaling."""
-    x = np.clip((np.asarray(pixels, dtype=np.float32) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-    return np.ascontiguousarray(x.transpose(1, 2, 0))
-
-
-def rgb_qimage(rgb: np.ndarray) -> QImage:
-    """(H, W, 3) uint8 → QImage (a deep copy: the array may be freed afterwards)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w, _ = rgb.shape
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def scalar_qimage(values: np.ndarray, lo: float, hi: float, lut: np.ndarray = VIRIDIS) -> QImage:
-    """2-D float array → colour-mapped ARGB image; NaN pixels are transparent (the panel shows through)."""
-    a = np.asarray(values, dtype=np.float64)
-    h, w = a.shape
-    finite = np.isfinite(a)
-    span = hi - lo if hi > lo else 1.0
-    idx = np.zeros(a.shape, dtype=np.int64)
-    idx[finite] = np.clip((a[finite] - lo) / span * 255.0, 0, 255).round().astype(np.int64)
-    rgb = lut[idx]
-    argb = np.empty((h, w, 4), dtype=np.uint8)     # QImage ARGB32 is BGRA in memory (little-endian)
-    argb[..., 0] = rgb[..., 2]
-    argb[..., 1] = rgb[..., 1]
-    argb[..., 2] = rgb[..., 0]
-    argb[..., 3] = np.where(finite, 255, 0)
-    argb = np.ascontiguousarray(argb)
-    return QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32).copy()
-
-
-def lut_qimage(lut: np.ndarray) -> QImage:
-    return rgb_qimage(lut[None, :, :])
-
-
-def log_magnitude(magnitude: np.ndarray) -> np.ndarray:
-    return np.log1p(np.abs(magnitude))
-
-
-def robust_range(values: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.5) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(v, [low_pct, high_pct])
-    if hi <= lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-# -- spectra of one result against one key ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class KeyGeometry:
-    centre: tuple[int, int]        # (row, column) of the mask disc
-    radius: int
-    channel: int
-    size: int
-
-    @classmethod
-    def of(cls, key) -> "KeyGeometry":
-        from engine.treering import mask_centre
-
-        size = key.latent_shape[1]
-        return cls(mask_centre(size, key.centre), key.radius, key.channel, size)
-
-    def crop(self, margin: int = 2) -> tuple[int, int, int, int]:
-        """(row0, col0, row1, col1) around the disc, clipped to the latent."""
-        r0, c0 = self.centre
-        m = self.radius + margin
-        return (max(0, r0 - m), max(0, c0 - m), min(self.size, r0 + m + 1), min(self.size, c0 + m + 1))
-
-
-def centred_spectrum(z: np.ndarray) -> np.ndarray:
-    """fftshift(fft2(z)) over the last two axes — the same transform as `engine.treering.fft_latent`,
-    done in numpy so that drawing never competes with the engine's torch threads (a test checks that
-    the two agree)."""
-    return np.fft.fftshift(np.fft.fft2(np.asarray(z, dtype=np.float64)), axes=(-2, -1))
-
-
-def spectrum_log_magnitude(z_t: np.ndarray) -> np.ndarray:
-    """log(1 + |F(zT)|) for every channel, (C, h, w)."""
-    return log_magnitude(centred_spectrum(z_t))
-
-
-@lru_cache(maxsize=256)
-def key_target(key, target: str | None = None) -> np.ndarray:
-    """The key's masked coefficients exactly as the engine scores against them (`masked_target`, with
-    the run's score target), placed on the (h, w) grid of its channel; NaN outside the mask. Cached
-    (keys are immutable); treat the result as read-only."""
-    values = (key.masked_target(target) if target else key.masked_target()).numpy()
-    out = np.full(key.latent_shape[1:], np.nan + 0j, dtype=np.complex128)
-    out[key.mask_2d()] = values            # mask() is the disc on one channel: same row-major order
-    out.setflags(write=False)
-    return out
-
-
-def key_pattern_log_magnitude(key, target: str | None = None) -> np.ndarray:
-    """log(1 + |key|) inside the mask, NaN outside (h, w)."""
-    t = key_target(key, target)
-    out = np.full(t.shape, np.nan)
-    inside = key.mask_2d()
-    out[inside] = log_magnitude(t[inside])
-    return out
-
-
-def key_difference(z_t: np.ndarray, key, target: str | None = None) -> np.ndarray:
-    """|F(zT) − key| on the key's channel inside the mask, NaN outside (h, w). Its mean is the L1 score."""
-    spectrum = centred_spectrum(np.asarray(z_t)[key.channel])
-    t = key_target(key, target)
-    out = np.full(t.shape, np.nan)
-    inside = key.mask_2d()
-    out[inside] = np.abs(spectrum[inside] - t[inside])
-    return out
+from forensics_app.figure_arrays import VIRIDIS, KeyGeometry
+# pixels_to_rgb8 is imported here for the main window, which takes it from this module
+from forensics_app.figure_arrays import pixels_to_rgb8  # noqa: F401
+from forensics_app.figures import lut_qimage, rgb_qimage, scalar_qimage
 
 
 # -- the widget ---------------------------------------------------------------------------------------
