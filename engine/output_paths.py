@@ -72,15 +72,24 @@ def is_own_output(path: str | os.PathLike[str]) -> bool:
     return _is_own_generated(p)
 
 
-def check_output(path: str | os.PathLike[str], *, evidence: Iterable[str | os.PathLike[str]] = (),
-                 force: bool = False, what: str = "output") -> Path:
-    """Return `path` if the tool may write there; raise OutputRefused (one sentence) otherwise."""
+def check_not_evidence(path: str | os.PathLike[str], evidence: Iterable[str | os.PathLike[str]],
+                       what: str = "output") -> Path:
+    """The part of `check_output` no confirmation can waive: not a file being analysed, not a folder. (The
+    window's save dialogs ask before replacing any other file, which is the examiner's explicit choice.)"""
     p = Path(path)
     real = _real(p)
     if real in {_real(e) for e in evidence}:
         raise OutputRefused(f"{what} {p} is one of the files being analysed: evidence is never overwritten")
     if os.path.isdir(real):
         raise OutputRefused(f"{what} {p} is a folder: give a file name")
+    return p
+
+
+def check_output(path: str | os.PathLike[str], *, evidence: Iterable[str | os.PathLike[str]] = (),
+                 force: bool = False, what: str = "output") -> Path:
+    """Return `path` if the tool may write there; raise OutputRefused (one sentence) otherwise."""
+    p = check_not_evidence(path, evidence, what)
+    real = _real(p)
     if os.path.lexists(p) or os.path.exists(real):
         if not force:
             raise OutputRefused(f"{what} {p} already exists: choose another name, or give --force to replace an "

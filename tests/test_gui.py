@@ -76,11 +76,11 @@ def tiny_samples(tiny_ddim_dir, tiny_keys_file, tmp_path_factory) -> Path:
 
 
 def use_tiny(window, tiny_ddim_dir, tiny_keys_file, **settings):
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     assert window.model_folders.add(str(tiny_ddim_dir)) is not None
     window.key_files.import_files([str(tiny_keys_file)])
-    window.set_analysis_settings(AnalysisSettings(**{**FAST, "device": "cpu", **settings}))
+    window.set_analysis_settings(AnalysisOptions(**{**FAST, "device": "cpu", **settings}))
 
 
 def drop(window, paths) -> None:
@@ -178,7 +178,7 @@ def demo_window(qapp, tmp_path_factory):
     from PySide6.QtCore import QEventLoop
 
     from forensics_app.gui.main_window import MainWindow
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TREERING_FORENSICS_CONFIG", str(tmp_path_factory.mktemp("demo-gui-config")))
@@ -192,7 +192,7 @@ def demo_window(qapp, tmp_path_factory):
     w.resize(1600, 1000)
     w.show()
     w.model_chooser.select("demo")
-    w.set_analysis_settings(AnalysisSettings(methods=("encoder", "gradient-free", "gradient-based"),
+    w.set_analysis_settings(AnalysisOptions(methods=("encoder", "gradient-free", "gradient-based"),
                                              device="cpu"))
     w.add_paths(files)
     loop = QEventLoop()
@@ -319,10 +319,10 @@ def test_missing_path_and_missing_model_are_messages(qtbot, window, tmp_path):
 
 def test_keys_that_do_not_fit_the_model_are_a_message(qtbot, window, tiny_ddim_dir, tiny_samples):
     from forensics_app.gui.evidence_list import Status
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     window.model_folders.add(str(tiny_ddim_dir))                 # 4×16×16 latents; demo keys are 4×32×32
-    window.set_analysis_settings(AnalysisSettings(**FAST, device="cpu"))
+    window.set_analysis_settings(AnalysisOptions(**FAST, device="cpu"))
     window.add_paths(sorted(tiny_samples.glob("*.png"))[:1])
     with qtbot.waitSignal(window.session.finished, timeout=60000) as finished:
         assert window.run_analysis()
@@ -511,14 +511,14 @@ def test_key_set_is_read_in_the_background_once_shown(qtbot, gui_config):
 
 def test_settings_and_geometry_are_restored(qtbot, gui_config, tiny_ddim_dir, tiny_keys_file):
     from forensics_app.gui.main_window import MainWindow
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
     model_id = w.model_folders.add(str(tiny_ddim_dir))
     w.key_files.import_files([str(tiny_keys_file)])
-    w.set_analysis_settings(AnalysisSettings(methods=("gradient-based",), iterations=42, fpr=0.001, steps=17))
+    w.set_analysis_settings(AnalysisOptions(methods=("gradient-based",), iterations=42, fpr=0.001, steps=17))
     # the offscreen screen is 800×600 and restoreGeometry() fits windows to the screen: change the height
     target = QSize(max(w.width(), w.minimumSizeHint().width()), w.minimumSizeHint().height() + 37)
     w.resize(target)
@@ -557,13 +557,13 @@ def test_per_model_defaults(qtbot, window, tiny_flow_dir, tiny_ddim_dir):
 
 
 def test_settings_saved_before_per_model_optimisers_take_the_models_default():
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     old_build = {"methods": ["gradient-free"], "iterations": 100, "lr": None, "optimizer": "adam"}
-    assert AnalysisSettings.from_json(old_build).optimizer is None            # Adam was the fixed default then
-    assert AnalysisSettings.from_json({**old_build, "lr": 0.02}).optimizer == "adam"        # tuned: a choice
-    assert AnalysisSettings.from_json({**old_build, "schedule": None}).optimizer == "adam"  # this build: a choice
-    assert AnalysisSettings.from_json(AnalysisSettings(optimizer="adam").to_json()).optimizer == "adam"
+    assert AnalysisOptions.from_json(old_build).optimizer is None            # Adam was the fixed default then
+    assert AnalysisOptions.from_json({**old_build, "lr": 0.02}).optimizer == "adam"        # tuned: a choice
+    assert AnalysisOptions.from_json({**old_build, "schedule": None}).optimizer == "adam"  # this build: a choice
+    assert AnalysisOptions.from_json(AnalysisOptions(optimizer="adam").to_json()).optimizer == "adam"
 
 
 def test_gradient_free_optimiser_defaults_to_the_models(qtbot, window, tiny_ddim_dir):
@@ -571,10 +571,10 @@ def test_gradient_free_optimiser_defaults_to_the_models(qtbot, window, tiny_ddim
 
     from engine.model_loader import load_model
     from engine.model_registry import get_spec
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
     demo_spec = get_spec("demo")
-    window.advanced.set_settings(AnalysisSettings(), demo_spec)
+    window.advanced.set_settings(AnalysisOptions(), demo_spec)
     assert window.advanced.optimizer.currentText() == "model default (forward-step)"
     s = window.advanced.settings()
     assert s.optimizer is None and s.schedule is None and s.lr is None
@@ -627,6 +627,13 @@ def test_exports_after_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_
         pdf = tmp_path / "case.pdf"
         assert window.exports.write_report_to(str(pdf), "CASE-1", "tester")
         assert pdf.read_bytes().startswith(b"%PDF")
+    # evidence is never an export's target, whatever the save dialog was told
+    evidence = Path(window.last_run.images[0].evidence.path)
+    before = evidence.read_bytes()
+    assert not window.exports.write_report_to(str(evidence), "CASE-1", "tester")
+    window.exports.write_json_to(str(evidence))
+    qtbot.wait(200)
+    assert evidence.read_bytes() == before and "evidence is never overwritten" in window.log_dock.view.toPlainText()
     # without the report module (a stripped installation) the action explains itself
     monkeypatch.setitem(sys.modules, "forensics_app.report", None)
     window.exports.export_report()

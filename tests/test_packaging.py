@@ -1,6 +1,7 @@
 """A plain (non-editable) install finds its demo models and keys from any directory."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -20,9 +21,17 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 @pytest.mark.slow
 def test_non_editable_install_runs_from_any_directory(tmp_path):
+    # Built from a copy: setuptools writes build/ and *.egg-info/ beside the sources, and tests never write
+    # into the checkout.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("engine", "forensics_app", "resources"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                            "--disable-pip-version-check", "--target", str(target), str(REPO)],
+                            "--disable-pip-version-check", "--target", str(target), str(source)],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from engine.model_kinds import model_kind
 from engine.resources import bundled_keys
-from forensics_app.gui.settings import AnalysisSettings, model_defaults
+from engine.options import AnalysisOptions, model_defaults
 
 DEMO_KEYS = bundled_keys("demo.json")
 
@@ -432,9 +432,9 @@ class AdvancedSettings(QWidget):
         self.reset_button = QPushButton("Reset to this model's defaults")
         self.reset_button.clicked.connect(self.reset_requested)
         lay.addWidget(self.reset_button)
-        self.set_settings(AnalysisSettings())
+        self.set_settings(AnalysisOptions())
 
-    def set_settings(self, s: AnalysisSettings, spec=None) -> None:
+    def set_settings(self, s: AnalysisOptions, spec=None) -> None:
         defaults = model_defaults(spec) if spec is not None else {}
         for m, cb in self.method_checks.items():
             cb.setChecked(m in s.methods)
@@ -457,7 +457,7 @@ class AdvancedSettings(QWidget):
         self.device.setCurrentText(s.device)
         self.dtype.setCurrentText(s.dtype)
 
-    def settings(self) -> AnalysisSettings:
+    def settings(self) -> AnalysisOptions:
         """The edited settings; ValueError with a readable sentence when they cannot run."""
         methods = tuple(m for m, cb in self.method_checks.items() if cb.isChecked())
         if not methods:
@@ -468,7 +468,7 @@ class AdvancedSettings(QWidget):
             raise ValueError(f"the false-positive level {self.fpr.currentText()!r} is not a number") from None
         if not 0 < fpr < 1:
             raise ValueError("the false-positive level must be between 0 and 1")
-        return AnalysisSettings(
+        return AnalysisOptions(
             methods=methods, iterations=self.iterations.value(), lr=self.lr.value() or None,
             optimizer=self.optimizer.currentData(), schedule=self.schedule.currentData(),
             precision=self.precision.currentText(),

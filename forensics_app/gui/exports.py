@@ -44,6 +44,21 @@ class Exports(QObject):
         path, _ = QFileDialog.getSaveFileName(self.window, title, read_str(s, "ui/export_dir", ""), file_filter)
         return path
 
+    def _refused(self, *paths: str) -> bool:
+        """Evidence is never an export's target, whatever the save dialog was told (engine.output_paths)."""
+        from engine.output_paths import OutputRefused, check_not_evidence
+
+        run = self.window.last_run
+        evidence = [a.evidence.path for a in run.images] + [f.path for f in run.failures] if run else []
+        evidence += [item.path for item in self.window.evidence.items]      # listed, analysed or not
+        try:
+            for p in paths:
+                check_not_evidence(p, evidence, "the export")
+        except OutputRefused as exc:
+            self.window.report_error(str(exc))
+            return True
+        return False
+
     def _background(self, what: str, fn, done_message: str) -> None:
         w = self.window
 
@@ -82,6 +97,13 @@ class Exports(QObject):
         from forensics_app.report import ReportInfo, write_report
 
         w = self.window
+        from pathlib import Path
+
+        if Path(path).suffix.lower() == ".json":
+            w.report_error(f"{path}: the report is a PDF; its JSON twin is written beside it")
+            return False
+        if self._refused(path, str(Path(path).with_suffix(".json"))):
+            return False
         w.status.show_text(f"Writing the report to {path} …")
         QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
         try:
@@ -111,6 +133,8 @@ class Exports(QObject):
         from engine.analysis import run_to_json
         from engine.atomic_write import write_json_atomic
 
+        if self._refused(path):
+            return
         run = self.window.last_run
         self._background("the JSON export", lambda: write_json_atomic(path, run_to_json(run), indent=2),
                          f"wrote the results to {path}")
@@ -127,7 +151,7 @@ class Exports(QObject):
             w.report_error("no batch results to export yet")
             return
         path = self._save_path("Export batch matrix", file_filter)
-        if path:
+        if path and not self._refused(path):
             try:
                 write(path)
                 w.log(f"wrote {path}")

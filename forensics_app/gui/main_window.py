@@ -22,7 +22,8 @@ from forensics_app.gui.model_folders import ModelFolders
 from forensics_app.gui.result_view import ResultView
 from forensics_app.gui.run_progress import format_duration
 from forensics_app.gui.run_session import RunRequest, RunSession, warm_up_engine
-from forensics_app.gui.settings import AnalysisSettings, open_settings, read_json, write_json
+from engine.options import AnalysisOptions
+from forensics_app.gui.settings import open_settings, read_json, write_json
 from forensics_app.gui.status_bar import RunStatusBar
 from forensics_app.gui.window_state import restore_window, save_window
 
@@ -274,17 +275,17 @@ class MainWindow(QMainWindow):
         self.store_model_settings()
         spec = self.model_chooser.current_spec()
         saved = read_json(self.settings, f"analysis/{model_id}", None)
-        s = AnalysisSettings.from_json(saved) if saved is not None else AnalysisSettings()
+        s = AnalysisOptions.from_json(saved) if saved is not None else AnalysisOptions()
         self.advanced.set_settings(s, spec)
         self._settings_model_id = model_id
         self._update_actions()
 
     def reset_model_defaults(self) -> None:
         spec = self.model_chooser.current_spec()
-        self.advanced.set_settings(AnalysisSettings(), spec)
+        self.advanced.set_settings(AnalysisOptions(), spec)
         self.log(f"method settings reset to the defaults of {spec.id if spec else 'the model'}")
 
-    def set_analysis_settings(self, s: AnalysisSettings) -> None:
+    def set_analysis_settings(self, s: AnalysisOptions) -> None:
         self.advanced.set_settings(s, self.model_chooser.current_spec())
         self._update_summary()
 

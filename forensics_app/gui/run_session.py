@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from engine.analysis import AnalysisRun
     from engine.treering import KeySet
     from forensics_app.gui.evidence_list import EvidenceItem, EvidenceModel
-    from forensics_app.gui.settings import AnalysisSettings
+    from engine.options import AnalysisOptions
 
 PROGRESS_INTERVAL_S = 0.05      # at most ~20 progress signals a second (plus every stage change and end)
 
@@ -104,7 +104,7 @@ class RunRequest:
     model: str                   # model id or diffusers folder
     keys: KeySet
     paths: list[str]
-    settings: AnalysisSettings
+    settings: AnalysisOptions
 
 
 class RunSession(QObject):

@@ -1,4 +1,5 @@
-"""Persistent GUI settings (QSettings) and the analysis settings the window edits.
+"""Persistent GUI settings (QSettings): window state, recent files, and the saved analysis options (the
+engine's `AnalysisOptions`, stored as JSON).
 
 When TREERING_FORENSICS_CONFIG is set (tests, portable installs) the settings are an INI file in that
 folder, next to the engine's models.json; otherwise the platform's usual place.
@@ -11,8 +12,6 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-
-from engine.options import AnalysisOptions, model_defaults  # noqa: F401  (model_defaults: the Advanced panel's)
 
 ORGANIZATION = "treering-forensics"
 APPLICATION = "treering-forensics"
@@ -52,7 +51,3 @@ def remember_recent(settings: QSettings, key: str, path: str) -> list[str]:
     recent = recent[:MAX_RECENT]
     write_json(settings, key, recent)
     return recent
-
-
-# The window edits the engine's options (one mapping to AnalysisConfig for the CLI, the GUI and case files).
-AnalysisSettings = AnalysisOptions
