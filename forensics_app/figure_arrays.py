@@ -38,6 +38,8 @@ def lut_indices(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     that show "no data" mark them themselves)."""
     a = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(a)
+    if not (np.isfinite(lo) and np.isfinite(hi)):     # bounds taken from data that holds no finite value
+        lo, hi = 0.0, 1.0
     span = hi - lo if hi > lo else 1.0
     idx = np.zeros(a.shape, dtype=np.int64)
     idx[finite] = np.clip((a[finite] - lo) / span * 255.0, 0, 255).round().astype(np.int64)

@@ -349,3 +349,35 @@ def test_weight_file_that_is_a_device_or_a_pipe_does_not_hang(tiny_ddim_dir, tmp
         os.mkfifo(extra)
     with pytest.raises(ModelLoadError, match="not a regular file"):
         load_model(str(folder), device="cpu")
+
+
+def test_non_finite_numbers_do_not_crash_the_report_writer(tiny_ddim_dir, tmp_path):
+    """A recorded run with NaN in z_T and the scores (e.g. from an old case file) once killed the process with
+    SIGSEGV inside Qt; it must write the report. Run in a subprocess so that a crash fails the test."""
+    import subprocess
+    import sys
+
+    code = f"""
+import numpy as np, shutil
+from dataclasses import replace
+from engine.analysis import AnalysisConfig, analyze, ImageAnalysis
+from engine.model_loader import load_model
+from engine.treering import new_random_keys
+from forensics_app.report import write_report
+m = load_model({str(tiny_ddim_dir)!r}, device="cpu")
+keys = new_random_keys(2, latent_shape=m.latent_shape, radius=3, seed=1)
+shutil.copyfile({str(SAMPLES / "key1_00500.png")!r}, {str(tmp_path / "e.png")!r})
+run = analyze(m, keys, [{str(tmp_path / "e.png")!r}], AnalysisConfig.for_model(m, methods=("encoder",)))
+a = run.images[0]; r = a.methods["encoder"]
+bad = replace(r, z_t=np.full_like(r.z_t, np.nan), z0_residual=float("nan"), pixel_psnr_db=float("inf"),
+              scores=tuple(replace(s, l1=float("nan"), p_value=float("nan")) for s in r.scores))
+write_report(replace(run, images=(ImageAnalysis(a.evidence, {{"encoder": bad}}),)), {str(tmp_path / "r.pdf")!r})
+print("written")
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    data = json.loads((tmp_path / "r.json").read_text())          # the twin stays strict JSON
+    assert "NaN" not in (tmp_path / "r.json").read_text().replace('"NaN"', "")
+    assert data["run"]["images"][0]["methods"]["encoder"]["scores"]
