@@ -225,7 +225,10 @@ def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None) -> 
 def save_case(run: AnalysisRun, path: str | os.PathLike[str], info: dict | None = None) -> Path:
     """Write the whole run (no evidence copies) to `path` atomically; `info` (JSON-serialisable: case id,
     examiner, notes, ...) is stored as given and returned by `load_case`."""
-    target = Path(path)
+    from engine.output_paths import check_not_evidence
+
+    target = check_not_evidence(path, [a.evidence.path for a in run.images] + [f.path for f in run.failures],
+                                "the case file")
     try:
         payload = case_payload(run, target.resolve().parent, info)
         text = json.dumps(payload, indent=1, ensure_ascii=True, allow_nan=False)

@@ -215,9 +215,14 @@ def software_versions() -> dict[str, str]:
 WEIGHT_COMPONENTS = ("vae", "unet", "text_encoder")
 
 
+MAX_WEIGHT_FILE_BYTES = 64 << 30      # SD 2.1's UNet is 3.5 GB in fp32; the largest open LDMs stay far below
+
+
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     # Keyed on (path, size, mtime) so repeated reports do not re-read gigabytes of weights.
+    if size > MAX_WEIGHT_FILE_BYTES:
+        raise EvidenceError(path, f"is {size:,} bytes, larger than any model weight file this tool reads")
     h = hashlib.sha256()
     with open_regular_file(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

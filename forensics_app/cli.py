@@ -208,14 +208,23 @@ def cmd_scan(args) -> int:
         print(f"error: {f.message}", file=sys.stderr)
     result = run_to_json(run)
     if args.json:
-        write_json_atomic(args.json, result, indent=2)
+        _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
     if args.report:
         from forensics_app.report import ReportInfo, write_report
 
-        write_report(run, args.report, ReportInfo(case_id=args.case_id, examiner=args.examiner))
+        _write_output(args.report, lambda: write_report(run, args.report, ReportInfo(case_id=args.case_id,
+                                                                                      examiner=args.examiner)))
     if not args.quiet:
         _print_summary(run)
     return EXIT_BAD_INPUT if run.failures else EXIT_OK
+
+
+def _write_output(path: str, write) -> None:
+    """A read-only or full file system is one line naming the output (not its temporary file), exit 2."""
+    try:
+        write()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be written ({exc.strerror or exc})") from None
 
 
 def _check_scan_outputs(args, evidence) -> None:

@@ -381,3 +381,28 @@ print("written")
     data = json.loads((tmp_path / "r.json").read_text())          # the twin stays strict JSON
     assert "NaN" not in (tmp_path / "r.json").read_text().replace('"NaN"', "")
     assert data["run"]["images"][0]["methods"]["encoder"]["scores"]
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys, where no file can be created")
+def test_an_unwritable_output_is_one_line_naming_it(tmp_path, capsys, tiny_ddim_dir):
+    code, err = run_cli(["scan", str(SAMPLES / "key1_00500.png"), "--model", str(tiny_ddim_dir), "--keys",
+                         str(key_file(tmp_path, [good_key()])), "--method", "encoder", "--steps", "2",
+                         "--json", "/sys/treering-test.json", "--quiet"], capsys)
+    assert code == 2 and "/sys/treering-test.json: cannot be written" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_case_is_never_saved_over_its_evidence(tiny_ddim_dir, tmp_path):
+    from engine.analysis import AnalysisConfig, analyze
+    from engine.case_file import save_case
+    from engine.model_loader import load_model
+    from engine.output_paths import OutputRefused
+
+    e = tmp_path / "e.png"
+    shutil.copyfile(SAMPLES / "key1_00500.png", e)
+    before = digest(e)
+    model = load_model(str(tiny_ddim_dir), device="cpu")
+    run = analyze(model, KeySet.load(key_file(tmp_path, [good_key()])), [e],
+                  AnalysisConfig.for_model(model, methods=("encoder",)))
+    with pytest.raises(OutputRefused, match="evidence"):
+        save_case(run, e)
+    assert digest(e) == before
