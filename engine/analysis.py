@@ -20,6 +20,7 @@ from engine.intake import EvidenceError, EvidenceImage, load_evidence
 from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
+from engine.strict_json import finite_or_null
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
 from engine.watermarks import scheme_for
@@ -228,13 +229,14 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
 
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
-    """The CLI's scan JSON (its documented contract, plus settings, failures and provenance)."""
+    """The CLI's scan JSON (its documented contract, plus settings, failures and provenance); strict JSON:
+    a non-finite number (e.g. naive DDIM's inversion residual, which does not exist) is null."""
     def method_json(r: MethodResult) -> dict:
         d = {"predicted_key": r.verdict.predicted_key, "nearest_key": r.verdict.nearest_key,
              "scores": {s.key_id: {"l1": s.l1, "p_value": s.p_value} for s in r.scores},
              "z0_residual": r.z0_residual, "pixel_psnr_db": r.pixel_psnr_db, "seconds": r.seconds,
              "decoder_seconds": r.decoder_seconds, "inversion_seconds": r.inversion_seconds,
-             "peak_memory_bytes": r.peak_memory_bytes, "inversion_residual": _finite_or_none(r.inversion_residual),
+             "peak_memory_bytes": r.peak_memory_bytes, "inversion_residual": r.inversion_residual,
              "verdict": {"finding": r.verdict.finding(), "interpretation": r.verdict.interpretation(),
                          "fpr": r.verdict.fpr, "keys_tested": r.verdict.keys_tested,
                          "corrected_threshold": r.verdict.corrected_threshold}}
@@ -249,18 +251,14 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
                 "preprocessing": e.preprocessing.describe(), "exif": dict(e.exif),
                 "methods": {m: method_json(r) for m, r in a.methods.items()}}
 
-    return {"model": run.model_id, "model_path": run.model_path, "model_kind": run.model_kind,
+    return finite_or_null({"model": run.model_id, "model_path": run.model_path, "model_kind": run.model_kind,
             "image_size": run.image_size, "device": run.device, "dtype": run.dtype,
             "keys": [k.to_json_dict() for k in run.keys.keys], "fpr": run.config.fpr,
             "settings": _config_json(run.config), "started_utc": run.started_utc,
             "finished_utc": run.finished_utc, "cancelled": run.cancelled, "software": run.software,
             "notes": list(run.notes), "model_weights_sha256": dict(run.weight_sha256),
             "images": [image_json(a) for a in run.images],
-            "failures": [{"path": f.path, "message": f.message} for f in run.failures]}
-
-
-def _finite_or_none(v: float) -> float | None:
-    return v if np.isfinite(v) else None
+            "failures": [{"path": f.path, "message": f.message} for f in run.failures]})
 
 
 def _config_json(config: AnalysisConfig) -> dict:

@@ -128,5 +128,6 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, **json_kwargs: Any) -> None:
-    """json.dumps(obj, **json_kwargs) written atomically; serialised in full before any file is touched."""
-    write_text_atomic(path, json.dumps(obj, **json_kwargs))
+    """json.dumps(obj, **json_kwargs) written atomically; serialised in full before any file is touched. Strict:
+    a NaN or infinity raises ValueError instead of writing a bare token (see engine.strict_json)."""
+    write_text_atomic(path, json.dumps(obj, **{"allow_nan": False, **json_kwargs}))

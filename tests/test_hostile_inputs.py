@@ -406,3 +406,25 @@ def test_a_case_is_never_saved_over_its_evidence(tiny_ddim_dir, tmp_path):
     with pytest.raises(OutputRefused, match="evidence"):
         save_case(run, e)
     assert digest(e) == before
+
+
+def test_scan_json_is_strict(tmp_path, capsys, tiny_ddim_dir):
+    out = tmp_path / "scan.json"
+    code, _ = run_cli(["scan", str(SAMPLES / "key1_00500.png"), "--model", str(tiny_ddim_dir), "--keys",
+                       str(key_file(tmp_path, [good_key()])), "--method", "encoder", "--steps", "2", "--json",
+                       str(out), "--quiet"], capsys)
+    assert code == 0
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in the scan JSON")
+
+    data = json.loads(out.read_text(), parse_constant=refuse)
+    assert data["images"][0]["methods"]["encoder"]["inversion_residual"] is None     # naive DDIM has none
+
+
+def test_json_writer_refuses_non_finite_numbers(tmp_path):
+    from engine.atomic_write import write_json_atomic
+
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "x.json", {"v": float("nan")})
+    assert not (tmp_path / "x.json").exists()

@@ -6,30 +6,19 @@ PDF, which ties the two. No Qt."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.analysis import AnalysisRun, run_to_json
 from engine.provenance import Reverification
+from engine.strict_json import finite_or_null
 
 if TYPE_CHECKING:
     from forensics_app.report.sections import ReportInfo
 
 REPORT_FORMAT = "treering-forensics/report"
 REPORT_VERSION = 1
-
-
-def json_safe(obj: Any) -> Any:
-    """Strict JSON: non-finite floats become null (their meaning is in the PDF and the run's fields)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def twin_path(pdf_path: str | os.PathLike[str]) -> Path:
@@ -42,7 +31,7 @@ def twin_path(pdf_path: str | os.PathLike[str]) -> Path:
 def report_json(run: AnalysisRun, info: ReportInfo, generated_utc: str, commit: str, weights: dict[str, str],
                 weights_note: str, checks: list[Reverification], pdf_name: str,
                 truth: dict[str, str | None] | None = None) -> dict:
-    return json_safe({
+    return finite_or_null({
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "report": {"case_id": info.case_id, "examiner": info.examiner, "notes": info.notes,
                    "generated_utc": generated_utc, "pdf": pdf_name,

@@ -1,0 +1,19 @@
+"""Strict JSON for every document the tool writes: NaN and ±Infinity are not JSON (RFC 8259), and a reader
+that accepts them (Python's does) hands its users a number that is not one. Non-finite floats become null;
+what they meant is stated beside them (the report, the failure list)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def finite_or_null(obj: Any) -> Any:
+    """A copy of `obj` (dicts, lists, tuples, scalars) with every non-finite float replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
