@@ -18,7 +18,7 @@ from engine.limits import require_choice, require_int
 from engine.diffusion_inversion import Grid
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
-from engine.treering import TreeRingKey
+from engine.treering import KeySet, TreeRingKey
 from engine.watermarks import scheme_named
 
 
@@ -75,12 +75,12 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
     from engine.provenance import own_manifest, update_manifest
     import io
 
-    if key is not None and tuple(key.latent_shape) != model.latent_shape:
-        raise ValueError(f"key {key.id!r} is for latents {key.latent_shape}, the model makes {model.latent_shape}")
     require_int(count, "the image count (--count)", 1, MAX_GENERATED)
     require_int(seed, "the seed (--seed)", 0, 2**63 - 1 - MAX_GENERATED)
     require_int(batch_size, "the batch size", 1, 4096)
     scheme = scheme_named(key.scheme) if key is not None else None
+    if key is not None:
+        scheme.check_fits(KeySet((key,)), model.latent_shape, model.spec.id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix or (key.id if key is not None else "clean")

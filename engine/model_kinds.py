@@ -38,6 +38,9 @@ class MultiStepDiffusion:
 
         return invert_ddim(denoiser, z0, scheduler_config, config, progress, item)
 
+    def describe_inversion(self, config: "DiffusionInversionConfig") -> str:
+        return config.label()
+
     def sample(self, denoiser: "Denoiser", z_t: "torch.Tensor", scheduler_config: dict, steps: int,
                grid: "Grid", progress: "Progress") -> "torch.Tensor":
         from engine.diffusion_inversion import ddim_generate, timestep_pairs
@@ -58,6 +61,9 @@ class OneStepFlow:
         from engine.diffusion_inversion import invert_flow
 
         return invert_flow(denoiser, z0, config, progress, item)
+
+    def describe_inversion(self, config: "DiffusionInversionConfig") -> str:
+        return f"{config.method} (one-step flow)"         # steps and grid do not apply
 
     def sample(self, denoiser: "Denoiser", z_t: "torch.Tensor", scheduler_config: dict, steps: int,
                grid: "Grid", progress: "Progress") -> "torch.Tensor":

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.analysis import AnalysisRun, ImageAnalysis, MethodResult
 from engine.attribution_matrix import BatchMatrix, attribution_matrix
-from engine.model_kinds import model_kind
+from engine.model_kinds import KINDS, model_kind
 from engine.provenance import Reverification
 from engine.treering import KeySet, TreeRingKey
 from forensics_app.report.page import BODY_WIDTH_MM, CSS_PX_PER_MM
@@ -255,7 +255,7 @@ class ReportSections:
                         "measured default, see the model card")
             rows.append((esc(METHOD_TITLES.get(m, m)), esc(dc.label() + note)))
         d = cfg.diffusion
-        inv = d.label() if self.run.model_kind != "flow" else f"{d.method} (one-step flow)"
+        inv = model_kind(self.run.model_kind).describe_inversion(d) if self.run.model_kind in KINDS else d.label()
         if d.method == "backward-euler":
             inv += (f"; fixed point: {d.exact_iterations} it/step (flow: {d.flow_iterations}), lr {d.exact_lr:g}, "
                     f"warm-up {d.exact_warmup}, tolerance {d.exact_tolerance:g}")
