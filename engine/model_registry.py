@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.model_kinds import ModelKindName, model_kind
 from engine.resources import bundled_keys, bundled_model_folder
+from engine.strict_json import read_json_object
 
 USER_MODELS_FILE = Path(os.environ.get("TREERING_FORENSICS_CONFIG", Path.home() / ".config" / "treering-forensics")) / "models.json"
 
@@ -118,13 +119,8 @@ def _hf_cache_snapshot(repo: str) -> Path | None:
 
 def _class_name(path: Path) -> str:
     """The `_class_name` a diffusers config declares ("" when absent or unreadable)."""
-    try:
-        if path.stat().st_size > 4 << 20:
-            return ""
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return ""
-    name = data.get("_class_name") if isinstance(data, dict) else None
+    data = read_json_object(path, 4 << 20) or {}
+    name = data.get("_class_name")
     return name if isinstance(name, str) else ""
 
 

@@ -9,10 +9,11 @@ an image listed in the manifest it wrote). Evidence is never overwritten, with o
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable
+
+from engine.strict_json import read_json_object
 
 OWN_JSON_FORMATS = ("treering-forensics/",)       # key sets, case files, report twins
 MAX_OWN_JSON_BYTES = 256 << 20
@@ -27,13 +28,8 @@ def _real(path: str | os.PathLike[str]) -> str:
 
 
 def _is_own_json(path: Path) -> bool:
-    try:
-        if path.stat().st_size > MAX_OWN_JSON_BYTES:
-            return False
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    if not isinstance(data, dict):
+    data = read_json_object(path, MAX_OWN_JSON_BYTES)
+    if data is None:
         return False
     fmt = data.get("format")
     if isinstance(fmt, str) and fmt.startswith(OWN_JSON_FORMATS):
@@ -47,11 +43,8 @@ def _is_own_report(path: Path) -> bool:
     twin = path.with_suffix(".json")
     if twin == path or not _is_own_json(twin):
         return False
-    try:
-        data = json.loads(twin.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    report = data.get("report") if isinstance(data, dict) else None
+    data = read_json_object(twin, MAX_OWN_JSON_BYTES) or {}
+    report = data.get("report")
     return isinstance(report, dict) and report.get("pdf") == path.name
 
 

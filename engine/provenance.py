@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 
 import engine
 from engine.intake import EvidenceError, open_regular_file, sha256_file
+from engine.strict_json import read_json_object
 
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 16 << 20       # a manifest of a million images is ~60 MB; ours are KB: larger is refused
@@ -95,14 +96,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, str | None] | Non
 
     Accepts what `generate` writes ({"images": {"file.png": {"key": "key1" | null, "seed": 3}}}) and the
     older flat forms ({"file.png": {"key": ...}} or {"images": {"file.png": "key1"}})."""
-    path = Path(folder) / MANIFEST_NAME
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
+    data = read_json_object(Path(folder) / MANIFEST_NAME, MAX_MANIFEST_BYTES)
+    if data is None:
         return None
     images = data.get("images", data)
     if not isinstance(images, dict):

@@ -4,6 +4,7 @@ what they meant is stated beside them (the report, the failure list)."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -17,3 +18,19 @@ def finite_or_null(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [finite_or_null(v) for v in obj]
     return obj
+
+
+def read_json_object(path, max_bytes: int):
+    """The JSON object in a small file the tool reads but did not necessarily write (a manifest, a config, an
+    earlier output), or None when it is missing, larger than `max_bytes`, not a regular file, not JSON, nested
+    too deeply, or not an object. Untrusted input: never raises for its content."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size > max_bytes:
+            return None
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
