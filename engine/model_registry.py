@@ -32,8 +32,8 @@ class ModelSpec:
     default_guidance: float = 1.0
     notes: str = ""
     # Gradient-free decoder inversion defaults. The papers' Adam (lr 0.01, warm-up + cosine) unless a
-    # measurement on this model says otherwise: step sizes do not transfer between latent spaces (§6 of
-    # the algorithms sheet), so a model may carry its own, with the benchmark that chose it in `notes`.
+    # measurement on this model says otherwise: step sizes do not transfer between latent spaces
+    # (docs/algorithms.md §1.6), so a model may carry its own, with the benchmark that chose it in `notes`.
     gradient_free_optimizer: str = "adam"
     gradient_free_lr: float | None = None          # None → the paper's for the optimiser
     gradient_free_schedule: str = "scheduled"
