@@ -42,12 +42,12 @@ class ModelSpec:
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("demo", "Demo LDM (bundled, DDIM, 64×64)", "ddim", bundled="demo",
               notes="trained by packaging/train_demo_model.py on scikit-image photographs; gradient-free "
-                    "default = forward step 0.05 fixed (benchmarks/results/table2_demo*.md: 243/300 against "
+                    "default = forward step 0.05 fixed (benchmarks/results/table2/table2_demo*.md: 243/300 against "
                     "Adam's 179/300 on this model)",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("demo-flow", "Demo one-step flow (bundled, 64×64)", "flow", bundled="demo-flow",
               notes="one-step rectified flow, InstaFlow-like; same VAE as demo and the same gradient-free "
-                    "default (benchmarks/results/table2_demo-flow*.md: 243/300 against Adam's 217/300)",
+                    "default (benchmarks/results/table2/table2_demo-flow*.md: 243/300 against Adam's 217/300)",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("sd21", "Stable Diffusion 2.1-base (512², DDIM)", "ddim",
               hf_repo="stabilityai/stable-diffusion-2-1-base", env_var="TREERING_SD21_PATH"),
