@@ -6,23 +6,21 @@ implementation of the papers' code — on one device, in one run.
 
 Networks are built from resources/configs/sd21 (real weights when a local SD 2.1 folder is found, random
 init otherwise: the cost does not depend on the weight values). On a machine without a GPU the same
-measurements run on the bundled demo model and the output says so. Writes benchmarks/results/gpu.json
-(or cpu.json) and a markdown table beside it.
+measurements run on the bundled demo model and the output says so. Writes
+benchmarks/results/gpu_inversion/gpu.json (or cpu.json) and a markdown table beside it.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import harness  # also puts the repository root on sys.path
+from harness import REPO
 
 from engine.decoder_inversion import DecoderInversionConfig, invert_decoder  # noqa: E402
 from engine.device import device_name, pick_device, synchronize  # noqa: E402
@@ -85,14 +83,14 @@ def gib(b):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="auto")
+    p = harness.parser(__doc__, "gpu_inversion", model=False,
+                       out_help="path stem of the results (STEM.md and STEM.json); default "
+                                "benchmarks/results/gpu_inversion/gpu, or …/cpu without a GPU")
     p.add_argument("--iterations", type=int, default=20, help="decoder-inversion iterations per timing")
     p.add_argument("--compile", action="store_true", help="torch.compile the VAE (compile cost reported apart)")
     p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs",
                    help="torch.compile mode (e.g. max-autotune: with CUDA graphs)")
     p.add_argument("--random-weights", action="store_true", help="ignore a local SD 2.1 folder")
-    p.add_argument("--out", default=None)
     a = p.parse_args()
     device = pick_device(a.device)
     vae, unet, sched_cfg, what, size, ctx_dim = build_networks(device, not a.random_weights)
@@ -210,9 +208,6 @@ def main() -> None:
     res["full_analysis_s_per_image"] = s
     res["full_analysis_peak_gib"] = gib(peak)
 
-    out = Path(a.out or REPO / "benchmarks" / "results" / ("gpu.json" if gpu else "cpu.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
     rows = [f"# Decoder-inversion benchmark — {res['device']}, {res['date']}", "",
             f"Networks: {what}; {size}² images; command `{res['command']}`.",
             f"Gradient-free precision: {prec} (keys named fp16 hold this precision's figures; on a CPU fp32). "
@@ -221,8 +216,7 @@ def main() -> None:
         if k in ("device", "date", "networks", "command"):
             continue
         rows.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
-    out.with_suffix(".md").write_text("\n".join(rows) + "\n")
-    print("\n".join(rows))
+    harness.write_results(harness.out_stem(a, "gpu" if gpu else "cpu"), res, rows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Decoder inversion on latents on and off the autoencoder's manifold, on a bundled model.
 
-    .venv/bin/python benchmarks/manifold_gap.py --model demo --count 24 --out benchmarks/results/manifold_gap_demo
+    .venv/bin/python benchmarks/manifold_gap.py --model demo --count 24 # → benchmarks/results/manifold_gap/manifold_gap_demo.{md,json}
 
 Two sets of true latents z*, each decoded and rounded to an 8-bit image x, then inverted:
 - *on the manifold*: the encoder's latents of held-out photograph crops (what the autoencoder was trained on);
@@ -13,17 +13,14 @@ Needs scikit-image (the `train` extra) for the photographs.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "packaging"))
+import harness  # also puts the repository root on sys.path
+
+sys.path.insert(0, str(harness.REPO / "packaging"))
 
 METHODS = [  # (label, DecoderInversionConfig kwargs)
     ("encoder", dict(method="encoder")),
@@ -35,17 +32,11 @@ METHODS = [  # (label, DecoderInversionConfig kwargs)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="demo")
-    p.add_argument("--count", type=int, default=24)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="benchmarks/results/manifold_gap_demo")
-    a = p.parse_args()
+    a = harness.parser(__doc__, "manifold_gap", count=24).parse_args()
 
     import torch
     import train_demo_model as training
 
-    from engine.analysis import software_versions
     from engine.decoder_inversion import DecoderInversionConfig, invert_decoder
     from engine.device import device_name
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
@@ -72,16 +63,12 @@ def main() -> None:
         print(name, {k: (round(v["nmse_db"], 2) if isinstance(v, dict) else round(v, 3)) for k, v in row.items()},
               flush=True)
 
-    summary = {"model": a.model, "count": a.count, "device": device_name(model.device), "date": time.strftime("%Y-%m-%d"),
-               "command": " ".join(sys.argv), "software": software_versions(), "wall_seconds": time.time() - t0,
+    summary = {"model": a.model, "count": a.count, "device": device_name(model.device), **harness.provenance(t0),
                "results": results}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Decoder inversion on and off the autoencoder's manifold — `{a.model}`", "",
              f"{a.count} latents per set, decoded and rounded to 8 bit, then inverted; NMSE against the true latent "
              f"(dB, mean over images). Device {summary['device']}, date {summary['date']}.",
-             f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).", "",
+             harness.command_line(summary), "",
              "| latents | std | " + " | ".join(label for label, _ in METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     for name, row in results.items():
         lines.append(f"| {name} | {row['latent_std']:.2f} | " +
@@ -90,8 +77,7 @@ def main() -> None:
               "| latents | " + " | ".join(label for label, _ in METHODS) + " |", "|---|" + "---|" * len(METHODS)]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[label]['pixel_psnr_db']:.1f}" for label, _ in METHODS) + " |")
-    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    harness.write_results(harness.out_stem(a), summary, lines)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where the Tree-Ring signal is lost on its way back from an 8-bit image to the recovered initial noise.
 
-    .venv/bin/python benchmarks/ring_loss.py --model demo --per-key 20 --out benchmarks/results/ring_loss_demo
+    .venv/bin/python benchmarks/ring_loss.py --model demo --per-key 20  # → benchmarks/results/ring_loss/ring_loss_demo.{md,json}
 
 The Table 2 analogue says *how well* each decoder inversion classifies; this says *why*. For watermarked
 images of every key it measures, stage by stage:
@@ -19,15 +19,11 @@ spectrum on the true one: 1 = intact, 0 = gone), and 3-key accuracy (argmin L1, 
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness  # also puts the repository root on sys.path
 
 LOW_BAND = 0.1     # |frequency| ≤ 0.1 cycles / latent pixel on both axes: radius 6 of 32 is 0.19, the core rings
 HIGH_BAND = 0.25   # |frequency| > 0.25 on either axis
@@ -55,21 +51,16 @@ def nmse_db(z, ref):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="demo")
-    p.add_argument("--keys", default="resources/keys/demo.json")
+    p = harness.parser(__doc__, "ring_loss", keys=True)
     p.add_argument("--per-key", type=int, default=20)
     p.add_argument("--iterations", type=int, default=100)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="benchmarks/results/ring_loss_demo")
     a = p.parse_args()
 
     import torch
 
-    from engine.analysis import AnalysisConfig, software_versions
+    from engine.analysis import AnalysisConfig
     from engine.decoder_inversion import DecoderInversionConfig, invert_decoder
     from engine.device import device_name
-    from engine.diffusion_inversion import invert_ddim, invert_flow
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.model_loader import load_model
     from engine.treering import KeySet, fft_latent, inject, score_keys
@@ -94,9 +85,7 @@ def main() -> None:
     low, high = low.to(model.device), high.to(model.device)
 
     def invert(z):
-        if model.kind == "flow":
-            return invert_flow(denoiser, z, diffusion).z_t
-        return invert_ddim(denoiser, z, model.scheduler_config, diffusion).z_t
+        return model.invert(denoiser, z, diffusion).z_t
 
     def low_band_nmse_per_channel(z):
         err, ref = torch.fft.fft2(z - z0), torch.fft.fft2(z0)
@@ -166,16 +155,11 @@ def main() -> None:
 
     summary = {"model": a.model, "kind": model.kind, "keys": a.keys, "per_key": a.per_key,
                "diffusion_inversion": diffusion.label(), "device": device_name(model.device),
-               "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "software": software_versions(),
-               "wall_seconds": time.time() - t0, "rows": rows, "decoder_gain_per_channel": gains,
+               **harness.provenance(t0), "rows": rows, "decoder_gain_per_channel": gains,
                "bands": {"low": f"|f| <= {LOW_BAND} on both axes", "high": f"|f| > {HIGH_BAND} on either axis"}}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Where the ring is lost on `{a.model}` ({model.kind})", "",
              f"{len(keys)} keys × {a.per_key} watermarked images (8-bit); diffusion inversion: {summary['diffusion_inversion']}; "
-             f"device {summary['device']}; date {summary['date']}.", f"Command: `{summary['command']}` "
-             f"(wall time {summary['wall_seconds'] / 60:.1f} min).", "",
+             f"device {summary['device']}; date {summary['date']}.", harness.command_line(summary), "",
              "Ring amplitude: least-squares gain of the recovered masked spectrum on the true one (1 = intact). "
              f"Accuracy: argmin L1 over the {len(keys)} keys, effective target. Low band: {summary['bands']['low']} "
              f"(cycles per latent pixel); high band: {summary['bands']['high']}.", "",
@@ -192,8 +176,7 @@ def main() -> None:
     lines += ["", "| latent channel | decoder gain, low band | decoder gain, high band |", "|---|---|---|"]
     for c, gain in enumerate(gains):
         lines.append(f"| {c} | {gain['low']:.3f} | {gain['high']:.3f} |")
-    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    harness.write_results(harness.out_stem(a), summary, lines)
 
 
 if __name__ == "__main__":

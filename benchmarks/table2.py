@@ -1,7 +1,7 @@
 """Table 2 analogue (dec-inv): 3 keys × N watermarked 8-bit PNGs per key, plus N un-watermarked, made by a
 bundled model, then classified after encoder / gradient-based / gradient-free decoder inversion.
 
-    .venv/bin/python benchmarks/table2.py --model demo --count 100 --out benchmarks/results/table2_demo
+    .venv/bin/python benchmarks/table2.py --model demo --count 100      # → benchmarks/results/table2/table2_demo.{md,json}
 
 Reports accuracy x/(3N) and the confusion matrix per method (argmin L1 over keys, the reference's
 classifier), for both score targets (the papers' "reference" and our "effective" default), runtime and
@@ -11,11 +11,8 @@ watermarked images against the un-watermarked ones.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import resource
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -23,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness  # also puts the repository root on sys.path
 
 
 def auc_and_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float = 0.01) -> tuple[float, float]:
@@ -63,14 +60,10 @@ def run_method(args: tuple) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="demo")
-    p.add_argument("--count", type=int, default=100, help="images per key (and un-watermarked)")
+    p = harness.parser(__doc__, "table2", count=100, count_help="images per key (and un-watermarked)", keys=True,
+                       threads=True)
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--keys", default="resources/keys/demo.json")
-    p.add_argument("--out", default="benchmarks/results/table2_demo")
     p.add_argument("--methods", default=",".join(("encoder", "gradient-free", "gradient-based")),
                    help="comma-separated subset of encoder, gradient-free, gradient-based")
     p.add_argument("--optimizer", default="adam", choices=("adam", "forward-step", "inertial-km"),
@@ -79,10 +72,9 @@ def main() -> None:
                    help="gradient-free step (default: 0.01 for Adam, scheduled; 0.05 fixed for the forward step / KM)")
     p.add_argument("--gb-lr", type=float, default=0.1, help="gradient-based Adam step (paper: 0.1 scheduled)")
     p.add_argument("--gb-schedule", default="scheduled", choices=("scheduled", "fixed"))
-    p.add_argument("--threads", type=int, default=0, help="torch threads per method process (0: torch's default)")
     a = p.parse_args()
 
-    from engine.analysis import AnalysisConfig, software_versions
+    from engine.analysis import AnalysisConfig
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
     from engine.generation import generate_reference_set
     from engine.model_loader import load_model
@@ -147,17 +139,13 @@ def main() -> None:
                "gradient_free": (f"{config.gradient_free.optimizer} lr {config.gradient_free.effective_lr:g} "
                                  f"{config.gradient_free.schedule}"),
                "gradient_based": f"adam lr {config.gradient_based.effective_lr:g} {config.gradient_based.schedule}",
-               "device": device_label, "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
-               "software": software_versions(), "wall_seconds": time.time() - t0, "results": results}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
+               "device": device_label, **harness.provenance(t0), "results": results}
     lines = [f"# Table 2 analogue on `{a.model}` ({model.kind})", "",
              f"{len(keys)} keys × {a.count} watermarked 8-bit PNGs + {a.count} un-watermarked; diffusion inversion: "
              f"{summary['diffusion_inversion']}; decoder inversion {a.iterations} iterations (gradient-free "
              f"{summary['gradient_free']}, gradient-based Adam lr {a.gb_lr:g} {a.gb_schedule}), fp32. Device: {summary['device']}. "
              f"Date {summary['date']}.",
-             f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).",
+             harness.command_line(summary),
              "Each method runs in a fresh process after the images are made; peak = GPU max allocated, or on a "
              "CPU the growth of that process's peak RSS over the loaded model.", "",
              "| method | correct (effective target) | correct (reference target) | AUC | TPR @ 1 % FPR | s / image | peak |",
@@ -175,8 +163,7 @@ def main() -> None:
         for kid, row in zip(keys.ids, r["effective"]["confusion"]):
             lines.append(f"| {kid} | " + " | ".join(str(c) for c in row[:len(keys)]) + " |")
         lines.append("")
-    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    harness.write_results(harness.out_stem(a), summary, lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Table S1 analogue (Hong et al., NeurIPS 2024) on a bundled model: NMSE of decoder inversion against
 the true z0 of generated 8-bit images, for each method and iteration count, with runtime and peak memory.
 
-    .venv/bin/python benchmarks/table_s1.py --model demo --count 100 --out benchmarks/results/table_s1_demo
+    .venv/bin/python benchmarks/table_s1.py --model demo --count 100    # → benchmarks/results/table_s1/table_s1_demo.{md,json}
 
 NMSE is reported as the paper does: the mean over images of 10·log10(‖z − z*‖²/‖z*‖²), with a 95 %
 confidence interval (t distribution). Each configuration runs in a fresh process so that its peak
@@ -10,17 +10,13 @@ memory (GPU: max allocated; CPU: growth of the process's peak RSS) is its own.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness  # also puts the repository root on sys.path
 
 ROWS = [  # (label, config kwargs)
     ("gradient-based fp32, lr 0.1 scheduled", dict(method="gradient-based", lr=0.1, schedule="scheduled")),
@@ -98,21 +94,16 @@ def mean_ci(values) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="demo")
-    p.add_argument("--count", type=int, default=100)
+    p = harness.parser(__doc__, "table_s1", count=100)
     p.add_argument("--iterations", default="20,50,100,200")
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--rho", type=float, default=0.05, help="step of the forward-step / KM ablation rows")
-    p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=10_000)
-    p.add_argument("--out", default="benchmarks/results/table_s1_demo")
     p.add_argument("--fp16-on-cpu", action="store_true",
                    help="also run the fp16 row on a CPU (half-precision convolutions are ~60x slower there)")
     a = p.parse_args()
     import torch
 
-    from engine.analysis import software_versions
     from engine.decoder_inversion import DecoderInversionConfig, invert_decoder
     from engine.device import device_name, pick_device
     from engine.model_loader import load_model
@@ -147,17 +138,14 @@ def main() -> None:
                 m, ci = mean_ci(results[label][str(n)]["nmse_db"])
                 print(f"{label:55s} {n:4d} it: {m:7.2f} ± {ci:.2f} dB, "
                       f"{results[label][str(n)]['seconds_per_image'] * 1000:.1f} ms/image", flush=True)
-    summary = {"skipped_rows": skipped, "model": a.model, "count": a.count, "device": device_name(dev), "date": time.strftime("%Y-%m-%d"),
-               "command": " ".join(sys.argv), "software": software_versions(), "wall_seconds": time.time() - t0,
+    summary = {"skipped_rows": skipped, "model": a.model, "count": a.count, "device": device_name(dev),
+               **harness.provenance(t0),
                "cocoercivity_positive_fraction": float(np.mean(coco.trace.cocoercivity > 0)),
                "results": results}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(summary, indent=1))
     lines = [f"# Table S1 analogue on `{a.model}`", "",
              f"{a.count} generated images (DDIM 50 steps / one flow step, decoded and rounded to 8 bit); NMSE = mean over "
              f"images of 10·log10‖z − z*‖²/‖z*‖² ± 95 % CI. Device: {summary['device']}. Date {summary['date']}.",
-             f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min).", "",
+             harness.command_line(summary), "",
              f"Cocoercivity (Eq. 14, 100 Adam iterations) positive for {summary['cocoercivity_positive_fraction']:.0%} of images.",
              "Runs that share their first iterates (fixed steps; the gradient-free schedule for N ≥ 100) are run once at "
              "the largest count and read at each checkpoint; time per image = measured time per iteration × iterations. "
@@ -182,8 +170,7 @@ def main() -> None:
     for label in skipped:
         lines.append(f"| {label} | not run on {summary['device']}: half-precision convolutions run ~60× slower on a "
                      f"CPU than fp32 (10 s per image per 10 iterations); pass --fp16-on-cpu to force it |" + " |" * len(iters))
-    (out.parent / (out.name + ".md")).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    harness.write_results(harness.out_stem(a), summary, lines)
 
 
 if __name__ == "__main__":

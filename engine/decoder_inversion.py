@@ -1,4 +1,4 @@
-"""Decoder inversion: find z0 with D(z0) ≈ x (ALGORITHMS.md §1).
+"""Decoder inversion: find z0 with D(z0) ≈ x (docs/algorithms.md §1).
 
 * encoder — z0 = E(x), the cheap baseline;
 * gradient-free (Hong et al., NeurIPS 2024) — iterate on the pseudo-gradient T(z) = E(D(z)) − E(x) with a

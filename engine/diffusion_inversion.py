@@ -1,4 +1,4 @@
-"""From the clean latent z0 to the initial noise zT, and back (ALGORITHMS.md §2).
+"""From the clean latent z0 to the initial noise zT, and back (docs/algorithms.md §2).
 
 DDIM models (ε- or v-prediction; SD 2.1, the `demo` model):
 * naive DDIM inversion — each upward step evaluates the network at the *current* latent with the

@@ -1,4 +1,4 @@
-"""Step-size schedules of the decoder-inversion papers (ALGORITHMS.md §1), as LambdaLR factors."""
+"""Step-size schedules of the decoder-inversion papers (docs/algorithms.md §1.4), as LambdaLR factors."""
 
 from __future__ import annotations
 

@@ -31,8 +31,8 @@ class ModelSpec:
     default_guidance: float = 1.0
     notes: str = ""
     # Gradient-free decoder inversion defaults. The papers' Adam (lr 0.01, warm-up + cosine) unless a
-    # measurement on this model says otherwise: step sizes do not transfer between latent spaces (§6 of
-    # the algorithms sheet), so a model may carry its own, with the benchmark that chose it in `notes`.
+    # measurement on this model says otherwise: step sizes do not transfer between latent spaces
+    # (docs/algorithms.md §1.6), so a model may carry its own, with the benchmark that chose it in `notes`.
     gradient_free_optimizer: str = "adam"
     gradient_free_lr: float | None = None          # None → the paper's for the optimiser
     gradient_free_schedule: str = "scheduled"
@@ -54,13 +54,13 @@ class ModelSpec:
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("demo", "Demo LDM (bundled, DDIM, 64×64)", "ddim", bundled="demo",
               notes="trained by packaging/train_demo_model.py on scikit-image photographs; gradient-free "
-                    "default = forward step 0.05 fixed (benchmarks/results/table2_demo*.md: 243/300 against "
+                    "default = forward step 0.05 fixed (benchmarks/results/table2/table2_demo*.md: 243/300 against "
                     "Adam's 179/300 on this model)",
               default_keys="demo.json",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("demo-flow", "Demo one-step flow (bundled, 64×64)", "flow", bundled="demo-flow",
               notes="one-step rectified flow, InstaFlow-like; same VAE as demo and the same gradient-free "
-                    "default (benchmarks/results/table2_demo-flow*.md: 243/300 against Adam's 217/300)",
+                    "default (benchmarks/results/table2/table2_demo-flow*.md: 243/300 against Adam's 217/300)",
               default_keys="demo.json",
               gradient_free_optimizer="forward-step", gradient_free_lr=0.05, gradient_free_schedule="fixed"),
     ModelSpec("sd21", "Stable Diffusion 2.1-base (512², DDIM)", "ddim",

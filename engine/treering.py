@@ -1,7 +1,7 @@
 """Tree-Ring watermarks (Wen et al. 2023) in the Fourier domain of the initial noise z_T.
 
 Follows the public reference code, quirks included, so keys and images made with it stay comparable
-(ALGORITHMS.md §3): the mask disc is centred one row above DC for even sizes ("reference" centre), ring i
+(docs/algorithms.md §3): the mask disc is centred one row above DC for even sizes ("reference" centre), ring i
 is {(i−1)² < d² ≤ i²}, the ring value is read at spectrum[channel, row 0, column i], and injection
 replaces the masked Fourier coefficients, keeping the real part after the inverse FFT.
 """
