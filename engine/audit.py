@@ -10,9 +10,13 @@ not a signature (anyone with the file can edit it), and it says so where it is p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from engine.analysis import utc_now
+
+def utc_now() -> str:
+    """As engine.analysis.utc_now (not imported from there: the window records events before torch loads)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 # The kinds of event, as written to the case (stable strings: older case files keep theirs).
 RUN = "run"
