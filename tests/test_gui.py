@@ -452,7 +452,8 @@ def test_batch_without_manifest_groups_by_folder(tmp_path):
 
 # -- responsiveness -----------------------------------------------------------------------------------
 
-def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples):
+def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples,
+                                                  tmp_path):
     use_tiny(window, tiny_ddim_dir, tiny_keys_file, batch_size=2, steps=50, iterations=20,
              methods=("encoder", "gradient-free", "gradient-based"))
     window.add_paths([tiny_samples])
@@ -480,7 +481,8 @@ def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, 
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.timeout.connect(tick)
     timer.start(10)
-    late = sorted(tiny_samples.glob("*.png"))[0].parent / "manifest.json"     # any file: added mid-run
+    late = tmp_path / "late.png"                   # a file not listed yet (the folder's manifest.json is)
+    late.write_bytes(sorted(tiny_samples.glob("*.png"))[0].read_bytes())
 
     try:
         with qtbot.waitSignal(window.session.finished, timeout=180000):
