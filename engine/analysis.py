@@ -16,7 +16,7 @@ from engine.decoder_inversion import METHODS, DecoderInversionConfig, Method, in
 from engine.denoiser import Conditioning
 from engine.device import device_name, measure
 from engine.diffusion_inversion import DiffusionInversionConfig
-from engine.intake import EvidenceError, EvidenceImage, load_evidence
+from engine.intake import EvidenceError, EvidenceImage, NotAnalysed, hash_file, load_evidence
 from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
@@ -93,7 +93,15 @@ class ImageAnalysis:
 @dataclass(frozen=True)
 class ImageFailure:
     path: str
-    message: str
+    message: str                  # one sentence naming the file
+    reason: str = ""              # the same without the file's name (for a list that already shows it)
+    sha256: str | None = None     # of the file as submitted, when it could be read
+    md5: str | None = None        # when asked for
+    hash_note: str = ""           # why there is no hash, else ""
+
+    @property
+    def shown_reason(self) -> str:
+        return self.reason or self.message
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class AnalysisRun:
     software: dict[str, str]
     notes: tuple[str, ...] = ()   # events the reader must know, e.g. a fall-back from the GPU to the CPU
     weight_sha256: dict[str, str] = field(default_factory=dict)   # of the weights loaded for this run
+    not_analysed: tuple[NotAnalysed, ...] = ()   # files found in the submitted folders but not analysed, and why
 
 
 def utc_now() -> str:
@@ -135,7 +144,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
-    broken: dict[int, str] = {}
+    broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)
     for method in config.methods:
         dec = invert_decoder(model.codec, x, config.decoder_config(method), progress=progress, item=names)
@@ -147,23 +156,27 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
         for i in range(b):
             if i not in broken and not (np.isfinite(z_t[i]).all()
                                         and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
-                broken[i] = str(EvidenceError(evidence[i].path, f"could not be analysed: the {method} inversion gave "
-                                              "non-finite values (NaN or infinity), so no finding can be made — "
-                                              "the model or the settings diverge on this image"))
+                problem = EvidenceError(evidence[i].path, f"could not be analysed: the {method} inversion gave "
+                                        "non-finite values (NaN or infinity), so no finding can be made — "
+                                        "the model or the settings diverge on this image")
+                broken[i] = (str(problem), problem.problem)
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
                 peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores[i]),
                 verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]))
-    return [ImageFailure(e.path, broken[i]) if i in broken else ImageAnalysis(e, r)
+    return [ImageFailure(e.path, broken[i][0], broken[i][1], e.sha256, e.md5) if i in broken else ImageAnalysis(e, r)
             for i, (e, r) in enumerate(zip(evidence, per_image))]
 
 
 def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisConfig | None = None,
             progress: Progress = NULL_PROGRESS,
-            on_result: Callable[[ImageAnalysis | ImageFailure], None] | None = None) -> AnalysisRun:
+            on_result: Callable[[ImageAnalysis | ImageFailure], None] | None = None, *, md5: bool = False,
+            not_analysed: Iterable[NotAnalysed] = ()) -> AnalysisRun:
     """Analyse evidence files. A file that cannot be read becomes an `ImageFailure` with one clear
-    sentence and the others still run; a cancel returns what finished, with `cancelled=True`."""
+    sentence and its hashes (when its bytes can be read at all), and the others still run; a cancel returns
+    what finished, with `cancelled=True`. `md5`: record MD5 beside SHA-256. `not_analysed` (from
+    `engine.intake.scan_evidence_paths`) is carried into the run's record unchanged."""
     config = config or AnalysisConfig.for_model(model)
     check_keys_fit(model, keys)
     started = utc_now()
@@ -200,8 +213,9 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
                 results = analyze_batch(current, keys, pending, config, progress)
             else:
                 for e in pending:
-                    emit(ImageFailure(e.path, f"the GPU ran out of memory at batch size {len(pending)}: use "
-                                              f"--precision fp16, a smaller --batch-size, or --device cpu"))
+                    reason = (f"the GPU ran out of memory at batch size {len(pending)}: use "
+                              f"--precision fp16, a smaller --batch-size, or --device cpu")
+                    emit(ImageFailure(e.path, reason, reason, e.sha256, e.md5))
         for r in results or ():
             emit(r)
         pending.clear()
@@ -212,9 +226,10 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
             progress.report(ProgressEvent("reading evidence", n + 1, len(paths), path,
                                           phase=Phase.READING_EVIDENCE))
             try:
-                pending.append(load_evidence(path, model.image_size))
+                pending.append(load_evidence(path, model.image_size, md5=md5))
             except EvidenceError as exc:
-                emit(ImageFailure(path, str(exc)))
+                h = hash_file(path, md5)
+                emit(ImageFailure(path, str(exc), exc.problem, h.sha256, h.md5, h.note))
             if len(pending) >= config.batch_size:
                 flush()
         flush()
@@ -225,7 +240,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
         latent_shape=model.latent_shape, device=device_name(model.device), dtype=str(model.dtype).replace("torch.", ""),
         keys=keys, config=config, images=tuple(images), failures=tuple(failures), started_utc=started,
         finished_utc=utc_now(), cancelled=cancelled, software=software_versions(), notes=tuple(notes),
-        weight_sha256=dict(model.weight_sha256))
+        weight_sha256=dict(model.weight_sha256), not_analysed=tuple(not_analysed))
 
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
@@ -246,10 +261,21 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
 
     def image_json(a: ImageAnalysis) -> dict:
         e = a.evidence
-        return {"path": e.path, "sha256": e.sha256, "size_bytes": e.size_bytes, "format": e.format,
+        d = {"path": e.path, "sha256": e.sha256, "size_bytes": e.size_bytes, "format": e.format,
                 "width": e.width, "height": e.height, "mode": e.mode, "warnings": list(e.warnings),
                 "preprocessing": e.preprocessing.describe(), "exif": dict(e.exif),
                 "methods": {m: method_json(r) for m, r in a.methods.items()}}
+        if e.md5 is not None:
+            d["md5"] = e.md5
+        return d
+
+    def failure_json(f: ImageFailure) -> dict:
+        d = {"path": f.path, "message": f.message, "reason": f.shown_reason, "sha256": f.sha256}
+        if f.md5 is not None:
+            d["md5"] = f.md5
+        if f.hash_note:
+            d["hash_note"] = f.hash_note
+        return d
 
     return finite_or_null({"model": run.model_id, "model_path": run.model_path, "model_kind": run.model_kind,
             "image_size": run.image_size, "device": run.device, "dtype": run.dtype,
@@ -258,7 +284,8 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
             "finished_utc": run.finished_utc, "cancelled": run.cancelled, "software": run.software,
             "notes": list(run.notes), "model_weights_sha256": dict(run.weight_sha256),
             "images": [image_json(a) for a in run.images],
-            "failures": [{"path": f.path, "message": f.message} for f in run.failures]})
+            "failures": [failure_json(f) for f in run.failures],
+            "not_analysed": [n.to_json_dict() for n in run.not_analysed]})
 
 
 def _config_json(config: AnalysisConfig) -> dict:

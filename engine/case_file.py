@@ -29,7 +29,8 @@ import numpy as np
 
 from engine.analysis import AnalysisConfig, AnalysisRun, ImageAnalysis, ImageFailure, MethodResult, utc_now
 from engine.atomic_write import write_text_atomic
-from engine.intake import EvidenceError, EvidenceImage, Preprocessing, _shown_path, load_evidence, sha256_file
+from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, _shown_path, load_evidence,
+                           sha256_file)
 from engine.provenance import EvidenceStatus
 from engine.treering import KeyScore, KeySet, Verdict
 
@@ -69,6 +70,8 @@ class LoadedCase:
     saved_by: str               # tool version that wrote the file
     version: int
     path: Path
+    audit: tuple[dict, ...] = ()     # the case's audit trail (engine.audit), as saved
+    history: tuple[dict, ...] = ()   # the case folder's run history index (engine.case_folder), as saved
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def _evidence_json(e: EvidenceImage, case_dir: Path) -> dict:
                               "resized_to": list(pre.resized_to) if pre.resized_to is not None else None,
                               "crop_box": list(pre.crop_box) if pre.crop_box is not None else None,
                               "mode_conversion": pre.mode_conversion},
-            "pixels_shape": list(e.pixels.shape)}
+            "pixels_shape": list(e.pixels.shape), "md5": e.md5}
 
 
 def _method_json(r: MethodResult) -> dict:
@@ -197,7 +200,13 @@ def _method_json(r: MethodResult) -> dict:
                         "corrected_threshold": _f(v.corrected_threshold)}}
 
 
-def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None) -> dict:
+def _failure_json(f: ImageFailure) -> dict:
+    return {"path": f.path, "abs_path": os.path.abspath(f.path), "message": f.message, "reason": f.reason,
+            "sha256": f.sha256, "md5": f.md5, "hash_note": f.hash_note}
+
+
+def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None, audit: list[dict] | None = None,
+                 history: list[dict] | None = None) -> dict:
     """The JSON document `save_case` writes (without touching any file)."""
     import engine
 
@@ -215,22 +224,27 @@ def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None) -> 
             "config": _dataclass_to_json(run.config),
             "images": [{"evidence": _evidence_json(a.evidence, case_dir),
                         "methods": [_method_json(r) for r in a.methods.values()]} for a in run.images],
-            "failures": [{"path": f.path, "message": f.message} for f in run.failures],
+            "failures": [_failure_json(f) for f in run.failures],
+            "not_analysed": [{**n.to_json_dict(), "abs_path": os.path.abspath(n.path)} for n in run.not_analysed],
         },
+        "audit": [dict(e) for e in (audit or [])],
+        "history": [dict(h) for h in (history or [])],
     }
     payload["content_sha256"] = _content_checksum(payload)
     return payload
 
 
-def save_case(run: AnalysisRun, path: str | os.PathLike[str], info: dict | None = None) -> Path:
+def save_case(run: AnalysisRun, path: str | os.PathLike[str], info: dict | None = None,
+              audit: list[dict] | None = None, history: list[dict] | None = None) -> Path:
     """Write the whole run (no evidence copies) to `path` atomically; `info` (JSON-serialisable: case id,
-    examiner, notes, ...) is stored as given and returned by `load_case`."""
+    examiner, notes, ...), `audit` (the case's audit trail, engine.audit) and `history` (a case folder's run
+    index) are stored as given and returned by `load_case`."""
     from engine.output_paths import check_not_evidence
 
-    target = check_not_evidence(path, [a.evidence.path for a in run.images] + [f.path for f in run.failures],
-                                "the case file")
+    target = check_not_evidence(path, [a.evidence.path for a in run.images] + [f.path for f in run.failures]
+                                + [n.path for n in run.not_analysed], "the case file")
     try:
-        payload = case_payload(run, target.resolve().parent, info)
+        payload = case_payload(run, target.resolve().parent, info, audit, history)
         text = json.dumps(payload, indent=1, ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the case could not be serialised (is `info` plain JSON data?): {exc}") from exc
@@ -371,7 +385,8 @@ def _evidence_from(ed: dict, case_dir: Path, image_size: int, what: str) -> tupl
             exif_orientation=_opt_int(ed.get("exif_orientation"), f"{what} EXIF orientation"),
             frame_count=_get(ed, "frame_count", int, what),
             warnings=tuple(str(w) for w in _get(ed, "warnings", list, what)),
-            preprocessing=preprocessing, pixels=pixels)
+            preprocessing=preprocessing, pixels=pixels,
+            md5=ed.get("md5") if isinstance(ed.get("md5"), str) else None)
     except (TypeError, ValueError) as exc:
         raise CaseFileError(f"damaged case file: invalid {what} ({exc})") from None
     return image, EvidenceCheck(recorded, path, sha, now, status), warnings
@@ -449,8 +464,9 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         images.append(ImageAnalysis(ev, methods))
         checks.append(check)
         warnings += w
-    failures = tuple(ImageFailure(_get(f, "path", str, "failure"), _get(f, "message", str, "failure"))
-                     for f in _get(rd, "failures", list, "run"))
+    failures = tuple(_failure_from(f) for f in _get(rd, "failures", list, "run"))
+    not_analysed = tuple(_not_analysed_from(n) for n in rd.get("not_analysed", []) if isinstance(n, dict)) \
+        if isinstance(rd.get("not_analysed"), list) else ()
     software = _get(rd, "software", dict, "run")
     run = AnalysisRun(
         model_id=_get(rd, "model_id", str, "run"), model_path=_get(rd, "model_path", str, "run"),
@@ -462,8 +478,31 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         # optional: case files saved before these were recorded lack them
         notes=tuple(str(n) for n in rd.get("notes", []) if isinstance(n, str)) if isinstance(rd.get("notes"), list) else (),
         weight_sha256=({str(k): str(v) for k, v in rd["weight_sha256"].items()}
-                       if isinstance(rd.get("weight_sha256"), dict) else {}))
+                       if isinstance(rd.get("weight_sha256"), dict) else {}),
+        not_analysed=not_analysed)
     info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
     return LoadedCase(run=run, info=info, warnings=tuple(warnings), evidence=tuple(checks),
                       saved_utc=str(payload.get("saved_utc", "")), saved_by=str(payload.get("saved_by", "")),
-                      version=payload["version"], path=p)
+                      version=payload["version"], path=p, audit=_dict_list(payload.get("audit")),
+                      history=_dict_list(payload.get("history")))
+
+
+def _opt_str(d: dict, key: str) -> str | None:
+    v = d.get(key)
+    return v if isinstance(v, str) else None
+
+
+def _failure_from(f: dict) -> ImageFailure:
+    return ImageFailure(_get(f, "path", str, "failure"), _get(f, "message", str, "failure"),
+                        _opt_str(f, "reason") or "", _opt_str(f, "sha256"), _opt_str(f, "md5"),
+                        _opt_str(f, "hash_note") or "")
+
+
+def _not_analysed_from(n: dict) -> NotAnalysed:
+    return NotAnalysed(_get(n, "path", str, "file not analysed"), _get(n, "reason", str, "file not analysed"),
+                       _opt_str(n, "sha256"), _opt_str(n, "md5"), _opt_str(n, "hash_note") or "")
+
+
+def _dict_list(v: Any) -> tuple[dict, ...]:
+    """A list of JSON objects (audit events, history entries) as saved; anything else in it is dropped."""
+    return tuple(dict(e) for e in v if isinstance(e, dict)) if isinstance(v, list) else ()

@@ -182,6 +182,7 @@ class EvidenceImage:
     warnings: tuple[str, ...]
     preprocessing: Preprocessing
     pixels: np.ndarray = field(repr=False)  # float32 (3, T, T) in [-1, 1] from 8-bit values
+    md5: str | None = None  # of the same bytes, when asked for (`load_evidence(..., md5=True)`)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,6 +223,178 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         except OSError as error:
             raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileHashes:
+    """Hashes of a file as read now; `note` says why a hash is missing (one sentence), else ""."""
+
+    sha256: str | None
+    md5: str | None = None
+    note: str = ""
+
+
+def hash_file(path: str | os.PathLike[str], md5: bool = False) -> FileHashes:
+    """SHA-256 (and MD5 if asked) of any submitted file, read-only, regular files only (no FIFO hangs).
+    Never raises for the file: when it cannot be read, the hashes are None and `note` says why."""
+    sha = hashlib.sha256()
+    second = hashlib.md5(usedforsecurity=False) if md5 else None
+    try:
+        with open_regular_file(path) as file:
+            try:
+                while chunk := file.read(1 << 20):
+                    sha.update(chunk)
+                    if second is not None:
+                        second.update(chunk)
+            except OSError as error:
+                raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
+    except EvidenceError as error:
+        return FileHashes(None, None, f"not hashed: the file {error.problem}")
+    return FileHashes(sha.hexdigest(), second.hexdigest() if second is not None else None)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path for one line of text (a message, a progress line, a status): quoted, with control, format and
+    line-separator characters made visible as escapes, so a crafted name can neither break the line nor
+    forge another."""
+    return _shown_path(path)
+
+
+def escape_invisible(text: str) -> str:
+    """`text` with control, format and line-separator characters made visible as escapes (no quotes)."""
+    return _escape_invisible(text)
+
+
+@dataclass(frozen=True)
+class NotAnalysed:
+    """A file found under a submitted folder (or submitted itself) that is not analysed, and why. Every
+    file found is either analysed or listed as one of these, with its hashes when it can be read."""
+
+    path: str
+    reason: str                 # one sentence fragment: "not an image file suffix (.txt)", "hidden file" …
+    sha256: str | None = None
+    md5: str | None = None
+    hash_note: str = ""         # why there is no hash ("not hashed: …"), else ""
+
+    def to_json_dict(self) -> dict:
+        d = {"path": self.path, "reason": self.reason, "sha256": self.sha256}
+        if self.md5 is not None:
+            d["md5"] = self.md5
+        if self.hash_note:
+            d["hash_note"] = self.hash_note
+        return d
+
+
+@dataclass(frozen=True)
+class EvidenceScan:
+    """What submitted paths hold: the files to analyse, in order, and every other file found, with why."""
+
+    files: tuple[Path, ...]
+    not_analysed: tuple[NotAnalysed, ...]
+
+
+def _entry_kind(entry: os.DirEntry) -> str:
+    """"file", "dir", "dirlink" (a link to a folder: not followed, loops) or "other" (FIFO, device, socket,
+    dangling link), without ever opening the entry."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return "dir"
+        if entry.is_symlink():
+            if os.path.isdir(entry.path):
+                return "dirlink"
+            return "file" if os.path.isfile(entry.path) else "other"
+        return "file" if entry.is_file(follow_symlinks=False) else "other"
+    except OSError:
+        return "other"
+
+
+def _other_reason(path: str) -> str:
+    if os.path.islink(path) and not os.path.exists(path):
+        return "a link to nothing (the file it names does not exist)"
+    return "not a regular file (a pipe, device or socket)"
+
+
+def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = True,
+                        md5: bool = False) -> EvidenceScan:
+    """Files to analyse and files found but not analysed, for the CLI's `scan` and the window's drops.
+
+    A folder contributes its image files (by suffix, sorted by name), walked into subfolders unless
+    `recursive` is False; links to folders are not followed (they can loop). Everything else found is
+    listed in `not_analysed` with its reason — not an image suffix, hidden (name starting with "."), not a
+    regular file, a subfolder not searched — and hashed (SHA-256, MD5 if asked) when it can be read; the
+    reason a hash is missing is recorded. An explicit file is analysed whatever its suffix. The same file
+    named twice is listed once. A path that does not exist raises EvidenceError."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    skipped: list[NotAnalysed] = []
+    seen: set[str] = set()
+
+    def identity(p: str | os.PathLike[str]) -> str:
+        return os.path.normcase(os.path.abspath(p))
+
+    def skip(p: str, reason: str, hash_it: bool = True, why_not: str = "") -> None:
+        ident = identity(p)
+        if ident in seen:
+            return
+        seen.add(ident)
+        if hash_it:
+            h = hash_file(p, md5)
+            skipped.append(NotAnalysed(p, reason, h.sha256, h.md5, h.note))
+        else:
+            skipped.append(NotAnalysed(p, reason, None, None, why_not or "not hashed: a folder, not a file"))
+
+    def take(p: Path) -> None:
+        ident = identity(p)
+        if ident not in seen:
+            seen.add(ident)
+            files.append(p)
+
+    def walk(folder: Path, top: bool) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: (e.name.casefold(), e.name))
+        except OSError as error:
+            if top:
+                raise EvidenceError(folder, f"is a folder that cannot be listed ({_one_line(error)})") from None
+            skip(str(folder), f"a subfolder that cannot be listed ({_one_line(error)})", hash_it=False)
+            return
+        subfolders = []
+        for entry in entries:
+            path = folder / entry.name
+            kind = _entry_kind(entry)
+            hidden = entry.name.startswith(".")
+            if kind == "dir":
+                if hidden:
+                    skip(str(path), "a hidden folder (name starts with '.'): not searched", hash_it=False)
+                elif not recursive:
+                    skip(str(path), "a subfolder: not searched (not recursive)", hash_it=False)
+                else:
+                    subfolders.append(path)
+            elif kind == "dirlink":
+                skip(str(path), "a link to a folder: not followed (links can loop)", hash_it=False)
+            elif kind == "other":
+                skip(str(path), _other_reason(str(path)), hash_it=False,
+                     why_not="not hashed: not a regular file, so it is not read (reading a pipe or device can hang)")
+            elif hidden:
+                skip(str(path), "a hidden file (name starts with '.')")
+            elif path.suffix.lower() not in IMAGE_SUFFIXES:
+                suffix = _escape_invisible(path.suffix) if path.suffix else "none"
+                skip(str(path), f"not an image file suffix ({suffix})")
+            else:
+                take(path)
+        for sub in subfolders:          # files of a folder first, then its subfolders, each sorted by name
+            walk(sub, top=False)
+
+    for given in paths:
+        path = Path(os.fsdecode(given))
+        if path.is_dir():
+            walk(path, top=True)
+        elif os.path.lexists(path):
+            take(path)                  # explicit: analysed (or failed with its reason) whatever it is
+        else:
+            raise EvidenceError(path, "does not exist")
+    return EvidenceScan(tuple(files), tuple(skipped))
 
 
 def expand_evidence_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -568,7 +741,7 @@ def _frame_count_and_warning(image: Image.Image, format_name: str) -> tuple[int,
 _WARNINGS_LOCK = threading.Lock()
 
 
-def load_evidence(path: str | os.PathLike[str], target_size: int) -> EvidenceImage:
+def load_evidence(path: str | os.PathLike[str], target_size: int, md5: bool = False) -> EvidenceImage:
     """Read, hash and decode one evidence file into the model's (3, target_size, target_size) input.
 
     Raises EvidenceError, and only EvidenceError, for anything wrong with the file."""
@@ -640,4 +813,5 @@ def load_evidence(path: str | os.PathLike[str], target_size: int) -> EvidenceIma
             mode_conversion=conversion,
         ),
         pixels=pixels,
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest() if md5 else None,
     )

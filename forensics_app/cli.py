@@ -1,9 +1,15 @@
 """`treering-forensics`: the headless CLI (and, with no subcommand, the desktop window).
 
 Exit codes: 0 done; 2 usage or configuration error (bad option or number, unknown model, unreadable key
-file, an output that may not be written); 3 at least one input could not be analysed (one line per bad file
-on stderr; the others were analysed); 1 an internal error (one line; `--debug` shows the traceback);
-130 interrupted. No traceback reaches the user without `--debug`.
+file, an output that may not be written, a folder that is not a case); 3 at least one input could not be
+analysed (one line per bad file on stderr; the others were analysed), or `case verify` found evidence changed,
+missing or unreadable; 1 an internal error (one line; `--debug` shows the traceback); 130 interrupted. No
+traceback reaches the user without `--debug`.
+
+`scan` walks folders into subfolders (`--no-recursive`: the folder's own files only); every file found that
+is not analysed is listed (stderr, the JSON's "not_analysed", the report, the case) with its reason and
+SHA-256. When stderr is not a terminal, `scan` writes one progress line per finished image and a periodic
+summary there (`--quiet` silences them); file names in those lines are escaped, one line each.
 """
 
 from __future__ import annotations
@@ -81,6 +87,76 @@ class _ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+PROGRESS_SUMMARY_INTERVAL_S = 30.0
+
+
+class _ProgressLines:
+    """When stderr is not a terminal (a log file, a pipe, a job runner): one line per finished image and a
+    summary at most every PROGRESS_SUMMARY_INTERVAL_S seconds, with the ETA from the measured time per image.
+    File names are escaped (`engine.intake.shown_path`): a crafted name cannot break or forge a line."""
+
+    def __init__(self, total: int, enabled: bool, stream=None) -> None:
+        import time
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._clock = time.monotonic
+        self.started = self._clock()
+        self._last_summary = self.started
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def on_result(self, r) -> None:
+        from engine.analysis import ImageAnalysis
+        from engine.intake import shown_path
+
+        self.done += 1
+        if not self.enabled:
+            return
+        if isinstance(r, ImageAnalysis):
+            verdicts = "; ".join(f"{m}: {x.verdict.predicted_key or 'no watermark'}" for m, x in r.methods.items())
+            self._say(f"[{self.done}/{self.total}] {shown_path(r.evidence.path)}: {verdicts}")
+        else:
+            self.failed += 1
+            self._say(f"[{self.done}/{self.total}] {shown_path(r.path)}: failed ({_one_line(r.shown_reason)})")
+        self.maybe_summary()
+
+    def on_event(self, event) -> None:
+        if self.enabled:
+            self.maybe_summary()
+
+    def maybe_summary(self, force: bool = False) -> None:
+        now = self._clock()
+        if self.enabled and (force or now - self._last_summary >= PROGRESS_SUMMARY_INTERVAL_S):
+            self._last_summary = now
+            self._say(self.summary_line(now))
+
+    def summary_line(self, now: float | None = None) -> str:
+        elapsed = (now if now is not None else self._clock()) - self.started
+        eta = "–"
+        if 0 < self.done < self.total:
+            eta = _duration(elapsed / self.done * (self.total - self.done))
+        elif self.done >= self.total:
+            eta = "0 s"
+        return (f"progress: {self.done}/{self.total} image(s) finished, {self.failed} failed, "
+                f"elapsed {_duration(elapsed)}, ETA {eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def _one_line(text: str) -> str:
+    from engine.intake import escape_invisible
+
+    return " ".join(escape_invisible(str(text)).split())
 
 
 def cmd_models(args) -> int:
@@ -170,17 +246,22 @@ def cmd_scan(args) -> int:
     from engine.analysis import analyze, run_to_json
     from engine.atomic_write import write_json_atomic
     from engine.decoder_inversion import METHODS
-    from engine.intake import EvidenceError, expand_evidence_paths
+    from engine.intake import EvidenceError, scan_evidence_paths
 
     paths = []
+    not_analysed = []
     for given in args.paths:
         try:
-            paths += expand_evidence_paths([given])
+            found = scan_evidence_paths([given], recursive=not args.no_recursive, md5=args.md5)
         except EvidenceError:
             paths.append(Path(given))     # reported per file by the analysis (exit 3), the others still run
+            continue
+        paths += found.files
+        not_analysed += found.not_analysed
     if not paths:
-        raise UsageError("no images found in the given paths")
-    _check_scan_outputs(args, paths)
+        raise UsageError(f"no images found in the given paths ({len(not_analysed)} other file(s) or folder(s) "
+                         "found, none with an image suffix)" if not_analysed else "no images found in the given paths")
+    _check_scan_outputs(args, paths + [Path(n.path) for n in not_analysed])
     model = _load_model(args)
     keys = _load_keys(args.keys, model.spec)
     options = AnalysisOptions(
@@ -193,9 +274,12 @@ def cmd_scan(args) -> int:
         config = options.to_config(model)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    lines = _ProgressLines(len(paths), enabled=not args.quiet and not _is_terminal(sys.stderr))
     bar = _ProgressBar(not args.quiet)
+    bar.state.add_listener(lines.on_event)
     try:
-        run = analyze(model, keys, paths, config, progress=bar.state)
+        run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
+                      not_analysed=not_analysed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -204,19 +288,86 @@ def cmd_scan(args) -> int:
         return 130
     finally:
         bar.close()
+    lines.maybe_summary(force=True)
     for f in run.failures:
         print(f"error: {f.message}", file=sys.stderr)
+    if not args.quiet:
+        from engine.intake import shown_path
+
+        for n in run.not_analysed:
+            print(f"not analysed: {shown_path(n.path)}: {_one_line(n.reason)}", file=sys.stderr)
+    audit = None
+    if args.case:
+        audit = _record_run_in_case(args, run)
     result = run_to_json(run)
     if args.json:
         _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
     if args.report:
         from forensics_app.report import ReportInfo, write_report
 
-        _write_output(args.report, lambda: write_report(run, args.report, ReportInfo(case_id=args.case_id,
-                                                                                      examiner=args.examiner)))
+        info = ReportInfo(case_id=args.case_id, examiner=args.examiner,
+                          audit=tuple(audit.events) if audit is not None else ())
+        _write_output(args.report, lambda: write_report(run, args.report, info))
     if not args.quiet:
         _print_summary(run)
     return EXIT_BAD_INPUT if run.failures else EXIT_OK
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _record_run_in_case(args, run):
+    """`scan --case DIR`: append the run to the case's history, with a "run" event in its audit trail (and a
+    "settings changed" event when they differ from the case's previous run). Returns the audit trail."""
+    from engine.audit import RUN, SETTINGS, run_detail
+    from engine.case_folder import append_run, is_case_folder, read_case_folder
+    from engine.case_file import CaseFileError
+
+    try:
+        existing = read_case_folder(args.case) if is_case_folder(args.case) else None
+    except (CaseFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    from engine.audit import AuditTrail
+
+    audit = existing.audit if existing is not None else AuditTrail()
+    info = dict(existing.info) if existing is not None else {}
+    for field, value in (("case_id", args.case_id), ("examiner", args.examiner)):
+        if value:
+            info[field] = value
+    examiner = str(info.get("examiner", ""))
+    settings = _settings_json(run.config)
+    previous = info.get("last_settings") if isinstance(info.get("last_settings"), dict) else None
+    from engine.audit import settings_changes
+
+    changes = settings_changes(previous, settings) if previous is not None else ""   # the first: in the run file
+    if changes:
+        audit.record(SETTINGS, changes, examiner)
+    info["last_settings"] = settings
+    audit.record(RUN, "scan (CLI): " + run_detail(run), examiner)
+    _write_output(args.case, lambda: append_run(args.case, run, info, audit))
+    if not args.quiet:
+        print(f"the run was added to the case {_one_line(args.case)}", file=sys.stderr)
+    return audit
+
+
+def _settings_json(config) -> dict:
+    """The run's settings as plain values (for diffs in the audit trail)."""
+    from engine.analysis import _config_json
+
+    flat = {}
+
+    def walk(prefix, d):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                flat[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    walk("", _config_json(config))
+    return flat
 
 
 def _write_output(path: str, write) -> None:
@@ -238,6 +389,13 @@ def _check_scan_outputs(args, evidence) -> None:
         if Path(args.report).suffix.lower() == ".json":
             raise UsageError(f"--report {args.report}: the report is a PDF; its JSON twin is written beside it")
         outputs += [(args.report, "--report"), (str(Path(args.report).with_suffix(".json")), "the report's JSON twin")]
+    if args.case:
+        from engine.case_folder import check_case_folder
+
+        try:
+            check_case_folder(args.case, evidence)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     real = [os.path.realpath(p) for p, _ in outputs]
     if len(set(real)) != len(real):
         raise UsageError("--json and the report's JSON twin (the report's name with .json) are the same file: "
@@ -250,8 +408,10 @@ def _check_scan_outputs(args, evidence) -> None:
 
 
 def _print_summary(run) -> None:
+    from engine.intake import escape_invisible
+
     for a in run.images:
-        name = Path(a.evidence.path).name
+        name = escape_invisible(Path(a.evidence.path).name)     # one line per image, whatever the name holds
         parts = []
         for m, r in a.methods.items():
             verdict = r.verdict.predicted_key or "none"
@@ -341,9 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--score-target", default="effective", choices=("effective", "reference"),
                    help="compare with what injection leaves in a real latent (default) or the key as written (the papers')")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--no-recursive", action="store_true",
+                   help="a folder contributes its own files only (default: its subfolders too)")
+    s.add_argument("--md5", action="store_true", help="record MD5 beside SHA-256 for every file")
+    s.add_argument("--case", metavar="DIR",
+                   help="add this run to the case folder DIR (created if new): DIR/case.trcase and its history")
+    s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
+
+    c = sub.add_parser("case", help="show a case folder or re-verify its evidence")
+    csub = c.add_subparsers(dest="case_command", required=True)
+    cs = csub.add_parser("show", help="the case's fields, its runs and its audit trail")
+    cs.add_argument("folder")
+    cs.set_defaults(func=cmd_case_show)
+    cv = csub.add_parser("verify", help="re-hash every evidence file of the case (exit 0 all verified, 3 if not)")
+    cv.add_argument("folder")
+    cv.add_argument("--examiner", default="", help="who re-verified (default: the case's examiner)")
+    cv.set_defaults(func=cmd_case_verify)
     return p
 
 
@@ -369,6 +544,54 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — one line for the user; the traceback with --debug
         _say_error(f"internal error ({type(exc).__name__}): {exc}", args)
         return EXIT_INTERNAL
+
+
+def _read_case(folder: str):
+    from engine.case_file import CaseFileError
+    from engine.case_folder import read_case_folder
+
+    try:
+        return read_case_folder(folder)
+    except (CaseFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_case_show(args) -> int:
+    s = _read_case(args.folder)
+    shown = {k: v for k, v in s.info.items() if k != "last_settings"}
+    print(f"case folder: {_one_line(str(s.folder))} (saved {s.saved_utc})")
+    for k in sorted(shown):
+        print(f"  {_one_line(k)}: {_one_line(str(shown[k]))}")
+    print(f"runs: {len(s.history)}")
+    for n, h in enumerate(s.history, start=1):
+        status = "cancelled" if h.get("cancelled") else "complete"
+        print(f"  {n}. {_one_line(str(h.get('file')))}: model {_one_line(str(h.get('model_id')))}, started "
+              f"{h.get('started_utc')}, {h.get('images')} analysed, {h.get('failures')} failed, "
+              f"{h.get('not_analysed')} not analysed ({status})")
+    print(f"audit trail: {len(s.audit)} event(s)")
+    for e in s.audit.events:
+        print(f"  {e.utc}  {e.examiner or '(no examiner)'}  {e.action}: {e.detail}")
+    return EXIT_OK
+
+
+def cmd_case_verify(args) -> int:
+    from engine.case_file import CaseFileError
+    from engine.case_folder import record_verification, verify_case_folder
+    from engine.intake import shown_path
+
+    s = _read_case(args.folder)
+    result = verify_case_folder(args.folder)
+    for kind, c in result.checks:
+        print(f"{c.status.label:14s} {kind:12s} {shown_path(c.path)}"
+              + ("" if c.ok else f": {_one_line(c.detail)}"))
+    counts = result.counts()
+    print(f"{len(result.checks)} file(s): " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    try:
+        record_verification(args.folder, result, args.examiner or str(s.info.get("examiner", "")))
+    except (OSError, CaseFileError) as exc:
+        print(f"treering-forensics: warning: the re-verification could not be recorded in the case's audit "
+              f"trail ({_one_line(exc)})", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_BAD_INPUT
 
 
 def _say_error(message: str, args) -> None:

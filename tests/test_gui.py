@@ -32,6 +32,15 @@ FAST = dict(iterations=10, steps=10, batch_size=8)
 
 # -- fixtures ---------------------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _unsaved_results_are_discarded(monkeypatch):
+    """A second run in one window asks about the first run's unsaved results; these tests answer Discard
+    (tests/test_gui_workday.py answers the question itself)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+
+
 @pytest.fixture
 def gui_config(tmp_path, monkeypatch) -> Path:
     """A fresh settings folder per test (the engine's models.json stays where conftest put it)."""
@@ -137,11 +146,16 @@ def test_drop_run_completes_on_tiny_model(qtbot, window, tiny_ddim_dir, tiny_key
 
     use_tiny(window, tiny_ddim_dir, tiny_keys_file)
     drop(window, [tiny_samples])
-    assert len(window.evidence.items) == 6
+    images = [i for i in window.evidence.items if i.runnable]
+    assert len(images) == 6
+    (manifest,) = [i for i in window.evidence.items if not i.runnable]       # listed, with its reason
+    assert manifest.name == "manifest.json" and manifest.status == Status.NOT_ANALYSED
+    assert "not an image file suffix (.json)" in window.evidence.data(window.evidence.index(6, 2))
     qtbot.waitUntil(lambda: all(i.sha256 for i in window.evidence.items), timeout=20000)   # previews hashed
     run_and_wait(qtbot, window)
-    assert all(i.status == Status.DONE for i in window.evidence.items)
-    for item in window.evidence.items:
+    assert all(i.status == Status.DONE for i in images) and manifest.status == Status.NOT_ANALYSED
+    assert [n.path for n in window.last_run.not_analysed] == [manifest.path]
+    for item in images:
         assert set(item.analysis.methods) == {"encoder", "gradient-free"}
         assert item.sha256 == item.analysis.evidence.sha256
         assert window.evidence.data(window.evidence.index(window.evidence.items.index(item), 1)) == item.sha256[:12]
@@ -268,6 +282,7 @@ def test_cancel_keeps_finished_images(qtbot, window, tiny_ddim_dir, tiny_keys_fi
     done = [i for i in window.evidence.items if i.status == Status.DONE]
     cancelled = [i for i in window.evidence.items if i.status == Status.CANCELLED]
     assert done and cancelled and len(done) + len(cancelled) == 6
+    assert len(window.last_run.images) == len(done)          # every finished image is in the run's record
     assert all(i.analysis is not None for i in done)
     assert window.last_run.cancelled and len(window.last_run.images) == len(done)
     assert "Cancelled" in window.status.stage_label.text()
@@ -294,7 +309,8 @@ def test_corrupt_file_reported_and_others_run(qtbot, window, tiny_ddim_dir, tiny
     assert bad_item.status == Status.FAILED
     assert "corrupt.png" in bad_item.failure and "\n" not in bad_item.failure
     row = window.evidence.items.index(bad_item)
-    assert "corrupt.png" in window.evidence.data(window.evidence.index(row, 2))
+    status = window.evidence.data(window.evidence.index(row, 2))
+    assert status.startswith("failed: is ") and "corrupt.png" not in status    # the reason; the row names the file
     assert bad_item.failure in window.log_dock.view.toPlainText()
     assert all(window.evidence.item_for(str(g)).status == Status.DONE for g in good)
     window.select_item(str(bad))
@@ -436,7 +452,8 @@ def test_batch_without_manifest_groups_by_folder(tmp_path):
 
 # -- responsiveness -----------------------------------------------------------------------------------
 
-def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples):
+def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, tiny_keys_file, tiny_samples,
+                                                  tmp_path):
     use_tiny(window, tiny_ddim_dir, tiny_keys_file, batch_size=2, steps=50, iterations=20,
              methods=("encoder", "gradient-free", "gradient-based"))
     window.add_paths([tiny_samples])
@@ -464,7 +481,8 @@ def test_event_loop_stays_responsive_during_a_run(qtbot, window, tiny_ddim_dir, 
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.timeout.connect(tick)
     timer.start(10)
-    late = sorted(tiny_samples.glob("*.png"))[0].parent / "manifest.json"     # any file: added mid-run
+    late = tmp_path / "late.png"                   # a file not listed yet (the folder's manifest.json is)
+    late.write_bytes(sorted(tiny_samples.glob("*.png"))[0].read_bytes())
 
     try:
         with qtbot.waitSignal(window.session.finished, timeout=180000):

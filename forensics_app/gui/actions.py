@@ -57,8 +57,15 @@ def install_actions(w: MainWindow) -> None:
     """Create the window's actions as its attributes (`w.run_action`, …) and put them in menus and the
     toolbar."""
     S = QKeySequence.StandardKey
-    w.open_action = _action(w, "&Open images…", w.intake.open_files_dialog, S.Open, "Add image files (Ctrl+O)")
-    w.open_folder_action = _action(w, "Open &folder…", w.intake.open_folder_dialog, "Ctrl+Shift+O")
+    w.open_action = _action(w, "&Add images…", w.intake.open_files_dialog, "Ctrl+I", "Add image files (Ctrl+I)")
+    w.open_folder_action = _action(w, "Add &folder…", w.intake.open_folder_dialog, "Ctrl+Shift+O",
+                                   "Add a folder and its subfolders (Ctrl+Shift+O)")
+    w.open_case_action = _action(w, "&Open case…", w.cases.open_dialog, S.Open,
+                                 "Reopen a saved case: its runs, results and record (Ctrl+O)")
+    w.save_case_action = _action(w, "&Save case", w.cases.save, S.Save,
+                                 "Keep the results and their record in the case folder (Ctrl+S)")
+    w.save_case_as_action = _action(w, "Save case &as…", w.cases.save_as, "Ctrl+Shift+S",
+                                    "Save into a new case folder (Ctrl+Shift+S)")
     w.run_action = _action(w, "&Run", w.run_analysis, "Ctrl+R", "Analyse the listed images (Ctrl+R)")
     w.cancel_action = _action(w, "&Cancel", w.cancel_analysis, "Esc",
                               "Stop after the current iteration; finished images keep their results (Esc)")
@@ -66,7 +73,8 @@ def install_actions(w: MainWindow) -> None:
     w.json_action = _action(w, "Export results (&JSON)…", w.exports.export_json, "Ctrl+Shift+E")
     w.batch_png_action = _action(w, "Export batch matrix as PNG…", w.exports.export_batch_png)
     w.batch_csv_action = _action(w, "Export batch matrix as CSV…", w.exports.export_batch_csv)
-    w.quit_action = _action(w, "&Quit", w.close, S.Quit)
+    w.required_fields_action = _action(w, "Required report fields…", w.exports.choose_required_fields)
+    w.quit_action = _action(w, "&Quit", w.request_quit, S.Quit)
     w.add_model_action = _action(w, "Add model folder…", w.model_folders.choose_dialog)
     w.import_keys_action = _action(w, "Import keys…", w.key_files.import_dialog)
     w.export_keys_action = _action(w, "Export keys…", w.key_files.export_dialog)
@@ -76,12 +84,16 @@ def install_actions(w: MainWindow) -> None:
 
     mb = w.menuBar()
     file_menu = mb.addMenu("&File")
+    file_menu.addAction(w.open_case_action)
+    file_menu.addAction(w.save_case_action)
+    file_menu.addAction(w.save_case_as_action)
+    file_menu.addSeparator()
     file_menu.addAction(w.open_action)
     file_menu.addAction(w.open_folder_action)
     w.recent_menu = RecentMenu("Open &recent", w.settings, lambda p: w.add_paths([p]), file_menu)
     file_menu.addMenu(w.recent_menu)
     file_menu.addSeparator()
-    for a in (w.report_action, w.json_action, w.batch_png_action, w.batch_csv_action):
+    for a in (w.report_action, w.json_action, w.batch_png_action, w.batch_csv_action, w.required_fields_action):
         file_menu.addAction(a)
     file_menu.addSeparator()
     file_menu.addAction(w.quit_action)

@@ -152,6 +152,13 @@ class BatchView(QWidget):
         self.accuracy_label.setFont(f)
         self.accuracy_label.setWordWrap(True)
         lay.addWidget(self.accuracy_label)
+        self.cell_images = QLabel()
+        self.cell_images.setObjectName("cell_images")
+        self.cell_images.setWordWrap(True)
+        self.cell_images.setTextFormat(Qt.TextFormat.PlainText)
+        self.cell_images.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.cell_images)
+        self.table.cellClicked.connect(self.show_cell)
         lay.addStretch(1)
         self.method_combo.currentIndexChanged.connect(self.refresh)
         self.mode_combo.currentIndexChanged.connect(self.refresh)
@@ -194,6 +201,7 @@ class BatchView(QWidget):
         self.csv_button.setEnabled(False)
         if not method or not analysed:
             self._matrix = None
+            self.cell_images.setText("")
             self.table.setRowCount(0)
             self.table.setColumnCount(0)
             self.explanation.setText("No analysed images yet. Run an analysis; with a manifest.json beside the "
@@ -202,10 +210,11 @@ class BatchView(QWidget):
             return
         m = build_matrix(analysed, self._key_ids, method, self.mode())
         self._matrix = m
+        self.cell_images.setText("")
         self.table.setRowCount(len(m.row_labels))
         self.table.setColumnCount(len(m.col_labels))
         self.table.setHorizontalHeaderLabels([f"predicted {label_text(c)}" for c in m.col_labels])
-        self.table.setVerticalHeaderLabels([("true " if m.has_truth else "folder ") + label_text(r)
+        self.table.setVerticalHeaderLabels([("claimed (unverified) " if m.has_truth else "folder ") + label_text(r)
                                             for r in m.row_labels])
         peak = max([max(r) for r in m.counts if r] + [1])
         for i, row in enumerate(m.counts):
@@ -227,13 +236,14 @@ class BatchView(QWidget):
                      + " (“none” = no watermark detected)" if self.mode() == "verdict"
                      else "the nearest key by L1 (the papers' classifier, which never says “none”)")
         if m.has_truth:
-            text = (f"Rows: the true key from manifest.json beside the images; columns: {mode_text}; "
-                    f"method {method}.")
+            text = (f"Rows: the key claimed by manifest.json beside the images — claimed (unverified): whoever "
+                    f"made the images says so, this tool did not check it; columns: {mode_text}; method {method}. "
+                    "Click a cell to list its images.")
             if m.unlabelled:
                 text += f" {m.unlabelled} analysed image(s) have no manifest entry and are not counted."
         else:
             text = (f"No manifest.json beside the images: rows are the images' folders; columns: {mode_text}; "
-                    f"method {method}.")
+                    f"method {method}. Click a cell to list its images.")
         if failed:
             text += f" {failed} file(s) could not be analysed and are not counted."
         self.explanation.setText(text)
@@ -244,6 +254,42 @@ class BatchView(QWidget):
             self.accuracy_label.setText(f"{m.total} image(s); no ground truth, so no accuracy")
         self.png_button.setEnabled(True)
         self.csv_button.setEnabled(True)
+
+    def cell_items(self, row: int, col: int) -> list:
+        """The analysed items counted in cell (row, col) of the shown matrix, by the same rule as the matrix
+        (`engine.attribution_matrix`: manifest claim, or folder, against the prediction)."""
+        import os
+
+        from engine.provenance import manifest_labels
+
+        m, method = self._matrix, self.method()
+        if m is None or not (0 <= row < len(m.row_labels) and 0 <= col < len(m.col_labels)):
+            return []
+        analysed = [i for i in self._items if i.analysis is not None and method in i.analysis.methods]
+        claims = manifest_labels([i.path for i in analysed])
+        out = []
+        for item in analysed:
+            if m.has_truth:
+                if item.path not in claims:
+                    continue
+                r = claims[item.path]
+            else:
+                folder = os.path.dirname(os.path.abspath(item.path))
+                r = os.path.basename(folder) or folder
+            if r == m.row_labels[row] and predicted(item.analysis.methods[method], self.mode()) == m.col_labels[col]:
+                out.append(item)
+        return out
+
+    def show_cell(self, row: int, col: int) -> None:
+        from engine.intake import escape_invisible
+
+        m = self._matrix
+        if m is None:
+            return
+        items = self.cell_items(row, col)
+        head = (f"{'claimed (unverified)' if m.has_truth else 'folder'} {label_text(m.row_labels[row])}, "
+                f"predicted {label_text(m.col_labels[col])}: {len(items)} image(s)")
+        self.cell_images.setText(head + ("\n" + "\n".join(escape_invisible(i.path) for i in items) if items else ""))
 
     def export_csv(self, path: str) -> None:
         from engine.atomic_write import write_text_atomic

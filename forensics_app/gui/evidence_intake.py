@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from forensics_app.gui.evidence_list import Status, load_preview, thumbnail_from
+from forensics_app.gui.evidence_list import Status, load_preview, reason_only, thumbnail_from
 from forensics_app.gui.run_session import BackgroundJobs
 from forensics_app.gui.settings import read_str, remember_recent
 from forensics_app.gui.spectrum_image import pixels_to_rgb8, rgb_qimage
@@ -34,27 +34,33 @@ class EvidenceIntake(QObject):
         self.previews = EvidencePreviews(window.evidence, window.session, self)
 
     def add_paths(self, paths) -> list:
-        """Files and folders (a folder adds its images, not recursively). Returns the new items."""
-        from engine.intake import EvidenceError, expand_evidence_paths
+        """Files and folders (a folder adds its images, walking its subfolders; every other file found is
+        listed as not analysed, with its reason and hash). Returns the new items."""
+        from engine.intake import EvidenceError, scan_evidence_paths, shown_path
 
         w = self.window
-        expanded = []
+        expanded, skipped = [], []
         for p in paths:
             p = os.fspath(p)
             try:
-                found = expand_evidence_paths([p])
+                found = scan_evidence_paths([p], recursive=True)
             except EvidenceError as exc:
                 w.report_error(str(exc))
                 continue
-            if os.path.isdir(p) and not found:
-                w.log(f"'{p}' contains no image files (PNG, JPEG, WebP, BMP, TIFF, GIF)", "warning")
+            if os.path.isdir(p) and not found.files:
+                w.log(f"{shown_path(p)} contains no image files (PNG, JPEG, WebP, BMP, TIFF, GIF)", "warning")
             remember_recent(w.settings, "recent/paths", os.path.abspath(p))
-            expanded.extend(str(f) for f in found)
-        new = self.evidence.add(expanded)
+            expanded.extend(str(f) for f in found.files)
+            skipped.extend(found.not_analysed)
+        new = self.evidence.add(expanded, skipped)
         for item in new:
-            self.previews.start(item)
+            if item.runnable:
+                self.previews.start(item)
         if new:
-            w.log(f"added {len(new)} file(s)")
+            n_skipped = sum(1 for i in new if not i.runnable)
+            w.log(f"added {len(new) - n_skipped} file(s)"
+                  + (f"; {n_skipped} other file(s) found are listed as not analysed, with the reason" if n_skipped
+                     else ""))
             if not w.evidence_view.currentIndex().isValid():
                 w.evidence_view.selectRow(self.evidence.items.index(new[0]))
         return new
@@ -115,7 +121,7 @@ class EvidencePreviews(QObject):
                 return
             it.preview_error = message
             if it.status in (Status.QUEUED,):
-                self.evidence.set_status(it, Status.FAILED, message)
+                self.evidence.set_status(it, Status.FAILED, reason_only(message, path))
             self.failed.emit(message)
 
         self.jobs.submit(lambda: load_preview(path), done, failed)

@@ -21,6 +21,7 @@ class Status(str, Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    NOT_ANALYSED = "not analysed"       # found in a dropped folder but not an image (hidden, other suffix …)
 
 
 @dataclass
@@ -35,6 +36,11 @@ class EvidenceItem:
     analysis: object | None = None          # engine ImageAnalysis
     failure: str | None = None              # engine ImageFailure message (or intake's)
     preview_error: str | None = None        # intake could not read it when it was added
+    not_analysed: object | None = None      # engine NotAnalysed: listed, never run, with its reason and hashes
+
+    @property
+    def runnable(self) -> bool:
+        return self.not_analysed is None
 
     @property
     def name(self) -> str:
@@ -90,6 +96,8 @@ class EvidenceModel(QAbstractTableModel):
     def status_tooltip(self, item: EvidenceItem) -> str:
         if item.status == Status.DONE and item.analysis is not None:
             return "done — " + summary_of(item.analysis)
+        if item.status == Status.FAILED and (item.failure or item.preview_error):
+            return f"failed — {item.failure or item.preview_error}"
         return f"{item.status.value} — {item.detail}" if item.detail else item.status.value
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -123,7 +131,9 @@ class EvidenceModel(QAbstractTableModel):
         return None
 
     # -- editing ---------------------------------------------------------------------------------------
-    def add(self, paths: list[str]) -> list[EvidenceItem]:
+    def add(self, paths: list, not_analysed=()) -> list[EvidenceItem]:
+        """Rows for `paths` (to analyse) and for `not_analysed` (engine NotAnalysed: shown with their reason,
+        never run); a file already listed is not added again."""
         known = {os.path.normcase(os.path.abspath(i.path)) for i in self.items}
         new = []
         for p in paths:
@@ -132,6 +142,13 @@ class EvidenceModel(QAbstractTableModel):
                 continue
             known.add(ident)
             new.append(EvidenceItem(str(p)))
+        for n in not_analysed:
+            ident = os.path.normcase(os.path.abspath(n.path))
+            if ident in known:
+                continue
+            known.add(ident)
+            new.append(EvidenceItem(n.path, sha256=n.sha256, status=Status.NOT_ANALYSED, detail=n.reason,
+                                    info=n.hash_note, not_analysed=n))
         if new:
             first = len(self.items)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -218,6 +235,14 @@ class EvidenceView(QTableView):
 def thumbnail_from(preview: QImage) -> QPixmap:
     return QPixmap.fromImage(preview.scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
                                             Qt.TransformationMode.SmoothTransformation))
+
+
+def reason_only(message: str, path: str) -> str:
+    """An intake message without its leading quoted file name (the list's row already names the file)."""
+    from engine.intake import shown_path
+
+    prefix = shown_path(path) + " "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def load_preview(path: str, size: int = 192) -> dict:

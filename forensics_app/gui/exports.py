@@ -7,28 +7,101 @@ import traceback
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLineEdit, QWidget
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QVBoxLayout, QWidget)
 
 from forensics_app.gui.run_session import BackgroundJobs
-from forensics_app.gui.settings import read_str
+from forensics_app.gui.settings import read_json, read_str, write_json
+
+# The report's fields, as forensics_app.report.ReportInfo names them (kept here too: importing the report
+# package at start-up is not needed for the dialog); multi-line ones are edited in a text box.
+REPORT_FIELDS = (("agency", "Agency / laboratory"), ("case_id", "Case number"), ("exhibits", "Exhibit numbers"),
+                 ("received_from", "Received from"), ("received_date", "Date received"), ("examiner", "Examiner"),
+                 ("technical_reviewer", "Technical reviewer"), ("report_version", "Report version"),
+                 ("amendments", "Amendment history"), ("notes", "Notes"))
+MULTILINE = ("amendments", "notes")
+DEFAULT_REQUIRED = ("case_id", "examiner")
+REQUIRED_KEY = "report/required_fields"
+
+
+def required_fields(settings) -> tuple[str, ...]:
+    names = {n for n, _ in REPORT_FIELDS}
+    saved = read_json(settings, REQUIRED_KEY, list(DEFAULT_REQUIRED))
+    return tuple(n for n in saved if isinstance(n, str) and n in names) if isinstance(saved, list) else DEFAULT_REQUIRED
 
 if TYPE_CHECKING:
     from forensics_app.gui.main_window import MainWindow
 
 
 class ReportDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, case_id: str = "", examiner: str = "") -> None:
+    """The fields an examiner files with the report. OK is refused while a required field (File ▸ Required
+    report fields…) is blank; the message names them."""
+
+    def __init__(self, parent: QWidget | None = None, case_id: str = "", examiner: str = "",
+                 values: dict | None = None, required: tuple[str, ...] = DEFAULT_REQUIRED) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export report")
+        self.required = tuple(required)
+        values = {"case_id": case_id, "examiner": examiner, "report_version": "1", **(values or {})}
         form = QFormLayout(self)
-        self.case_id = QLineEdit(case_id)
-        self.examiner = QLineEdit(examiner)
-        form.addRow("Case ID", self.case_id)
-        form.addRow("Examiner", self.examiner)
+        self.editors: dict[str, QLineEdit | QPlainTextEdit] = {}
+        for name, title in REPORT_FIELDS:
+            if name in MULTILINE:
+                editor = QPlainTextEdit(str(values.get(name, "")))
+                editor.setFixedHeight(54)
+            else:
+                editor = QLineEdit(str(values.get(name, "")))
+            editor.setObjectName(name)
+            self.editors[name] = editor
+            form.addRow(title + (" *" if name in self.required else ""), editor)
+        self.case_id, self.examiner = self.editors["case_id"], self.editors["examiner"]
+        self.message = QLabel("* required")
+        self.message.setWordWrap(True)
+        form.addRow(self.message)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def values(self) -> dict[str, str]:
+        return {n: (e.toPlainText() if isinstance(e, QPlainTextEdit) else e.text()) for n, e in self.editors.items()}
+
+    def missing(self) -> list[str]:
+        titles = dict(REPORT_FIELDS)
+        v = self.values()
+        return [titles[n] for n in self.required if not v.get(n, "").strip()]
+
+    def accept(self) -> None:
+        missing = self.missing()
+        if missing:
+            self.message.setText("Required, still blank: " + ", ".join(missing))
+            self.message.setStyleSheet("color: #a40000; font-weight: bold;")
+            self.editors[next(n for n in self.required if not self.values()[n].strip())].setFocus()
+            return
+        super().accept()
+
+
+class RequiredFieldsDialog(QDialog):
+    """Which report fields the report dialog refuses to leave blank (saved in the window's settings)."""
+
+    def __init__(self, parent: QWidget | None, required: tuple[str, ...]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Required report fields")
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("The report dialog refuses to export while these are blank:"))
+        self.boxes: dict[str, QCheckBox] = {}
+        for name, title in REPORT_FIELDS:
+            box = QCheckBox(title)
+            box.setChecked(name in required)
+            self.boxes[name] = box
+            lay.addWidget(box)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+    def chosen(self) -> tuple[str, ...]:
+        return tuple(n for n, b in self.boxes.items() if b.isChecked())
 
 
 class Exports(QObject):
@@ -78,18 +151,44 @@ class Exports(QObject):
         except ImportError:
             w.report_error("PDF reports are not available in this installation (forensics_app.report is missing)")
             return
-        dialog = ReportDialog(w, read_str(w.settings, "report/case_id"), read_str(w.settings, "report/examiner"))
+        dialog = ReportDialog(w, values=self.report_fields(), required=required_fields(w.settings))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        w.settings.setValue("report/case_id", dialog.case_id.text())
-        w.settings.setValue("report/examiner", dialog.examiner.text())
-        path = self._save_path("Export report", "PDF (*.pdf)")
+        values = dialog.values()
+        self.store_report_fields(values)
+        from forensics_app.report import ReportInfo, suggested_report_name
+
+        name = suggested_report_name(ReportInfo(**values))
+        s = w.settings
+        path, _ = QFileDialog.getSaveFileName(w, "Export report", os.path.join(read_str(s, "ui/export_dir", ""), name),
+                                              "PDF (*.pdf)")
         if not path:
             return
         w.settings.setValue("ui/export_dir", os.path.dirname(path))
-        self.write_report_to(path, dialog.case_id.text(), dialog.examiner.text())
+        self.write_report_to(path, fields=values)
 
-    def write_report_to(self, path: str, case_id: str = "", examiner: str = "") -> bool:
+    def report_fields(self) -> dict[str, str]:
+        """The report fields as last entered (window settings), over the open case's."""
+        w = self.window
+        out = {n: str(w.cases.info.get(n, "")) for n, _ in REPORT_FIELDS if w.cases.info.get(n) is not None}
+        for n, _ in REPORT_FIELDS:
+            v = read_str(w.settings, f"report/{n}")
+            if v:
+                out[n] = v
+        return out
+
+    def store_report_fields(self, values: dict[str, str]) -> None:
+        for n, v in values.items():
+            self.window.settings.setValue(f"report/{n}", v)
+        self.window.cases.info.update(values)
+
+    def choose_required_fields(self) -> None:
+        w = self.window
+        dialog = RequiredFieldsDialog(w, required_fields(w.settings))
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            write_json(w.settings, REQUIRED_KEY, list(dialog.chosen()))
+
+    def write_report_to(self, path: str, case_id: str = "", examiner: str = "", fields: dict | None = None) -> bool:
         """The report writer lays out through QTextDocument and may create QPixmaps, so it must run in the
         GUI thread (see forensics_app.report); it is short, so the window shows a busy cursor meanwhile."""
         from PySide6.QtGui import QCursor, QGuiApplication
@@ -107,7 +206,11 @@ class Exports(QObject):
         w.status.show_text(f"Writing the report to {path} …")
         QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
         try:
-            write_report(w.last_run, path, ReportInfo(case_id=case_id, examiner=examiner))
+            values = dict(fields or {})
+            values.setdefault("case_id", case_id)
+            values.setdefault("examiner", examiner)
+            w.record_export(f"report {path} (and its JSON twin)")
+            write_report(w.last_run, path, ReportInfo(**values, audit=w.audit.events))
         except (OSError, ValueError) as exc:
             w.report_error(f"the report could not be written: {exc}")
             return False
@@ -136,6 +239,7 @@ class Exports(QObject):
         if self._refused(path):
             return
         run = self.window.last_run
+        self.window.record_export(f"results as JSON {path}")
         self._background("the JSON export", lambda: write_json_atomic(path, run_to_json(run), indent=2),
                          f"wrote the results to {path}")
 
@@ -154,6 +258,7 @@ class Exports(QObject):
         if path and not self._refused(path):
             try:
                 write(path)
+                w.record_export(f"batch matrix {path}")
                 w.log(f"wrote {path}")
             except (OSError, ValueError) as exc:
                 w.report_error(str(exc))

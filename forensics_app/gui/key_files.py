@@ -50,6 +50,7 @@ class KeyFiles(QObject):
                 continue
             self.chooser.add_entry(keys.name or Path(f).name, f, keys)
             w.log(f"imported {len(keys)} key(s) from {f}")
+            w.record_keys_imported(f"{len(keys)} key(s) ({', '.join(keys.ids)}) from {f}")
         if npy:
             try:
                 keys = KeySet(tuple(import_reference_npy(f) for f in npy), name="imported .npy keys")
@@ -57,6 +58,7 @@ class KeyFiles(QObject):
                 w.report_error(str(exc))
                 return
             self.chooser.add_entry(f"{len(keys)} imported .npy key(s) (unsaved)", None, keys)
+            w.record_keys_imported(f"{len(keys)} reference key(s) from {', '.join(npy)}")
             w.log(f"imported {len(keys)} reference key(s); export them to keep them")
 
     def export_dialog(self) -> None:

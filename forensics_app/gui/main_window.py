@@ -4,6 +4,8 @@ thread; nothing here imports torch, so the window comes up before the engine has
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Slot
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
                                QSplitter, QTabWidget, QVBoxLayout, QWidget)
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWind
 from forensics_app.gui.actions import install_actions
 from forensics_app.gui.banner import Banner
 from forensics_app.gui.batch_view import BatchView
+from forensics_app.gui.cases import CaseFiles
 from forensics_app.gui.comparison_view import ComparisonView
 from forensics_app.gui.controls import AdvancedSettings, CollapsibleSection, KeyChooser, ModelChooser
 from forensics_app.gui.evidence_intake import EvidenceIntake
@@ -26,6 +29,8 @@ from engine.options import AnalysisOptions
 from forensics_app.gui.settings import open_settings, read_json, write_json
 from forensics_app.gui.status_bar import RunStatusBar
 from forensics_app.gui.window_state import restore_window, save_window
+from forensics_app.gui.wheel_guard import guard_wheel
+from engine.audit import EXPORT, KEYS_IMPORTED, RUN, SETTINGS, AuditTrail, run_detail, settings_changes
 
 LIST_LOCKED = "the list cannot change while a run is in progress: cancel it first (Esc)"
 
@@ -39,6 +44,8 @@ class MainWindow(QMainWindow):
         self.evidence = EvidenceModel(self)
         self.session = RunSession(self.evidence, self)
         self.last_run = None
+        self.audit = AuditTrail()                    # this case's record; saved with it (File ▸ Save case)
+        self._audit_settings: dict | None = None     # the settings as last recorded in the audit trail
         self._settings_model_id: str | None = None
         self._device_text = ""
         self._user_selected = False
@@ -55,10 +62,12 @@ class MainWindow(QMainWindow):
         self.exports = Exports(self)
         self.key_files = KeyFiles(self)
         self.model_folders = ModelFolders(self)
+        self.cases = CaseFiles(self)
         install_actions(self)
         self._connect()
         self._restore()
         self.setAcceptDrops(True)
+        guard_wheel(self)
         self._update_actions()
 
     # -- construction --------------------------------------------------------------------------------
@@ -77,7 +86,7 @@ class MainWindow(QMainWindow):
         for w in (self.model_chooser, self.key_chooser, self.settings_summary, self.advanced_section):
             cl.addWidget(w)
         cl.addStretch(1)
-        choices_scroll = QScrollArea()
+        choices_scroll = self.choices_scroll = QScrollArea()
         choices_scroll.setWidgetResizable(True)
         choices_scroll.setWidget(choices)
         choices_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -120,6 +129,12 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.banner)
+        self.results_context = QLabel()
+        self.results_context.setObjectName("results_context")
+        self.results_context.setWordWrap(True)
+        self.results_context.setTextFormat(Qt.TextFormat.PlainText)
+        self.results_context.setContentsMargins(6, 2, 6, 2)
+        rl.addWidget(self.results_context)
         rl.addWidget(self.tabs, 1)
 
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -161,6 +176,7 @@ class MainWindow(QMainWindow):
         self.key_chooser.error.connect(self.report_error)
         self.key_chooser.changed.connect(self._update_actions)
         self.advanced.reset_requested.connect(self.reset_model_defaults)
+        self.advanced_section.toggle.toggled.connect(self._on_advanced_toggled)
         for w in self.advanced.findChildren(QWidget):
             for sig in ("toggled", "valueChanged", "currentTextChanged", "textChanged"):
                 if hasattr(w, sig) and not isinstance(w, QPushButton):
@@ -254,12 +270,15 @@ class MainWindow(QMainWindow):
         if self.session.running:
             self.report_error(LIST_LOCKED)
             return
+        if not self.cases.confirm_unsaved("clearing the list"):
+            return
         self.evidence.clear()
         self.last_run = None
         self._refresh_current()
         self._batch_key_ids = ()
         self.batch_view.set_items([], ())
         self._update_actions()
+        self.update_results_context()
 
     # -- model and settings --------------------------------------------------------------------------
     def store_model_settings(self) -> None:
@@ -271,6 +290,11 @@ class MainWindow(QMainWindow):
             return
         write_json(self.settings, f"analysis/{self._settings_model_id}", s.to_json())
 
+    def _on_advanced_toggled(self, on: bool) -> None:
+        """Opening the Advanced panel scrolls it into view (it opens below the fold of the choices)."""
+        if on:
+            QTimer.singleShot(0, lambda: self.choices_scroll.ensureWidgetVisible(self.advanced_section, 0, 0))
+
     def _on_model_changed(self, model_id: str) -> None:
         self.store_model_settings()
         spec = self.model_chooser.current_spec()
@@ -279,6 +303,7 @@ class MainWindow(QMainWindow):
         self.advanced.set_settings(s, spec)
         self._settings_model_id = model_id
         self._update_actions()
+        self.update_results_context()
 
     def reset_model_defaults(self) -> None:
         spec = self.model_chooser.current_spec()
@@ -296,7 +321,8 @@ class MainWindow(QMainWindow):
     def _update_actions(self, *args) -> None:
         running = self.session.running
         loc = self.model_chooser.current_location()
-        can_run = (not running and bool(self.evidence.items) and loc is not None and loc.found
+        runnable = any(i.runnable for i in self.evidence.items)
+        can_run = (not running and runnable and loc is not None and loc.found
                    and self.key_chooser.current_entry() is not None)
         self.run_action.setEnabled(can_run)
         self.run_button.setEnabled(can_run)
@@ -304,13 +330,16 @@ class MainWindow(QMainWindow):
         if loc is not None and not loc.found:
             tip = "The selected model is not on this machine (see the hint under the model)"
         elif not self.evidence.items:
-            tip = "Add images first (drop them on the window or Ctrl+O)"
+            tip = "Add images first (drop them on the window, or Ctrl+I)"
         self.run_button.setToolTip(tip)
         self.cancel_action.setEnabled(running)
         self.cancel_button.setEnabled(running)
         for w in (self.model_chooser, self.key_chooser, self.advanced, self.remove_button, self.clear_button):
             w.setEnabled(not running)
         self.report_action.setEnabled(self.last_run is not None and not running)
+        self.save_case_action.setEnabled(self.last_run is not None and not running)
+        self.save_case_as_action.setEnabled(self.last_run is not None and not running)
+        self.open_case_action.setEnabled(not running)
         self.json_action.setEnabled(self.last_run is not None and not running)
         self._update_summary()
 
@@ -318,8 +347,8 @@ class MainWindow(QMainWindow):
         """Start a run over every listed file. Returns False (with a message) when it cannot start."""
         if self.session.running:
             return False
-        if not self.evidence.items:
-            self.report_error("nothing to analyse: drop images or folders onto the window, or use File ▸ Open")
+        if not any(i.runnable for i in self.evidence.items):
+            self.report_error("nothing to analyse: drop images or folders onto the window, or use File ▸ Add images")
             return False
         loc = self.model_chooser.current_location()
         if loc is None or not loc.found:
@@ -334,7 +363,10 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.report_error(str(exc))
             return False
+        if not self.cases.confirm_unsaved("a new run replaces them"):
+            return False
         self.store_model_settings()
+        self._record_settings(s)
         self.previews.hold()
         self.banner.hide()
         self.last_run = None
@@ -342,11 +374,15 @@ class MainWindow(QMainWindow):
         self.comparison_view.set_run_context(keys, self._device_text)
         self._batch_key_ids, self._batch_fpr = keys.ids, s.fpr
         self.batch_view.set_items([], keys.ids, fpr=s.fpr)
-        paths = [i.path for i in self.evidence.items]
+        paths = [i.path for i in self.evidence.items if i.runnable]
+        skipped = tuple(i.not_analysed for i in self.evidence.items if not i.runnable)
         self.status.run_started(len(paths))
         self.log(f"run: {len(paths)} file(s), model {loc.spec.id}, keys {', '.join(keys.ids)}, "
                  f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}")
-        self.session.start(RunRequest(loc.spec.id, keys, paths, s))
+        self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
+                                                   f"{s.inversion} {s.steps} steps")
+        self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped))
+        self.update_results_context()
         self._update_actions()
         self._refresh_current()
         return True
@@ -402,6 +438,11 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_finished(self, run) -> None:
         self.last_run = run
+        self._running_context = None
+        if run is not None:
+            self.cases.new_run_finished()
+            self.audit.record(RUN, run_detail(run), self.examiner())
+        self.update_results_context()
         text = self.session.summary(run)
         self.status.run_finished(text, format_duration(self.session.elapsed()))
         self.log(text)
@@ -414,6 +455,106 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._defer_refresh()                             # statuses changed ("cancelled")
         self.previews.resume()
+
+    # -- case, audit trail, what the results are ------------------------------------------------------------
+    def examiner(self) -> str:
+        from forensics_app.gui.settings import read_str
+
+        return read_str(self.settings, "report/examiner") or str(self.cases.info.get("examiner", ""))
+
+    def record(self, action: str, detail: str) -> None:
+        """One event in the case's audit trail (saved with the case)."""
+        self.audit.record(action, detail, self.examiner())
+
+    def _record_settings(self, s: AnalysisOptions) -> None:
+        now = s.to_json()
+        changes = settings_changes(self._audit_settings, now) if self._audit_settings is not None else ""
+        if changes:
+            self.record(SETTINGS, changes)
+        self._audit_settings = now
+
+    def record_keys_imported(self, detail: str) -> None:
+        self.record(KEYS_IMPORTED, detail)
+
+    def record_export(self, detail: str) -> None:
+        self.record(EXPORT, detail)
+
+    def update_title(self) -> None:
+        folder = self.cases.folder
+        self.setWindowTitle(f"Tree-Ring Forensics — case {folder.name}" if folder is not None else "Tree-Ring Forensics")
+
+    @staticmethod
+    def _context_text(model_id: str, keys, methods, fpr: float, iterations, inversion: str) -> str:
+        name = f" ({keys.name})" if getattr(keys, "name", "") else ""
+        return (f"model {model_id} · keys {', '.join(keys.ids)}{name} · {' + '.join(methods)}, "
+                f"{iterations} it, {inversion}, FPR {fpr:g}")
+
+    def run_context(self, run) -> str:
+        cfg = run.config
+        d = cfg.diffusion
+        return self._context_text(run.model_id, run.keys, cfg.methods, cfg.fpr, cfg.gradient_free.iterations,
+                                  f"{d.method} {d.steps} steps")
+
+    def update_results_context(self) -> None:
+        """Above the results: which model, key set and settings they are from; and, when the model box names
+        another model, that the shown results are not the selected model's."""
+        running = getattr(self, "_running_context", None)
+        run = self.last_run
+        if running:
+            self.results_context.setText(f"Running: {running}")
+            self.results_context.setStyleSheet("")
+        elif run is not None:
+            text = f"Results shown: {self.run_context(run)} (run started {run.started_utc})"
+            selected = self.model_chooser.current_spec()
+            sel_id = selected.id if selected is not None else None
+            loc = self.model_chooser.current_location()
+            same = sel_id == run.model_id or (loc is not None and loc.found and loc.path is not None
+                                              and os.path.realpath(loc.path) == os.path.realpath(run.model_path))
+            if sel_id is not None and not same:
+                text = (f"The shown results are from model {run.model_id}, not the selected model {sel_id}: "
+                        f"run again to analyse with {sel_id}. " + text)
+                self.results_context.setStyleSheet("QLabel#results_context { color: #a40000; font-weight: bold; }")
+            else:
+                self.results_context.setStyleSheet("")
+            self.results_context.setText(text)
+        else:
+            self.results_context.setText("No results yet.")
+            self.results_context.setStyleSheet("")
+
+    def show_loaded_run(self, run) -> None:
+        """A run reopened from a case: its evidence, results, failures and files not analysed, as saved."""
+        from forensics_app.gui.evidence_list import Status, reason_only, thumbnail_from
+        from forensics_app.gui.spectrum_image import pixels_to_rgb8, rgb_qimage
+        import numpy as np
+
+        self.evidence.clear()
+        paths = [a.evidence.path for a in run.images] + [f.path for f in run.failures]
+        self.evidence.add(paths, run.not_analysed)
+        for a in run.images:
+            item = self.evidence.item_for(a.evidence.path)
+            item.analysis, item.sha256 = a, a.evidence.sha256
+            item.info = f"{a.evidence.width}×{a.evidence.height} {a.evidence.format} ({a.evidence.mode}), " \
+                        f"{a.evidence.size_bytes:,} bytes"
+            if np.any(a.evidence.pixels):
+                item.preview = rgb_qimage(pixels_to_rgb8(a.evidence.pixels))
+                item.thumbnail = thumbnail_from(item.preview)
+            self.evidence.set_status(item, Status.DONE, summary_of(a))
+        for f in run.failures:
+            item = self.evidence.item_for(f.path)
+            item.failure, item.sha256 = f.message, f.sha256
+            self.evidence.set_status(item, Status.FAILED, f.reason or reason_only(f.message, f.path))
+        self.last_run = run
+        self.result_view.set_run_context(run.keys, run.device)
+        self.comparison_view.set_run_context(run.keys, run.device)
+        self.result_view.set_config(run.config)
+        self.comparison_view.set_config(run.config)
+        self._batch_key_ids, self._batch_fpr = run.keys.ids, run.config.fpr
+        self._schedule_batch_refresh()
+        if run.images:
+            self.evidence_view.selectRow(self.evidence.items.index(self.evidence.item_for(run.images[0].evidence.path)))
+        self._refresh_current()
+        self._update_actions()
+        self.update_results_context()
 
     # -- selection and views ---------------------------------------------------------------------------
     def _current_item(self):
@@ -467,7 +608,19 @@ class MainWindow(QMainWindow):
             self.batch_view.refresh()      # its cell shading derives from the palette
         super().changeEvent(event)
 
+    def request_quit(self) -> None:
+        """File ▸ Quit: asks about unsaved results first (Save / Discard / Cancel)."""
+        if self.cases.confirm_unsaved("quitting"):
+            self._quit_confirmed = True
+            self.close()
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        # The window manager's close button asks too; a programmatic close() after request_quit does not ask
+        # again (and tests closing windows are not asked).
+        if event.spontaneous() and not getattr(self, "_quit_confirmed", False):
+            if not self.cases.confirm_unsaved("closing the window"):
+                event.ignore()
+                return
         self.session.shutdown()
         self.save_state()
         self.previews.shutdown()

@@ -105,6 +105,7 @@ class RunRequest:
     keys: KeySet
     paths: list[str]
     settings: AnalysisOptions
+    not_analysed: tuple = ()     # engine NotAnalysed of the listed files that are not run, carried into the record
 
 
 class RunSession(QObject):
@@ -144,6 +145,8 @@ class RunSession(QObject):
         if self.running:
             raise RuntimeError("a run is already in progress")
         for item in self.evidence.items:
+            if not item.runnable:
+                continue                          # listed as not analysed, with its reason: never run
             item.analysis, item.failure = None, None
             self.evidence.set_status(item, Status.QUEUED)
         s = request.settings
@@ -200,7 +203,7 @@ class RunSession(QObject):
             config = s.to_config(model)
             post(self.config_ready.emit, config)
             return analyze(model, req.keys, req.paths, config, progress=state,
-                           on_result=lambda r: post(self._on_result, r))
+                           on_result=lambda r: post(self._on_result, r), not_analysed=req.not_analysed)
         except (ModelLoadError, ValueError) as exc:
             post(self.error.emit, str(exc))
         except Exception as exc:  # noqa: BLE001 — shown as a sentence, with the traceback in the log only
@@ -242,7 +245,8 @@ class RunSession(QObject):
                 self.evidence.changed(item)
             else:
                 item.failure = r.message
-                self.evidence.set_status(item, Status.FAILED, r.message)
+                item.sha256 = item.sha256 or r.sha256
+                self.evidence.set_status(item, Status.FAILED, r.shown_reason)
             if item.path in self.paths:
                 self.finished_count += 1
         self.result.emit(r)

@@ -28,8 +28,8 @@ Both files are written atomically: on any failure neither the PDF nor a temporar
 Works headless and in a QThread worker of the desktop application (see `forensics_app.report.pdf`).
 """
 
-from forensics_app.report.sections import ReportInfo
+from forensics_app.report.sections import ReportInfo, suggested_report_name
 from forensics_app.report.twin import report_json, twin_path
 from forensics_app.report.writer import write_report
 
-__all__ = ["ReportInfo", "report_json", "twin_path", "write_report"]
+__all__ = ["ReportInfo", "report_json", "suggested_report_name", "twin_path", "write_report"]

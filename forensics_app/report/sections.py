@@ -30,9 +30,44 @@ METHOD_TITLES = {"encoder": "Encoder E(x)", "gradient-free": "Gradient-free inve
 
 @dataclass(frozen=True)
 class ReportInfo:
+    """What the examiner files with the report (all free text, printed escaped) and the case's audit trail."""
+
     case_id: str = ""
     examiner: str = ""
     notes: str = ""
+    agency: str = ""                  # agency / laboratory, printed as the report's header
+    exhibits: str = ""                # exhibit / item numbers as the agency writes them
+    received_from: str = ""
+    received_date: str = ""
+    technical_reviewer: str = ""
+    report_version: str = "1"
+    amendments: str = ""              # amendment history, one line per amendment
+    audit: tuple = ()                 # engine.audit.AuditEvent, oldest first
+
+    FIELD_TITLES = {"agency": "Agency / laboratory", "case_id": "Case number", "exhibits": "Exhibit numbers",
+                    "received_from": "Received from", "received_date": "Date received", "examiner": "Examiner",
+                    "technical_reviewer": "Technical reviewer", "report_version": "Report version",
+                    "amendments": "Amendment history", "notes": "Notes"}
+
+    def fields_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.FIELD_TITLES}
+
+    def missing(self, required) -> list[str]:
+        """Titles of the `required` fields (names as in FIELD_TITLES) left blank."""
+        return [self.FIELD_TITLES.get(k, k) for k in required if not str(getattr(self, k, "")).strip()]
+
+
+def suggested_report_name(info: ReportInfo) -> str:
+    """A file name examiners can file: case, exhibits, version, e.g. "2024-117_Ex3-5_TreeRing_v1.pdf";
+    only letters, digits, '-', '_' and '.' are kept."""
+    import re
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")[:60]
+
+    parts = [clean(info.case_id) or "case", *( [f"Ex{clean(info.exhibits)}"] if clean(info.exhibits) else []),
+             "TreeRing", f"v{clean(info.report_version) or '1'}"]
+    return "_".join(parts) + ".pdf"
 
 
 class FigureMaker(Protocol):
@@ -90,6 +125,15 @@ def _matrix_table(m: BatchMatrix, corner: str) -> str:
     return _grid([corner] + [label(c) for c in m.col_labels], rows)
 
 
+def _hash_cell(sha256: str | None, md5: str | None, note: str) -> str:
+    if sha256 is None:
+        return f'<span class="small">{esc(note or "not hashed")}</span>'
+    out = f'<span class="mono small">SHA-256 {esc(sha256)}</span>'
+    if md5:
+        out += f'<br><span class="mono small">MD5 {esc(md5)}</span>'
+    return out
+
+
 def _key_description(k: TreeRingKey) -> str:
     if k.pattern == "values":
         detail = "ring values " + ", ".join(f"{v:g}" for v in k.ring_values)
@@ -137,7 +181,7 @@ class ReportSections:
             parts.append(self._exhibit(n, a))
         if len(self.run.images) >= 2:
             parts.append(self._batch())
-        parts += [self._failures(), self._limitations(), self._signoff()]
+        parts += [self._failures(), self._limitations(), self._signoff(), self._not_analysed(), self._audit()]
         return f"<html><body>{''.join(parts)}</body></html>", self.resources
 
     # -- sections ---------------------------------------------------------------------------------
@@ -150,13 +194,25 @@ class ReportSections:
                      f're-verification (see the exhibits)</span>' if mismatches
                      else f'<span class="ok">all {len(self.checks)} evidence file(s) re-verified: SHA-256 unchanged</span>'
                      if self.checks else "no evidence was analysed")
-        rows = [("Case", f"<b>{esc(self.case_label)}</b>"),
-                ("Examiner", esc(info.examiner) if info.examiner else '<span class="muted">(not given)</span>'),
+        def given(text: str) -> str:
+            return esc(text) if text.strip() else '<span class="muted">(not given)</span>'
+
+        rows = ([("Agency / laboratory", f"<b>{esc(info.agency)}</b>")] if info.agency.strip() else []) + [
+                ("Case", f"<b>{esc(self.case_label)}</b>"),
+                ("Exhibit numbers", given(info.exhibits)),
+                ("Received from", given(info.received_from) + (f", {esc(info.received_date)}"
+                                                              if info.received_date.strip() else "")),
+                ("Examiner", given(info.examiner)),
+                ("Technical reviewer", given(info.technical_reviewer)),
+                ("Report version", esc(info.report_version or "1")
+                 + (f"<br>{esc_multiline(info.amendments)}" if info.amendments.strip() else "")),
                 ("Report generated (UTC)", esc(self.generated_utc)),
                 ("Analysis started (UTC)", esc(run.started_utc)),
                 ("Analysis finished (UTC)", esc(run.finished_utc)),
                 ("Analysis status", status),
-                ("Evidence", f"{len(run.images)} analysed, {len(run.failures)} could not be analysed"),
+                ("Evidence", f"{len(run.images)} analysed, {len(run.failures)} could not be analysed"
+                 + (f", {len(run.not_analysed)} other file(s) found and not analysed (appendix A)"
+                    if run.not_analysed else "")),
                 ("Evidence integrity at export", integrity),
                 ("Question examined", "Is the initial noise z<sub>T</sub> recovered from each evidence image, under "
                  f"model {esc(run.model_id)}, consistent with one of the {len(run.keys)} Tree-Ring key(s) tested?"),
@@ -436,9 +492,32 @@ class ReportSections:
         sec = self._sec
         if not self.run.failures:
             return f"<h2>{sec}. Evidence that could not be analysed</h2><p>None.</p>"
-        rows = [[esc(f.path), esc(f.message)] for f in self.run.failures]
+        rows = [[esc(f.path), esc(f.shown_reason), _hash_cell(f.sha256, f.md5, f.hash_note)] for f in self.run.failures]
         return (f"<h2>{sec}. Evidence that could not be analysed</h2>"
-                + _grid(["File", "Reason"], rows, [40, 60]))
+                + _grid(["File", "Reason", "Hash as submitted"], rows, [30, 40, 30]))
+
+    def _not_analysed(self) -> str:
+        items = self.run.not_analysed
+        out = ['<h2 style="page-break-before: always;">Appendix A. Files found and not analysed</h2>']
+        if not items:
+            return "".join(out) + ("<p>None: every file found in the submitted folders was analysed or is listed "
+                                   "above as evidence that could not be analysed.</p>")
+        out.append(f"<p>{len(items)} file(s) or folder(s) found in the submitted folders were not analysed, each "
+                   "for the reason given; files that could be read were hashed.</p>")
+        rows = [[esc(n.path), esc(n.reason), _hash_cell(n.sha256, n.md5, n.hash_note)] for n in items]
+        return "".join(out) + _grid(["Path", "Reason", "Hash"], rows, [38, 32, 30])
+
+    def _audit(self) -> str:
+        out = ["<h2>Appendix B. Audit trail</h2>"]
+        events = self.info.audit
+        if not events:
+            return "".join(out) + ("<p>No audit trail: this run was not kept in a case (the window's File ▸ Save, "
+                                   "or <span class=\"mono\">scan --case</span>).</p>")
+        out.append("<p>What was done in this case, in order, as recorded by the tool (UTC). The trail is kept in "
+                   "the case file; like its checksum it is a record, not a signature.</p>")
+        rows = [[esc(e.utc), esc(e.examiner) or '<span class="muted">–</span>', esc(e.action), esc(e.detail)]
+                for e in events]
+        return "".join(out) + _grid(["UTC", "Examiner", "Action", "Detail"], rows, [17, 13, 14, 56])
 
     def _limitations(self) -> str:
         run = self.run

@@ -34,6 +34,7 @@ def report_json(run: AnalysisRun, info: ReportInfo, generated_utc: str, commit: 
     return finite_or_null({
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "report": {"case_id": info.case_id, "examiner": info.examiner, "notes": info.notes,
+                   "fields": info.fields_json(), "audit": [e.to_json_dict() for e in info.audit],
                    "generated_utc": generated_utc, "pdf": pdf_name,
                    "tool": {"name": "treering-forensics", "version": run.software.get("treering-forensics"),
                             "git_commit": commit}},
