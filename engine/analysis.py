@@ -193,11 +193,16 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
     pending: list[EvidenceImage] = []
     notes: list[str] = []
     current = model
+    # Batches grow 1, 2, 4 … up to the batch size: the first image is finished (and kept by a cancel, and
+    # timed for the ETA) after one image's work rather than a whole batch's, while later batches keep the
+    # speed of batching. An image's numbers do not depend on the batch it ran in.
+    batch_limit = 1
 
     def flush() -> None:
-        nonlocal current
+        nonlocal current, batch_limit
         if not pending:
             return
+        batch_limit = min(2 * batch_limit, config.batch_size)
         try:
             results = analyze_batch(current, keys, pending, config, progress)
         except torch.cuda.OutOfMemoryError:
@@ -230,7 +235,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
             except EvidenceError as exc:
                 h = hash_file(path, md5)
                 emit(ImageFailure(path, str(exc), exc.problem, h.sha256, h.md5, h.note))
-            if len(pending) >= config.batch_size:
+            if len(pending) >= batch_limit:
                 flush()
         flush()
     except Cancelled:

@@ -139,3 +139,20 @@ def test_gradient_free_defaults_come_from_the_model_spec(tiny_case):
     assert gradient_free_config(demo, optimizer="forward-step") == gf
     assert gradient_free_config(demo, schedule="scheduled", iterations=7).iterations == 7
     assert gradient_free_config(demo, precision="fp16").precision == "fp16"
+
+
+def test_first_results_arrive_before_a_whole_batch(tiny_case):
+    """Batches grow 1, 2, 4 …: with batch size 8, the first image is finished before the second is read, so a
+    cancel early in a run keeps it (the window once showed "0 of 8" until the whole batch was done)."""
+    from engine.analysis import AnalysisConfig, analyze
+    from engine.progress import Phase, TaskState
+
+    model, keys, paths = tiny_case
+    paths = (list(paths) * 4)[:7]
+    finished_when_read: list[int] = []
+    results: list = []
+    state = TaskState(lambda e: finished_when_read.append(len(results)) if e.phase is Phase.READING_EVIDENCE else None)
+    config = AnalysisConfig.for_model(model, methods=("encoder",), batch_size=8)
+    run = analyze(model, keys, paths, config, progress=state, on_result=results.append)
+    assert len(run.images) == 7
+    assert finished_when_read == [0, 1, 1, 3, 3, 3, 3]          # batches of 1, 2, 4 (then what is left)

@@ -696,6 +696,11 @@ def test_run_tracker_eta():
     assert t.fraction() == pytest.approx(2 * 0.5 / 4)
     t.on_results(2)
     assert t.fraction() == pytest.approx(0.5)
+    # the engine's batches grow: with one image read and in flight, half its work is 1/8 of four images
+    t = RunTracker(total_images=4, methods=1, batch_size=8)
+    t.on_event(ProgressEvent("reading evidence", 1, 4, phase=Phase.READING_EVIDENCE))
+    t.on_event(ProgressEvent("decoder inversion (encoder)", 1, 1, phase=Phase.DECODER_INVERSION))
+    assert t.fraction() == pytest.approx(0.5 / 4)
     assert format_duration(75) == "1 min 15 s" and format_duration(None) == "–"
 
 

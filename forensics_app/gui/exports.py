@@ -147,7 +147,7 @@ class Exports(QObject):
             w.report_error("run an analysis first: the report describes a finished run")
             return
         try:
-            from forensics_app.report import ReportInfo, write_report  # noqa: F401 — is it installed?
+            from forensics_app.report import ReportInfo, suggested_report_name  # is it installed?
         except ImportError:
             w.report_error("PDF reports are not available in this installation (forensics_app.report is missing)")
             return
@@ -156,8 +156,6 @@ class Exports(QObject):
             return
         values = dialog.values()
         self.store_report_fields(values)
-        from forensics_app.report import ReportInfo, suggested_report_name
-
         name = suggested_report_name(ReportInfo(**values))
         s = w.settings
         path, _ = QFileDialog.getSaveFileName(w, "Export report", os.path.join(read_str(s, "ui/export_dir", ""), name),

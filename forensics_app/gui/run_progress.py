@@ -26,9 +26,11 @@ class RunTracker:
     _inversions_done: int = 0
     _current: float = 0.0
     _analysis_started: float | None = None
-    _batch_images: int = 0
+    _read: int = 0
 
     def on_event(self, event: ProgressEvent) -> None:
+        if event.phase is Phase.READING_EVIDENCE:
+            self._read = max(self._read, event.step)   # images read so far: the batch in flight is read − finished
         if event.phase in (Phase.LOADING_MODEL, Phase.READING_EVIDENCE):
             return                                 # not analysis work: the ETA's clock starts after them
         if self._analysis_started is None:
@@ -52,7 +54,10 @@ class RunTracker:
         if self.total_images <= 0:
             return 1.0
         remaining = self.total_images - self.finished_images
-        batch = min(self.batch_size, remaining) if remaining > 0 else 0
+        # The engine's batches grow (1, 2, 4 … up to batch_size): the batch in flight is what was read and is
+        # not finished yet; before any image is read, assume a full batch.
+        in_flight = self._read - self.finished_images
+        batch = (in_flight if in_flight > 0 else min(self.batch_size, remaining)) if remaining > 0 else 0
         in_batch = min(1.0, (self._inversions_done + self._current) / max(1, self.methods))
         return min(1.0, (self.finished_images + batch * in_batch) / self.total_images)
 
