@@ -2,6 +2,10 @@
 
     cd <repository root> && python docs/screenshots/make_screenshots.py
 
+The committed ones are of the real window under an X server (Debian: xvfb and libxcb-cursor0):
+
+    xvfb-run -a -s "-screen 0 1920x1200x24" env QT_QPA_PLATFORM=xcb python docs/screenshots/make_screenshots.py
+
 They are the views `tests/test_gui.py::test_screenshots` grabs — the bundled demo model on one sample per
 key and one without a watermark, all three decoder-inversion methods, 100 iterations, on the CPU (the tiny
 test model while the demo model is absent) — so this runs that test with its output pointed here instead of
