@@ -18,7 +18,7 @@ from typing import Iterable
 
 from engine.analysis import AnalysisRun
 from engine.audit import REVERIFICATION, AuditTrail
-from engine.case_file import CaseFileError, _locate, read_case_payload, save_case
+from engine.case_file import CaseFileError, _locate, load_case, read_case_payload, save_case
 from engine.intake import _shown_path, sha256_file
 from engine.provenance import EvidenceStatus, Reverification, reverify
 
@@ -202,3 +202,17 @@ def record_verification(folder: str | os.PathLike[str], result: CaseVerification
     payload["content_sha256"] = _content_checksum(payload)
     write_text_atomic(path, json.dumps(payload, indent=1, ensure_ascii=True, allow_nan=False) + "\n",
                       encoding="ascii")
+
+
+def load_run(folder: str | os.PathLike[str], number: int):
+    """Run `number` (1 = the first) of the case's history, reopened with `load_case` (evidence re-hashed).
+    CaseFolderError for a number the case does not have."""
+    summary = read_case_folder(folder)
+    if not 1 <= number <= len(summary.history):
+        raise CaseFolderError(f"the case in {_shown_path(summary.folder)} has {len(summary.history)} run(s): "
+                              f"there is no run {number}")
+    name = str(summary.history[number - 1].get("file", ""))
+    path = (Path(folder) / name).resolve()
+    if not path.is_relative_to(Path(folder).resolve() / RUNS_FOLDER):    # an edited index must not point elsewhere
+        raise CaseFolderError(f"run {number} of the case names {name!r}, outside its {RUNS_FOLDER}/ folder")
+    return load_case(path)

@@ -519,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("folder")
     cv.add_argument("--examiner", default="", help="who re-verified (default: the case's examiner)")
     cv.set_defaults(func=cmd_case_verify)
+    cc = csub.add_parser("compare", help="two runs of the case side by side: settings and every verdict")
+    cc.add_argument("folder")
+    cc.add_argument("runs", nargs="*", type=int, metavar="RUN",
+                    help="two run numbers as `case show` lists them (default: the last two)")
+    cc.set_defaults(func=cmd_case_compare)
     return p
 
 
@@ -592,6 +597,36 @@ def cmd_case_verify(args) -> int:
         print(f"treering-forensics: warning: the re-verification could not be recorded in the case's audit "
               f"trail ({_one_line(exc)})", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_BAD_INPUT
+
+
+def cmd_case_compare(args) -> int:
+    """Exit 0 when every verdict agrees, 3 when some differ (a difference is a finding to look at)."""
+    from engine.case_file import CaseFileError
+    from engine.case_folder import load_run
+    from engine.run_comparison import compare_runs
+
+    s = _read_case(args.folder)
+    runs = args.runs or [len(s.history) - 1, len(s.history)]
+    if len(runs) != 2 or len(s.history) < 2:
+        raise UsageError("give two run numbers (the case must hold at least two runs; `case show` lists them)")
+    try:
+        a, b = (load_run(args.folder, n).run for n in runs)
+    except (CaseFileError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    c = compare_runs(a, b, f"run {runs[0]}", f"run {runs[1]}")
+    print(f"{c.label_a} vs {c.label_b}: {len(c.settings_differences)} setting(s) differ")
+    for d in c.settings_differences:
+        print(f"  {_one_line(d)}")
+    print(f"{len(c.pairs)} verdict(s) compared, {len(c.disagreements)} differ")
+    for pair in c.pairs:
+        mark = "same" if pair.agree else "DIFFERENT"
+        print(f"  {_one_line(pair.name)}  {pair.method}: {c.label_a} {_one_line(pair.verdict_a)} (p={pair.p_a:.2g}), "
+              f"{c.label_b} {_one_line(pair.verdict_b)} (p={pair.p_b:.2g})  {mark}")
+    for name in c.only_a:
+        print(f"  {_one_line(name)}: analysed in {c.label_a} only")
+    for name in c.only_b:
+        print(f"  {_one_line(name)}: analysed in {c.label_b} only")
+    return EXIT_OK if not c.disagreements else EXIT_BAD_INPUT
 
 
 def _say_error(message: str, args) -> None:

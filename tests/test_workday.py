@@ -286,3 +286,54 @@ def test_report_sections_print_fields_not_analysed_and_audit(keys_and_images, ti
     for text in ("State Lab", "Det. R", "T. R.", "v2: typo", "Appendix A. Files found and not analysed", "notes.txt",
                  "Appendix B. Audit trail", "report &lt;b&gt;x&lt;/b&gt;"):
         assert text in html, text
+
+
+def test_case_compare_puts_two_runs_side_by_side(keys_and_images, tiny_ddim_dir, tiny_flow_dir, tmp_path, capsys):
+    """Two runs of one case — here two models on the same evidence — compared verdict by verdict, matched by
+    SHA-256; exit 3 when some verdicts differ, 0 when all agree."""
+    from engine.case_folder import load_run
+    from engine.run_comparison import compare_runs
+
+    from PIL import Image
+
+    keys, images = keys_and_images
+    ev = evidence_tree(tmp_path, images)
+    Image.open(images[0]).save(ev / "top.png", compress_level=1)    # other bytes than deepest.png's copy
+    case = tmp_path / "case"
+    common = ["--keys", str(keys), "--quiet", "--case", str(case), *FAST]
+    assert main(["scan", str(ev), "--model", str(tiny_ddim_dir), *common]) == 0
+    assert main(["scan", str(ev), "--model", str(tiny_ddim_dir), *common]) == 0          # the same again
+    assert main(["scan", str(ev / "sub"), "--model", str(tiny_flow_dir), *common]) == 0   # another model, fewer files
+    capsys.readouterr()
+
+    assert main(["case", "compare", str(case), "1", "2"]) == 0       # same model, same settings: all agree
+    out = capsys.readouterr().out
+    assert "0 setting(s) differ" in out and " 0 differ" in out
+
+    c = compare_runs(load_run(case, 1).run, load_run(case, 3).run)
+    assert any(d.startswith("model:") for d in c.settings_differences)
+    assert {p.name for p in c.pairs} == {"deep.png", "deepest.png"} and c.only_a == ("top.png",)
+    code = main(["case", "compare", str(case)])                         # default: the last two runs
+    out = capsys.readouterr().out
+    assert code == (3 if c.disagreements else 0)
+    assert "top.png: analysed in run 2 only" in out and "model:" in out
+    assert main(["case", "compare", str(case), "1", "9"]) == 2
+
+
+def test_compare_runs_reports_a_changed_verdict(keys_and_images, tiny_ddim_dir, tmp_path):
+    from dataclasses import replace
+
+    from engine.analysis import AnalysisConfig, ImageAnalysis, analyze
+    from engine.model_loader import load_model
+    from engine.run_comparison import compare_runs
+    from engine.treering import KeySet
+
+    keys, images = keys_and_images
+    model = load_model(str(tiny_ddim_dir), device="cpu")
+    run = analyze(model, KeySet.load(keys), images[:1], AnalysisConfig.for_model(model, methods=("encoder",)))
+    a = run.images[0]
+    r = a.methods["encoder"]
+    flipped = replace(r, verdict=replace(r.verdict, predicted_key="key2" if r.verdict.predicted_key != "key2" else None))
+    other = replace(run, images=(ImageAnalysis(a.evidence, {"encoder": flipped}),))
+    c = compare_runs(run, other)
+    assert len(c.pairs) == 1 and len(c.disagreements) == 1 and c.settings_differences == ()
