@@ -53,8 +53,8 @@ def _flat(d, prefix: str = "") -> dict[str, str]:
 
 
 def _settings(run: AnalysisRun) -> dict[str, str]:
-    return {"model": run.model_id, "model weights": json.dumps(run.weight_sha256, sort_keys=True),
-            "keys": ", ".join(run.keys.ids), **_flat(asdict(run.config), "settings.")}
+    weights = {f"weights {name}": f"sha256 {digest[:16]}…" for name, digest in run.weight_sha256.items()}
+    return {"model": run.model_id, **weights, "keys": ", ".join(run.keys.ids), **_flat(asdict(run.config), "settings.")}
 
 
 def compare_runs(a: AnalysisRun, b: AnalysisRun, label_a: str = "A", label_b: str = "B") -> RunComparison:

@@ -119,6 +119,13 @@ def test_save_reopen_identical_results_and_hashes(qtbot, window, tiny_ddim_dir, 
     from engine.case_folder import read_case_folder
 
     assert len(read_case_folder(case).history) == 2
+    # the two runs side by side: the second ran the encoder only, so its encoder verdicts are compared
+    dialog = other.cases.compare_dialog(show=False)
+    qtbot.addWidget(dialog)
+    c = dialog.comparison
+    assert c is not None and dialog.table.rowCount() == len(c.pairs) > 0
+    assert {p.method for p in c.pairs} == {"encoder"} and all(p.agree for p in c.pairs)   # same model, same bytes
+    assert any("methods" in d for d in c.settings_differences)
 
 
 def test_unsaved_results_prompt_on_quit_and_before_a_new_run(qtbot, window, tiny_ddim_dir, tiny_keys_file,

@@ -66,6 +66,8 @@ def install_actions(w: MainWindow) -> None:
                                  "Keep the results and their record in the case folder (Ctrl+S)")
     w.save_case_as_action = _action(w, "Save case &as…", w.cases.save_as, "Ctrl+Shift+S",
                                     "Save into a new case folder (Ctrl+Shift+S)")
+    w.compare_runs_action = _action(w, "Compare runs in case…", w.cases.compare_dialog, tip=(
+        "Two runs of the open case side by side: settings and every verdict on the same evidence"))
     w.run_action = _action(w, "&Run", w.run_analysis, "Ctrl+R", "Analyse the listed images (Ctrl+R)")
     w.cancel_action = _action(w, "&Cancel", w.cancel_analysis, "Esc",
                               "Stop after the current iteration; finished images keep their results (Esc)")
@@ -87,6 +89,7 @@ def install_actions(w: MainWindow) -> None:
     file_menu.addAction(w.open_case_action)
     file_menu.addAction(w.save_case_action)
     file_menu.addAction(w.save_case_as_action)
+    file_menu.addAction(w.compare_runs_action)
     file_menu.addSeparator()
     file_menu.addAction(w.open_action)
     file_menu.addAction(w.open_folder_action)

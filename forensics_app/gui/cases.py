@@ -102,6 +102,30 @@ class CaseFiles(QObject):
         w.update_title()
         return True
 
+    # -- comparing ----------------------------------------------------------------------------------------
+    def compare_dialog(self, show: bool = True):
+        """Two runs of the open case side by side; returns the dialog (None when there is nothing to compare)."""
+        from engine.case_file import CaseFileError
+        from engine.case_folder import read_case_folder
+        from forensics_app.gui.run_comparison_dialog import RunComparisonDialog
+
+        w = self.window
+        if self.folder is None:
+            w.report_error("open or save a case first: runs are compared within a case")
+            return None
+        try:
+            history = list(read_case_folder(self.folder).history)
+        except (CaseFileError, ValueError, OSError) as exc:
+            w.report_error(str(exc))
+            return None
+        if len(history) < 2:
+            w.report_error("the case holds one run: run again (another model or settings) to compare")
+            return None
+        dialog = RunComparisonDialog(self.folder, history, w)
+        if show:
+            dialog.exec()
+        return dialog
+
     # -- opening ----------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
         w = self.window
