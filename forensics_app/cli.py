@@ -3,7 +3,8 @@
 Exit codes: 0 done; 2 usage or configuration error (bad option or number, unknown model, unreadable key
 file, an output that may not be written); 3 at least one input could not be analysed (one line per bad file
 on stderr; the others were analysed); 1 an internal error (one line; `--debug` shows the traceback);
-130 interrupted. No traceback reaches the user without `--debug`.
+4 `self-test` found a failing check (one FAIL line per check); 130 interrupted. No traceback reaches the user
+without `--debug`.
 """
 
 from __future__ import annotations
@@ -259,6 +260,12 @@ def _print_summary(run) -> None:
         print(f"{name}: " + "; ".join(parts))
 
 
+def cmd_self_test(args) -> int:
+    from forensics_app.self_test import main as self_test
+
+    return self_test(debug=args.debug)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine.options import DEFAULT_METHOD
 
@@ -344,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
+
+    t = sub.add_parser("self-test", help="installation check on the bundled demo model (about a minute): one "
+                                         "PASS/FAIL line per check, exit 0 only if all pass")
+    t.set_defaults(func=cmd_self_test)
     return p
 
 
