@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
 
-    t = sub.add_parser("self-test", help="installation check on the bundled demo model (about a minute): one "
+    t = sub.add_parser("self-test", help="installation check on the bundled demo model (under a minute): one "
                                          "PASS/FAIL line per check, exit 0 only if all pass")
     t.set_defaults(func=cmd_self_test)
     return p

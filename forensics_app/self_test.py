@@ -1,4 +1,5 @@
-"""`treering-forensics self-test`: installation verification on the bundled demo model, about a minute on a CPU.
+"""`treering-forensics self-test`: installation verification on the bundled demo model, well under a minute
+on a CPU (15 s measured in the bundle on 2 cores).
 
 Four checks, one line each (``PASS`` or ``FAIL``, the check, what was found), for an IT department to keep:
 
