@@ -3,7 +3,8 @@
 Exit codes: 0 done; 2 usage or configuration error (bad option or number, unknown model, unreadable key
 file, an output that may not be written, a folder that is not a case); 3 at least one input could not be
 analysed (one line per bad file on stderr; the others were analysed), or `case verify` found evidence changed,
-missing or unreadable; 1 an internal error (one line; `--debug` shows the traceback); 130 interrupted. No
+missing or unreadable, or `case compare` found verdicts that differ; 1 an internal error (one line; `--debug` shows the traceback); 4 `self-test` found
+a failing check (one FAIL line per check); 130 interrupted. No
 traceback reaches the user without `--debug`.
 
 `scan` walks folders into subfolders (`--no-recursive`: the folder's own files only); every file found that
@@ -419,6 +420,12 @@ def _print_summary(run) -> None:
         print(f"{name}: " + "; ".join(parts))
 
 
+def cmd_self_test(args) -> int:
+    from forensics_app.self_test import main as self_test
+
+    return self_test(debug=args.debug)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine.options import DEFAULT_METHOD
 
@@ -524,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("runs", nargs="*", type=int, metavar="RUN",
                     help="two run numbers as `case show` lists them (default: the last two)")
     cc.set_defaults(func=cmd_case_compare)
+    t = sub.add_parser("self-test", help="installation check on the bundled demo model (under a minute): one "
+                                         "PASS/FAIL line per check, exit 0 only if all pass")
+    t.set_defaults(func=cmd_self_test)
     return p
 
 
