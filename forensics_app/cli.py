@@ -301,14 +301,25 @@ def cmd_scan(args) -> int:
     if args.case:
         audit = _record_run_in_case(args, run)
     result = run_to_json(run)
+    exported = []
     if args.json:
         _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
+        exported.append(f"results (JSON) to {args.json}")
     if args.report:
         from forensics_app.report import ReportInfo, write_report
 
         info = ReportInfo(case_id=args.case_id, examiner=args.examiner,
                           audit=tuple(audit.events) if audit is not None else ())
         _write_output(args.report, lambda: write_report(run, args.report, info))
+        exported.append(f"report (PDF) to {args.report} and its JSON twin")
+    if audit is not None and exported:           # the case's record names what left it
+        from engine.audit import EXPORT
+        from engine.case_folder import read_case_folder, update_case
+
+        case_info = read_case_folder(args.case).info
+        for what in exported:
+            audit.record(EXPORT, what, args.examiner or str(case_info.get("examiner", "")))
+        _write_output(args.case, lambda: update_case(args.case, run, case_info, audit))
     if not args.quiet:
         _print_summary(run)
     return EXIT_BAD_INPUT if run.failures else EXIT_OK

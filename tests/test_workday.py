@@ -337,3 +337,16 @@ def test_compare_runs_reports_a_changed_verdict(keys_and_images, tiny_ddim_dir, 
     other = replace(run, images=(ImageAnalysis(a.evidence, {"encoder": flipped}),))
     c = compare_runs(run, other)
     assert len(c.pairs) == 1 and len(c.disagreements) == 1 and c.settings_differences == ()
+
+
+def test_scan_case_records_its_exports(keys_and_images, tiny_ddim_dir, tmp_path, capsys):
+    from engine.case_folder import read_case_folder
+
+    keys, images = keys_and_images
+    case = tmp_path / "case"
+    assert main(["scan", str(images[0]), "--model", str(tiny_ddim_dir), "--keys", str(keys), "--quiet", "--case",
+                 str(case), "--examiner", "E. X", "--json", str(tmp_path / "s.json"), "--report",
+                 str(tmp_path / "r.pdf"), *FAST]) == 0
+    events = read_case_folder(case).audit.events
+    assert [e.action for e in events] == ["run", "export", "export"]
+    assert "s.json" in events[1].detail and "r.pdf" in events[2].detail and events[2].examiner == "E. X"
