@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.analysis import AnalysisConfig, AnalysisRun, ImageAnalysis, ImageFailure, MethodResult, utc_now
 from engine.atomic_write import write_text_atomic
-from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, _shown_path, load_evidence,
+from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, shown_path, load_evidence,
                            sha256_file)
 from engine.provenance import EvidenceStatus
 from engine.treering import KeyScore, KeySet, Verdict
@@ -317,8 +317,8 @@ def _locate(ed: dict, case_dir: Path) -> tuple[str, str | None]:
         # Only a file that moved *with* the case (inside its folder) is taken without the examiner's word:
         # a relative path climbing out of the folder could name any file on the machine.
         if inside and os.path.lexists(moved):
-            return moved, (f"evidence {_shown_path(recorded)} was not at its recorded place; found beside the case "
-                           f"file at {_shown_path(moved)}")
+            return moved, (f"evidence {shown_path(recorded)} was not at its recorded place; found beside the case "
+                           f"file at {shown_path(moved)}")
     return recorded, None
 
 
@@ -338,7 +338,7 @@ def _evidence_from(ed: dict, case_dir: Path, image_size: int, what: str) -> tupl
         mode_conversion=pre.get("mode_conversion"))
     path, note = _locate(ed, case_dir)
     warnings = [note] if note else []
-    shown = _shown_path(path)
+    shown = shown_path(path)
     pixels = None
     now: str | None = None
     status = EvidenceStatus.VERIFIED
@@ -398,29 +398,29 @@ def read_case_payload(path: str | os.PathLike[str]) -> dict:
     try:
         size = p.stat().st_size
         if size > MAX_CASE_BYTES:
-            raise CaseFileError(f"{_shown_path(p)} is {size:,} bytes, too large for a case file")
+            raise CaseFileError(f"{shown_path(p)} is {size:,} bytes, too large for a case file")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CaseFileError(f"case file {_shown_path(p)} does not exist") from None
+        raise CaseFileError(f"case file {shown_path(p)} does not exist") from None
     except IsADirectoryError:
-        raise CaseFileError(f"{_shown_path(p)} is a folder, not a case file") from None
+        raise CaseFileError(f"{shown_path(p)} is a folder, not a case file") from None
     except UnicodeDecodeError:
-        raise CaseFileError(f"{_shown_path(p)} is not a treering-forensics case file (not UTF-8 text)") from None
+        raise CaseFileError(f"{shown_path(p)} is not a treering-forensics case file (not UTF-8 text)") from None
     except OSError as exc:
-        raise CaseFileError(f"case file {_shown_path(p)} cannot be read ({exc.strerror or exc})") from None
+        raise CaseFileError(f"case file {shown_path(p)} cannot be read ({exc.strerror or exc})") from None
     try:
         payload = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise CaseFileError(f"{_shown_path(p)} is not a treering-forensics case file (not valid JSON: {exc})") from None
+        raise CaseFileError(f"{shown_path(p)} is not a treering-forensics case file (not valid JSON: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CASE_FORMAT:
-        raise CaseFileError(f"{_shown_path(p)} is not a treering-forensics case file (expected format "
+        raise CaseFileError(f"{shown_path(p)} is not a treering-forensics case file (expected format "
                             f"{CASE_FORMAT!r})")
     version = payload.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise CaseFileError(f"{_shown_path(p)}: the case file version {version!r} is not a number")
+        raise CaseFileError(f"{shown_path(p)}: the case file version {version!r} is not a number")
     if version != CASE_VERSION:
         newer = " (written by a newer treering-forensics: update the tool to open it)" if version > CASE_VERSION else ""
-        raise CaseFileError(f"{_shown_path(p)}: case file format version {version} is not supported; this version "
+        raise CaseFileError(f"{shown_path(p)}: case file format version {version} is not supported; this version "
                             f"reads version {CASE_VERSION}{newer}")
     return payload
 
@@ -437,7 +437,7 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
     except ValueError:
         actual_sum = None
     if recorded_sum != actual_sum:
-        warnings.append(f"the case file {_shown_path(p)} does not match its recorded checksum: it was edited or "
+        warnings.append(f"the case file {shown_path(p)} does not match its recorded checksum: it was edited or "
                         "damaged after it was saved")
     rd = _get(payload, "run", dict, "case")
     try:

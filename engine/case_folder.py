@@ -19,7 +19,7 @@ from typing import Iterable
 from engine.analysis import AnalysisRun
 from engine.audit import REVERIFICATION, AuditTrail
 from engine.case_file import CaseFileError, _locate, load_case, read_case_payload, save_case
-from engine.intake import _shown_path, sha256_file
+from engine.intake import shown_path, sha256_file
 from engine.provenance import EvidenceStatus, Reverification, reverify
 
 CASE_FILE_NAME = "case.trcase"
@@ -66,13 +66,13 @@ def check_case_folder(folder: str | os.PathLike[str], evidence: Iterable[str | o
 
     f = Path(folder)
     if f.exists() and not f.is_dir():
-        raise CaseFolderError(f"the case folder {_shown_path(f)} is a file: give a folder (created if new)")
+        raise CaseFolderError(f"the case folder {shown_path(f)} is a file: give a folder (created if new)")
     if f.is_dir():
         if not is_case_folder(f) and any(f.iterdir()):
-            raise CaseFolderError(f"{_shown_path(f)} is not empty and holds no {CASE_FILE_NAME}: it is not a case "
+            raise CaseFolderError(f"{shown_path(f)} is not empty and holds no {CASE_FILE_NAME}: it is not a case "
                                   "folder (give a new or empty folder, or an existing case)")
     elif not f.parent.is_dir():
-        raise CaseFolderError(f"the case folder {_shown_path(f)} cannot be created: its parent folder does not exist")
+        raise CaseFolderError(f"the case folder {shown_path(f)} cannot be created: its parent folder does not exist")
     try:
         check_not_evidence(case_file_in(f), evidence, "the case file")
     except OutputRefused as exc:
@@ -85,7 +85,7 @@ def read_case_folder(folder: str | os.PathLike[str]) -> CaseSummary:
     is not a case folder; CaseFileError if its case file is damaged."""
     f = Path(folder)
     if not is_case_folder(f):
-        raise CaseFolderError(f"{_shown_path(f)} is not a case folder (no {CASE_FILE_NAME} in it)")
+        raise CaseFolderError(f"{shown_path(f)} is not a case folder (no {CASE_FILE_NAME} in it)")
     payload = read_case_payload(case_file_in(f))
     info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
     audit = AuditTrail.from_json(payload.get("audit") or [] if isinstance(payload.get("audit"), list) else [])
@@ -196,7 +196,7 @@ def record_verification(folder: str | os.PathLike[str], result: CaseVerification
     path = case_file_in(folder)
     payload = read_case_payload(path)
     if payload.get("content_sha256") != _content_checksum(payload):
-        raise CaseFileError(f"the case file {_shown_path(path)} does not match its recorded checksum (edited or "
+        raise CaseFileError(f"the case file {shown_path(path)} does not match its recorded checksum (edited or "
                             "damaged after it was saved): the re-verification is not recorded in it")
     payload["audit"] = summary.audit.to_json()
     payload["content_sha256"] = _content_checksum(payload)
@@ -209,7 +209,7 @@ def load_run(folder: str | os.PathLike[str], number: int):
     CaseFolderError for a number the case does not have."""
     summary = read_case_folder(folder)
     if not 1 <= number <= len(summary.history):
-        raise CaseFolderError(f"the case in {_shown_path(summary.folder)} has {len(summary.history)} run(s): "
+        raise CaseFolderError(f"the case in {shown_path(summary.folder)} has {len(summary.history)} run(s): "
                               f"there is no run {number}")
     name = str(summary.history[number - 1].get("file", ""))
     path = (Path(folder) / name).resolve()

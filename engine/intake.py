@@ -97,7 +97,7 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 # Errors and text that comes from untrusted places
 
 
-def _escape_invisible(text: str) -> str:
+def escape_invisible(text: str) -> str:
     """Make control, format (e.g. bidi override) and line-separator characters visible as escapes, so
     a file name or EXIF value can neither break a message onto two lines nor disguise itself."""
     out = []
@@ -109,13 +109,13 @@ def _escape_invisible(text: str) -> str:
     return "".join(out)
 
 
-def _shown_path(path: str | os.PathLike[str]) -> str:
-    return f"'{_escape_invisible(os.fsdecode(path))}'"
+def shown_path(path: str | os.PathLike[str]) -> str:
+    return f"'{escape_invisible(os.fsdecode(path))}'"
 
 
 def _one_line(text: str, max_chars: int = 300) -> str:
     """Pillow's and the OS's own wording, squeezed into one short line for a message."""
-    line = " ".join(_escape_invisible(str(text)).split())
+    line = " ".join(escape_invisible(str(text)).split())
     return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
 
 
@@ -132,7 +132,7 @@ class EvidenceError(ValueError):
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = os.fsdecode(path)
         self.problem = _one_line(problem, max_chars=600).rstrip(".")
-        super().__init__(f"{_shown_path(self.path)} {self.problem}.")
+        super().__init__(f"{shown_path(self.path)} {self.problem}.")
 
     def __reduce__(self):  # keeps it picklable for worker processes despite the two-argument __init__
         return (type(self), (self.path, self.problem))
@@ -213,16 +213,24 @@ def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, read in chunks, read-only."""
-    digest = hashlib.sha256()
+def _digests(path: str | os.PathLike[str], md5: bool = False) -> tuple[str, str | None]:
+    """(SHA-256, MD5 or None) of a file, read once in chunks, read-only, regular files only."""
+    sha = hashlib.sha256()
+    second = hashlib.md5(usedforsecurity=False) if md5 else None
     with open_regular_file(path) as file:
         try:
             while chunk := file.read(1 << 20):
-                digest.update(chunk)
+                sha.update(chunk)
+                if second is not None:
+                    second.update(chunk)
         except OSError as error:
             raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
-    return digest.hexdigest()
+    return sha.hexdigest(), second.hexdigest() if second is not None else None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, read in chunks, read-only; EvidenceError when it cannot be read."""
+    return _digests(path)[0]
 
 
 @dataclass(frozen=True)
@@ -237,32 +245,11 @@ class FileHashes:
 def hash_file(path: str | os.PathLike[str], md5: bool = False) -> FileHashes:
     """SHA-256 (and MD5 if asked) of any submitted file, read-only, regular files only (no FIFO hangs).
     Never raises for the file: when it cannot be read, the hashes are None and `note` says why."""
-    sha = hashlib.sha256()
-    second = hashlib.md5(usedforsecurity=False) if md5 else None
     try:
-        with open_regular_file(path) as file:
-            try:
-                while chunk := file.read(1 << 20):
-                    sha.update(chunk)
-                    if second is not None:
-                        second.update(chunk)
-            except OSError as error:
-                raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
+        sha, second = _digests(path, md5)
     except EvidenceError as error:
         return FileHashes(None, None, f"not hashed: the file {error.problem}")
-    return FileHashes(sha.hexdigest(), second.hexdigest() if second is not None else None)
-
-
-def shown_path(path: str | os.PathLike[str]) -> str:
-    """A path for one line of text (a message, a progress line, a status): quoted, with control, format and
-    line-separator characters made visible as escapes, so a crafted name can neither break the line nor
-    forge another."""
-    return _shown_path(path)
-
-
-def escape_invisible(text: str) -> str:
-    """`text` with control, format and line-separator characters made visible as escapes (no quotes)."""
-    return _escape_invisible(text)
+    return FileHashes(sha, second)
 
 
 @dataclass(frozen=True)
@@ -329,6 +316,7 @@ def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool
     files: list[Path] = []
     skipped: list[NotAnalysed] = []
     seen: set[str] = set()
+    taken: set[str] = set()
 
     def identity(p: str | os.PathLike[str]) -> str:
         return os.path.normcase(os.path.abspath(p))
@@ -346,8 +334,9 @@ def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool
 
     def take(p: Path) -> None:
         ident = identity(p)
-        if ident not in seen:
+        if ident not in taken:       # named explicitly after a folder walk skipped it: analysed after all
             seen.add(ident)
+            taken.add(ident)
             files.append(p)
 
     def walk(folder: Path, top: bool) -> None:
@@ -379,7 +368,7 @@ def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool
             elif hidden:
                 skip(str(path), "a hidden file (name starts with '.')")
             elif path.suffix.lower() not in IMAGE_SUFFIXES:
-                suffix = _escape_invisible(path.suffix) if path.suffix else "none"
+                suffix = escape_invisible(path.suffix) if path.suffix else "none"
                 skip(str(path), f"not an image file suffix ({suffix})")
             else:
                 take(path)
@@ -394,39 +383,7 @@ def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool
             take(path)                  # explicit: analysed (or failed with its reason) whatever it is
         else:
             raise EvidenceError(path, "does not exist")
-    return EvidenceScan(tuple(files), tuple(skipped))
-
-
-def expand_evidence_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files to analyse, in order. A folder contributes its image files (by suffix, sorted by name,
-    not recursive, hidden files skipped); an explicit file is kept whatever its suffix. The same file
-    named twice is listed once. A path that does not exist raises EvidenceError."""
-    if isinstance(paths, (str, bytes, os.PathLike)):  # one path, not an iterable of its characters
-        paths = [paths]
-    expanded: list[Path] = []
-    seen: set[str] = set()
-    for given in paths:
-        path = Path(os.fsdecode(given))
-        if path.is_dir():
-            try:
-                entries = sorted(path.iterdir(), key=lambda entry: (entry.name.casefold(), entry.name))
-            except OSError as error:
-                raise EvidenceError(path, f"is a folder that cannot be listed ({_one_line(error)})") from None
-            candidates = [
-                entry
-                for entry in entries
-                if not entry.name.startswith(".") and entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file()
-            ]
-        elif path.exists():
-            candidates = [path]
-        else:
-            raise EvidenceError(path, "does not exist")
-        for candidate in candidates:
-            identity = os.path.normcase(os.path.abspath(candidate))
-            if identity not in seen:
-                seen.add(identity)
-                expanded.append(candidate)
-    return expanded
+    return EvidenceScan(tuple(files), tuple(s for s in skipped if identity(s.path) not in taken))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -511,7 +468,7 @@ def _png_chunk_warnings(data: bytes) -> list[str]:
             break
     found = []
     if bad_crc:
-        names = ", ".join(sorted(set(_escape_invisible(name) for name in bad_crc)))
+        names = ", ".join(sorted(set(escape_invisible(name) for name in bad_crc)))
         found.append(f"PNG chunk CRC mismatch in {names}: the file was altered or damaged after it was encoded")
     if position < len(data) and data[position - 8 : position - 4] == b"IEND":
         found.append(f"{len(data) - position:,} bytes of extra data after the end of the PNG (IEND)")

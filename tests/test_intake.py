@@ -27,7 +27,7 @@ from engine.intake import (
     EvidenceError,
     EvidenceImage,
     Preprocessing,
-    expand_evidence_paths,
+    scan_evidence_paths,
     load_evidence,
     sha256_file,
 )
@@ -395,7 +395,11 @@ def test_sha256_file_streams_large_files(tmp_path):
         sha256_file(tmp_path / "missing.bin")
 
 
-def test_expand_evidence_paths(tmp_path):
+def _files(paths):
+    return list(scan_evidence_paths(paths, recursive=False).files)
+
+
+def test_scan_evidence_paths_without_recursion(tmp_path):
     folder = tmp_path / "case"
     folder.mkdir()
     for name in ("b.jpg", "A.png", "c.TIFF", ".hidden.png", "notes.txt", "d.webp"):
@@ -405,13 +409,16 @@ def test_expand_evidence_paths(tmp_path):
     (folder / "dir.png").mkdir()
     notes = folder / "notes.txt"
 
-    expanded = expand_evidence_paths([folder, notes, str(folder / "b.jpg")])
+    expanded = _files([folder, notes, str(folder / "b.jpg")])
     assert [p.name for p in expanded] == ["A.png", "b.jpg", "c.TIFF", "d.webp", "notes.txt"]
     assert all(isinstance(p, Path) for p in expanded)
-    assert [p.name for p in expand_evidence_paths(str(folder / "A.png"))] == ["A.png"]
-    assert expand_evidence_paths([]) == []
+    # named explicitly after the folder walk skipped it: analysed, and not also listed as not analysed
+    listed = scan_evidence_paths([folder, notes], recursive=False).not_analysed
+    assert "notes.txt" not in {Path(n.path).name for n in listed} and ".hidden.png" in {Path(n.path).name for n in listed}
+    assert [p.name for p in _files(str(folder / "A.png"))] == ["A.png"]
+    assert _files([]) == []
     with pytest.raises(EvidenceError, match="does not exist") as raised:
-        expand_evidence_paths([folder, tmp_path / "missing.png"])
+        _files([folder, tmp_path / "missing.png"])
     assert "missing.png" in str(raised.value)
 
 

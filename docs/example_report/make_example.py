@@ -40,7 +40,7 @@ def main() -> int:
     from engine.analysis import AnalysisConfig, analyze
     from engine.options import gradient_free_config
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
-    from engine.intake import expand_evidence_paths
+    from engine.intake import scan_evidence_paths
     from engine.model_loader import load_model
     from engine.treering import KeySet
     from forensics_app.report import ReportInfo, write_report
@@ -55,7 +55,7 @@ def main() -> int:
         run = loaded.run
     else:
         keys = KeySet.load(args.keys)
-        paths = expand_evidence_paths([args.samples])
+        paths = list(scan_evidence_paths([args.samples], recursive=False).files)
         config = replace(AnalysisConfig.for_model(model), methods=METHODS,
                          gradient_free=gradient_free_config(model, iterations=args.iterations),
                          gradient_based=DecoderInversionConfig("gradient-based", iterations=args.iterations))
