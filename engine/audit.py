@@ -51,10 +51,9 @@ class AuditEvent:
 
 
 def _one_line(text: str) -> str:
-    from engine.intake import escape_invisible
+    from engine.intake import one_line
 
-    line = " ".join(escape_invisible(str(text)).split())
-    return line if len(line) <= MAX_DETAIL_CHARS else line[: MAX_DETAIL_CHARS - 1] + "…"
+    return one_line(text, MAX_DETAIL_CHARS)
 
 
 class AuditTrail:

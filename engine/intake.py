@@ -113,10 +113,11 @@ def shown_path(path: str | os.PathLike[str]) -> str:
     return f"'{escape_invisible(os.fsdecode(path))}'"
 
 
-def _one_line(text: str, max_chars: int = 300) -> str:
-    """Pillow's and the OS's own wording, squeezed into one short line for a message."""
+def one_line(text: str, max_chars: int | None = 300) -> str:
+    """Any text (Pillow's and the OS's wording, file names, details) as one line of visible characters:
+    invisible and control characters escaped, whitespace runs squeezed, cut at `max_chars` (None: never)."""
     line = " ".join(escape_invisible(str(text)).split())
-    return line if len(line) <= max_chars else line[: max_chars - 1] + "…"
+    return line if max_chars is None or len(line) <= max_chars else line[: max_chars - 1] + "…"
 
 
 class EvidenceError(ValueError):
@@ -131,7 +132,7 @@ class EvidenceError(ValueError):
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = os.fsdecode(path)
-        self.problem = _one_line(problem, max_chars=600).rstrip(".")
+        self.problem = one_line(problem, max_chars=600).rstrip(".")
         super().__init__(f"{shown_path(self.path)} {self.problem}.")
 
     def __reduce__(self):  # keeps it picklable for worker processes despite the two-argument __init__
@@ -203,7 +204,7 @@ def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
             raise EvidenceError(path, "is a folder, not an image file") from None
         raise EvidenceError(path, "cannot be opened: permission denied") from None
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
-        raise EvidenceError(path, f"cannot be opened ({_one_line(error)})") from None
+        raise EvidenceError(path, f"cannot be opened ({one_line(error)})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -224,7 +225,7 @@ def _digests(path: str | os.PathLike[str], md5: bool = False) -> tuple[str, str 
                 if second is not None:
                     second.update(chunk)
         except OSError as error:
-            raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
+            raise EvidenceError(path, f"could not be read ({one_line(error)})") from None
     return sha.hexdigest(), second.hexdigest() if second is not None else None
 
 
@@ -345,8 +346,8 @@ def scan_evidence_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool
                 entries = sorted(it, key=lambda e: (e.name.casefold(), e.name))
         except OSError as error:
             if top:
-                raise EvidenceError(folder, f"is a folder that cannot be listed ({_one_line(error)})") from None
-            skip(str(folder), f"a subfolder that cannot be listed ({_one_line(error)})", hash_it=False)
+                raise EvidenceError(folder, f"is a folder that cannot be listed ({one_line(error)})") from None
+            skip(str(folder), f"a subfolder that cannot be listed ({one_line(error)})", hash_it=False)
             return
         subfolders = []
         for entry in entries:
@@ -398,7 +399,7 @@ def _read_evidence_bytes(path: str | os.PathLike[str]) -> bytes:
         try:
             data = file.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows while being read
         except OSError as error:
-            raise EvidenceError(path, f"could not be read ({_one_line(error)})") from None
+            raise EvidenceError(path, f"could not be read ({one_line(error)})") from None
     if len(data) > MAX_FILE_BYTES:
         raise EvidenceError(path, f"is above the {MAX_FILE_BYTES:,}-byte limit for evidence files")
     if not data:
@@ -433,9 +434,9 @@ def _not_an_image_problem(data: bytes) -> str:
 
 def _decode_problem(error: Exception) -> str:
     if isinstance(error, (OSError, SyntaxError)) and str(error):
-        reason = _one_line(error)  # Pillow's decoders speak in these; their wording is the useful part
+        reason = one_line(error)  # Pillow's decoders speak in these; their wording is the useful part
     else:
-        reason = _one_line(f"{type(error).__name__}: {error}".rstrip(": "))
+        reason = one_line(f"{type(error).__name__}: {error}".rstrip(": "))
     if isinstance(error, MemoryError):
         return "could not be decoded: not enough memory"
     if isinstance(error, EOFError) or "truncated" in reason.lower():
@@ -500,7 +501,7 @@ def _exif_text(value: object) -> str:
         text = value.decode(codec, errors="replace")
     else:
         text = str(value)
-    text = _one_line(text.replace("\x00", " ").strip(), max_chars=_EXIF_VALUE_MAX_CHARS)
+    text = one_line(text.replace("\x00", " ").strip(), max_chars=_EXIF_VALUE_MAX_CHARS)
     return text
 
 
@@ -515,7 +516,7 @@ def _exif_summary(image: Image.Image) -> tuple[dict[str, str], int | None, list[
         )
         raw_orientation = exif.get(_EXIF_ORIENTATION_TAG)
     except Exception as error:  # a damaged EXIF block must not cost the pixels
-        return {}, None, [f"EXIF metadata could not be read ({_one_line(error)})"]
+        return {}, None, [f"EXIF metadata could not be read ({one_line(error)})"]
     orientation = None
     if raw_orientation is not None:
         if isinstance(raw_orientation, int) and raw_orientation in _ORIENTATION_MEANINGS:
@@ -683,7 +684,7 @@ def _frame_count_and_warning(image: Image.Image, format_name: str) -> tuple[int,
     try:
         count = int(getattr(image, "n_frames", 1))
     except Exception as error:  # later frames damaged: the first can still be analysed
-        return 1, [f"the number of frames could not be determined ({_one_line(error)}); the first frame was analysed"]
+        return 1, [f"the number of frames could not be determined ({one_line(error)}); the first frame was analysed"]
     if count <= 1:
         return 1, []
     if format_name == "TIFF":
@@ -735,7 +736,7 @@ def load_evidence(path: str | os.PathLike[str], target_size: int, md5: bool = Fa
             raise EvidenceError(
                 path,
                 f"declares more pixels than the {MAX_PIXELS:,}-pixel limit (MAX_PIXELS) that guards against "
-                f"decompression bombs, so it was not decoded (Pillow: {_one_line(error)})",
+                f"decompression bombs, so it was not decoded (Pillow: {one_line(error)})",
             ) from None
         except Image.UnidentifiedImageError:
             raise EvidenceError(path, _not_an_image_problem(data)) from None
@@ -744,7 +745,7 @@ def load_evidence(path: str | os.PathLike[str], target_size: int, md5: bool = Fa
     for record in caught:
         if issubclass(record.category, Image.DecompressionBombWarning):
             raise EvidenceError(path, _pixel_limit_problem(width, height))
-    decoder_warnings = sorted({f"Pillow warned while decoding: {_one_line(w.message)}" for w in caught})
+    decoder_warnings = sorted({f"Pillow warned while decoding: {one_line(w.message)}" for w in caught})
     if data.startswith(_PNG_SIGNATURE):
         found += _png_chunk_warnings(data)
     found += frame_warnings + exif_warnings + conversion_warnings + resize_warnings + decoder_warnings

@@ -155,9 +155,9 @@ def _duration(seconds: float) -> str:
 
 
 def _one_line(text: str) -> str:
-    from engine.intake import escape_invisible
+    from engine.intake import one_line
 
-    return " ".join(escape_invisible(str(text)).split())
+    return one_line(text, None)
 
 
 def cmd_models(args) -> int:
@@ -656,7 +656,7 @@ def _say_error(message: str, args) -> None:
     if getattr(args, "debug", False):
         traceback.print_exc()
     # One line, whatever the message holds (file names can carry newlines and control characters).
-    line = " ".join(str(message).split()) or "unknown error"
+    line = _one_line(message) or "unknown error"
     print(f"treering-forensics: error: {line}", file=sys.stderr)
 
 
