@@ -102,6 +102,8 @@ def register_user_model(model_id: str, folder: str | Path) -> None:
     """Remember a diffusers folder under an id (the GUI's "Add model folder…")."""
     from engine.atomic_write import write_json_atomic
 
+    if model_id in {s.id for s in BUILTIN_MODELS}:
+        raise ValueError(f"{model_id!r} names a built-in model: choose another id for {folder}")
     models = _user_models()
     models[model_id] = str(Path(folder).resolve())
     USER_MODELS_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -159,10 +161,13 @@ def locate(model: str | ModelSpec) -> ModelLocation:
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
     searched: list[str] = []
     candidates: list[Path] = []
-    if Path(spec.id).exists():
+    # A built-in id always means that model: neither a folder of the same name in the working directory nor a
+    # user entry under that id (a hand-edited models.json) may stand in for it.
+    builtin = spec in BUILTIN_MODELS
+    if not builtin and Path(spec.id).exists():
         candidates.append(Path(spec.id))
-    user = _user_models().get(spec.id)
-    if spec.notes and user:
+    user = None if builtin else _user_models().get(spec.id)
+    if user:
         candidates.append(Path(user))
     if spec.env_var:
         searched.append(f"${spec.env_var}")

@@ -76,3 +76,21 @@ def test_env_var_and_registered_folders(tiny_ddim_dir, monkeypatch):
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model"):
         get_spec("no-such-model")
+
+
+def test_a_built_in_id_always_means_the_built_in_model(tmp_path, tiny_ddim_dir, monkeypatch):
+    """Neither a user entry under "demo" nor a folder called demo in the working directory replaces the bundled
+    model (the self-test once found a registered "demo" winning)."""
+    import json
+
+    from engine import model_registry
+
+    monkeypatch.setattr(model_registry, "USER_MODELS_FILE", tmp_path / "models.json")   # this test's own
+    with pytest.raises(ValueError, match="built-in"):
+        register_user_model("demo", tiny_ddim_dir)
+    model_registry.USER_MODELS_FILE.write_text(json.dumps({"demo": str(tiny_ddim_dir)}))     # edited by hand
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "model_index.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    loc = locate("demo")
+    assert loc.path is not None and loc.path.resolve() == model_registry.bundled_model_folder("demo").resolve()
