@@ -268,8 +268,3 @@ def recheck_weight_hashes(model_path: str, recorded: Mapping[str, str]) -> tuple
     if not out:
         return out, "no .safetensors weight files were found in the recorded model folder"
     return out, "hashed at report time from the recorded model folder"
-
-
-def verify_evidence(image) -> bool:
-    """True if the file of an `EvidenceImage` still holds exactly the bytes that were analysed."""
-    return reverify(image.path, image.sha256).ok

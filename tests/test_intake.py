@@ -372,7 +372,10 @@ def test_records_are_frozen_and_error_is_picklable(tmp_path):
 
 
 def test_verify_evidence_detects_change_and_removal(tmp_path):
-    from engine.provenance import verify_evidence
+    from engine.provenance import reverify
+
+    def verify_evidence(image):
+        return reverify(image.path, image.sha256).ok
 
     path = tmp_path / "evidence.png"
     path.write_bytes(encode(rgb_image(64, 64), "PNG"))

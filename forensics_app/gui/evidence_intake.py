@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from forensics_app.gui.evidence_list import Status, load_preview, reason_only, thumbnail_from
 from forensics_app.gui.run_session import BackgroundJobs
 from forensics_app.gui.settings import read_str, remember_recent
-from forensics_app.gui.spectrum_image import pixels_to_rgb8, rgb_qimage
+from forensics_app.figure_arrays import pixels_to_rgb8
+from forensics_app.figures import rgb_qimage
 
 if TYPE_CHECKING:
     from forensics_app.gui.evidence_list import EvidenceItem, EvidenceModel

@@ -524,7 +524,8 @@ class MainWindow(QMainWindow):
     def show_loaded_run(self, run) -> None:
         """A run reopened from a case: its evidence, results, failures and files not analysed, as saved."""
         from forensics_app.gui.evidence_list import Status, reason_only, thumbnail_from
-        from forensics_app.gui.spectrum_image import pixels_to_rgb8, rgb_qimage
+        from forensics_app.figure_arrays import pixels_to_rgb8
+        from forensics_app.figures import rgb_qimage
         import numpy as np
 
         self.evidence.clear()

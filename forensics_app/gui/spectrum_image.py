@@ -11,8 +11,6 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from forensics_app.figure_arrays import VIRIDIS, KeyGeometry
-# pixels_to_rgb8 is imported here for the main window, which takes it from this module
-from forensics_app.figure_arrays import pixels_to_rgb8  # noqa: F401
 from forensics_app.figures import lut_qimage, rgb_qimage, scalar_qimage
 
 
