@@ -1,0 +1,120 @@
+"""The images behind the verdict benchmark and the shipped calibrations, analysed once and cached.
+
+    .venv/bin/python benchmarks/verdict_data.py --model demo                 # → benchmarks/cache/verdicts/demo/*.npz
+
+Generates, with the model's own sampler and 8-bit PNGs exactly as `generate` does, a *calibration* range
+(seeds 100000…: clean and per key) and a disjoint *evaluation* range (seeds 200000…), plus altered copies of
+the evaluation's clean images (rotated, cropped and resized back, JPEG-compressed: `engine.attacks`); then
+analyses every group with the scan's default settings and stores, per image, the recovered z_T of every
+method with the residuals. `benchmarks/verdicts.py` and `benchmarks/make_calibrations.py` read the cache;
+nothing here is committed (the folder is ignored). A group already cached with the same count is skipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import harness
+
+CACHE = harness.REPO / "benchmarks" / "cache" / "verdicts"
+CALIBRATION_SEED = 100_000
+EVALUATION_SEED = 200_000
+# Altered clean evidence for the "outside what the calibration covers" check (engine.attacks strengths):
+# rotation by 10°, a square crop keeping 88 % of the side (77.4 % of the area) resized back, JPEG quality 50.
+ALTERATIONS = {"rot10": ("rotation", 10 / 45), "crop88": ("resizedcrop", (1 - 0.88**2) / 0.5),
+               "jpeg50": ("jpeg", 0.5)}
+
+
+def group_path(model: str, group: str) -> Path:
+    return CACHE / Path(model).name / f"{group}.npz"
+
+
+def save_run(path: Path, run, labels: list[str | None], seeds: list[int]) -> None:
+    """z_T per method, in the order of the paths analysed; failures are refused (they would bias counts)."""
+    if run.failures:
+        raise SystemExit(f"{len(run.failures)} images failed: {run.failures[0].message}")
+    arrays = {"label": np.array([lab or "" for lab in labels]), "seed": np.array(seeds),
+              "names": np.array([Path(im.evidence.path).name for im in run.images])}
+    for method in run.config.methods:
+        arrays[f"z_t/{method}"] = np.stack([im.methods[method].z_t for im in run.images])
+        arrays[f"z0_residual/{method}"] = np.array([im.methods[method].z0_residual for im in run.images])
+        arrays[f"pixel_psnr_db/{method}"] = np.array([im.methods[method].pixel_psnr_db for im in run.images])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_group(model: str, group: str) -> dict[str, np.ndarray]:
+    with np.load(group_path(model, group)) as f:
+        return {k: f[k] for k in f.files}
+
+
+def main() -> None:
+    p = harness.parser(__doc__, "verdicts", keys=True)
+    p.add_argument("--calibration-clean", type=int, default=300)
+    p.add_argument("--calibration-per-key", type=int, default=100)
+    p.add_argument("--evaluation-clean", type=int, default=300)
+    p.add_argument("--evaluation-per-key", type=int, default=100)
+    p.add_argument("--altered", type=int, default=100, help="altered clean images per alteration")
+    args = p.parse_args()
+
+    from PIL import Image
+
+    from engine.analysis import analyze
+    from engine.attacks import Attack
+    from engine.generation import generate_reference_set
+    from engine.model_loader import load_model
+    from engine.options import AnalysisOptions
+    from engine.treering import KeySet
+
+    model = load_model(args.model, device=args.device)
+    keys = KeySet.load(args.keys)
+    config = AnalysisOptions().to_config(model)     # exactly a default scan's settings
+    work = Path(tempfile.mkdtemp(prefix="verdict_data_"))
+    plan = [("calibration_clean", None, CALIBRATION_SEED, args.calibration_clean),
+            *[(f"calibration_{k.id}", k, CALIBRATION_SEED, args.calibration_per_key) for k in keys.keys],
+            ("evaluation_clean", None, EVALUATION_SEED, args.evaluation_clean),
+            *[(f"evaluation_{k.id}", k, EVALUATION_SEED, args.evaluation_per_key) for k in keys.keys]]
+    for group, key, seed, count in plan:
+        out = group_path(args.model, group)
+        if out.exists() and len(load_group(args.model, group)["seed"]) == count:
+            print(f"{group}: cached")
+            continue
+        t = time.time()
+        folder = work / group
+        made = generate_reference_set(model, key, count, folder, seed=seed)
+        paths = [str(folder / m.file) for m in made]
+        run = analyze(model, keys, paths, config)
+        save_run(out, run, [m.key_id for m in made], [m.seed for m in made])
+        print(f"{group}: {count} images in {time.time() - t:.0f} s", flush=True)
+    clean = load_group(args.model, "evaluation_clean")
+    for name, (attack, strength) in ALTERATIONS.items():
+        group = f"altered_clean_{name}"
+        out = group_path(args.model, group)
+        if out.exists() and len(load_group(args.model, group)["seed"]) == args.altered:
+            print(f"{group}: cached")
+            continue
+        t = time.time()
+        seeds = [int(s) for s in clean["seed"][: args.altered]]
+        folder = work / group
+        folder.mkdir(parents=True)
+        if not (work / "evaluation_clean").exists():
+            generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=EVALUATION_SEED)
+        paths = []
+        for s in seeds:
+            pixels = np.asarray(Image.open(work / "evaluation_clean" / f"clean_{s:05d}.png").convert("RGB"))
+            altered = Attack(attack, strength, seed=s).apply(pixels)
+            paths.append(str(folder / f"clean_{s:05d}_{name}.png"))
+            Image.fromarray(altered).save(paths[-1])
+        run = analyze(model, keys, paths, config)
+        save_run(out, run, [None] * len(seeds), seeds)
+        print(f"{group}: {len(seeds)} images in {time.time() - t:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

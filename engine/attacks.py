@@ -1,0 +1,138 @@
+"""What evidence goes through before it reaches an examiner: the WAVES distortions (An et al., ICML 2024),
+seeded and deterministic, applied in memory to 8-bit RGB pixels (evidence files are never modified).
+
+Each attack maps a relative strength s ∈ [0, 1] to its absolute parameter as WAVES does, lo + s·(hi − lo)
+(docs/algorithms.md §6): rotation 0 → 45° (nearest neighbour, same size, black corners), resized crop keeping
+a square of area 1 → 0.5 of the image at a random place and resizing it back, erasing 0 → 25 % of the area
+(a random black square), brightness and contrast factors 1 → 2, Gaussian blur radius 0 → 20, Gaussian noise
+σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10. Randomness (the crop and erasing positions, the noise) comes
+from the seed only, so an attack on an image is reproducible. PIL does the image work.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from engine.limits import require_number
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str
+    low: float          # the absolute parameter at strength 0
+    high: float         # … and at strength 1
+    unit: str
+    description: str
+
+    def parameter(self, strength: float) -> float:
+        require_number(strength, f"the strength of {self.name}", 0.0, 1.0)
+        return self.low + strength * (self.high - self.low)
+
+
+ATTACKS: dict[str, AttackSpec] = {a.name: a for a in (
+    AttackSpec("rotation", 0.0, 45.0, "degrees", "rotated about the centre, same size, black corners"),
+    AttackSpec("resizedcrop", 1.0, 0.5, "area kept", "a square crop of this share of the area, resized back"),
+    AttackSpec("erasing", 0.0, 0.25, "area erased", "a black square of this share of the area"),
+    AttackSpec("brightness", 1.0, 2.0, "factor", "brightness multiplied (PIL ImageEnhance)"),
+    AttackSpec("contrast", 1.0, 2.0, "factor", "contrast multiplied (PIL ImageEnhance)"),
+    AttackSpec("blur", 0.0, 20.0, "radius", "Gaussian blur of this PIL radius"),
+    AttackSpec("noise", 0.0, 0.1, "sigma", "Gaussian noise of this standard deviation on [0, 1], clipped"),
+    AttackSpec("jpeg", 90.0, 10.0, "quality", "re-encoded as JPEG at this quality"),
+)}
+
+
+def _rotation(img: Image.Image, angle: float, rng: np.random.Generator) -> Image.Image:
+    return img.rotate(angle, resample=Image.Resampling.NEAREST, expand=False, fillcolor=(0, 0, 0))
+
+
+def _square(img: Image.Image, area: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    w, h = img.size
+    side = max(1, min(w, h, int(round(np.sqrt(area * w * h)))))
+    left = int(rng.integers(0, w - side + 1))
+    top = int(rng.integers(0, h - side + 1))
+    return left, top, left + side, top + side
+
+
+def _resized_crop(img: Image.Image, area: float, rng: np.random.Generator) -> Image.Image:
+    return img.crop(_square(img, area, rng)).resize(img.size, Image.Resampling.BILINEAR)
+
+
+def _erasing(img: Image.Image, area: float, rng: np.random.Generator) -> Image.Image:
+    if area <= 0:
+        return img.copy()
+    out = img.copy()
+    out.paste((0, 0, 0), _square(img, area, rng))
+    return out
+
+
+def _brightness(img: Image.Image, factor: float, rng: np.random.Generator) -> Image.Image:
+    return ImageEnhance.Brightness(img).enhance(factor)
+
+
+def _contrast(img: Image.Image, factor: float, rng: np.random.Generator) -> Image.Image:
+    return ImageEnhance.Contrast(img).enhance(factor)
+
+
+def _blur(img: Image.Image, radius: float, rng: np.random.Generator) -> Image.Image:
+    return img.filter(ImageFilter.GaussianBlur(radius))
+
+
+def _noise(img: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    x = np.asarray(img, dtype=np.float64) / 255.0
+    x = np.clip(x + rng.standard_normal(x.shape) * sigma, 0.0, 1.0)
+    return Image.fromarray(np.round(x * 255.0).astype(np.uint8))
+
+
+def _jpeg(img: Image.Image, quality: float, rng: np.random.Generator) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(round(quality)))
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return decoded.convert("RGB")
+
+
+_APPLY: dict[str, Callable[[Image.Image, float, np.random.Generator], Image.Image]] = {
+    "rotation": _rotation, "resizedcrop": _resized_crop, "erasing": _erasing, "brightness": _brightness,
+    "contrast": _contrast, "blur": _blur, "noise": _noise, "jpeg": _jpeg}
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One distortion at one relative strength; `parameter` is the absolute value it uses."""
+
+    name: str
+    strength: float
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in ATTACKS:
+            raise ValueError(f"unknown attack {self.name!r} (known: {', '.join(ATTACKS)})")
+        ATTACKS[self.name].parameter(self.strength)
+
+    @property
+    def parameter(self) -> float:
+        return ATTACKS[self.name].parameter(self.strength)
+
+    def describe(self) -> str:
+        spec = ATTACKS[self.name]
+        return f"{self.name} {self.parameter:g} {spec.unit} (strength {self.strength:g}, seed {self.seed})"
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 → (H, W, 3) uint8; the input is not modified."""
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ValueError("attacks take (H, W, 3) uint8 RGB pixels")
+        rng = np.random.default_rng(self.seed)
+        out = _APPLY[self.name](Image.fromarray(pixels), self.parameter, rng)
+        return np.asarray(out.convert("RGB"), dtype=np.uint8).copy()
+
+
+def apply_attacks(pixels: np.ndarray, attacks: tuple[Attack, ...]) -> np.ndarray:
+    """Several attacks in order (a combination)."""
+    for a in attacks:
+        pixels = a.apply(pixels)
+    return pixels
