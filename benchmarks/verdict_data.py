@@ -7,7 +7,7 @@ Generates, with the model's own sampler and 8-bit PNGs exactly as `generate` doe
 the evaluation's clean images (rotated, cropped and resized back, JPEG-compressed: `engine.attacks`); then
 analyses every group with the scan's default settings and stores, per image, the recovered z_T of every
 method with the residuals. `benchmarks/verdicts.py` and `benchmarks/make_calibrations.py` read the cache;
-nothing here is committed (the folder is ignored). A group already cached with the same count is skipped.
+nothing here is committed (the folder is ignored). A group already cached is skipped.
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ def load_group(model: str, group: str) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    p = harness.parser(__doc__, "verdicts", keys=True)
+    p = harness.parser(__doc__, "verdicts", keys=True, threads=True)
     p.add_argument("--calibration-clean", type=int, default=300)
     p.add_argument("--calibration-per-key", type=int, default=100)
     p.add_argument("--evaluation-clean", type=int, default=300)
     p.add_argument("--evaluation-per-key", type=int, default=100)
     p.add_argument("--altered", type=int, default=100, help="altered clean images per alteration")
+    p.add_argument("--groups", help="only these groups (comma-separated names, e.g. calibration_clean,"
+                   "altered_clean_rot10), so that several processes can share the work")
     args = p.parse_args()
 
     from PIL import Image
@@ -72,6 +74,10 @@ def main() -> None:
     from engine.options import AnalysisOptions
     from engine.treering import KeySet
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
     keys = KeySet.load(args.keys)
     config = AnalysisOptions().to_config(model)     # exactly a default scan's settings
@@ -80,10 +86,13 @@ def main() -> None:
             *[(f"calibration_{k.id}", k, CALIBRATION_SEED, args.calibration_per_key) for k in keys.keys],
             ("evaluation_clean", None, EVALUATION_SEED, args.evaluation_clean),
             *[(f"evaluation_{k.id}", k, EVALUATION_SEED, args.evaluation_per_key) for k in keys.keys]]
+    wanted = set(args.groups.split(",")) if args.groups else None
     for group, key, seed, count in plan:
+        if wanted is not None and group not in wanted:
+            continue
         out = group_path(args.model, group)
-        if out.exists() and len(load_group(args.model, group)["seed"]) == count:
-            print(f"{group}: cached")
+        if out.exists():            # whatever its count: delete the file to make it again
+            print(f"{group}: cached ({len(load_group(args.model, group)['seed'])} images)")
             continue
         t = time.time()
         folder = work / group
@@ -92,19 +101,21 @@ def main() -> None:
         run = analyze(model, keys, paths, config)
         save_run(out, run, [m.key_id for m in made], [m.seed for m in made])
         print(f"{group}: {count} images in {time.time() - t:.0f} s", flush=True)
-    clean = load_group(args.model, "evaluation_clean")
     for name, (attack, strength) in ALTERATIONS.items():
         group = f"altered_clean_{name}"
+        if wanted is not None and group not in wanted:
+            continue
         out = group_path(args.model, group)
-        if out.exists() and len(load_group(args.model, group)["seed"]) == args.altered:
-            print(f"{group}: cached")
+        if out.exists():
+            print(f"{group}: cached ({len(load_group(args.model, group)['seed'])} images)")
             continue
         t = time.time()
-        seeds = [int(s) for s in clean["seed"][: args.altered]]
+        seeds = list(range(EVALUATION_SEED, EVALUATION_SEED + args.altered))   # the evaluation's clean seeds
         folder = work / group
         folder.mkdir(parents=True)
-        if not (work / "evaluation_clean").exists():
-            generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=EVALUATION_SEED)
+        if not (work / "evaluation_clean" / f"clean_{seeds[-1]:05d}.png").exists():
+            generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=EVALUATION_SEED,
+                                   force=True)
         paths = []
         for s in seeds:
             pixels = np.asarray(Image.open(work / "evaluation_clean" / f"clean_{s:05d}.png").convert("RGB"))

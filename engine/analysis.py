@@ -23,6 +23,9 @@ from engine.provenance import software_versions
 from engine.strict_json import finite_or_null
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
+from engine.calibration import NO_CALIBRATION, CalibrationChoice
+from engine.noise_statistics import key_region, noise_statistics
+from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
 from engine.watermarks import scheme_for
 
 
@@ -72,8 +75,11 @@ class MethodResult:
     peak_memory_bytes: int | None # of the batch, GPU only
     z_t: np.ndarray               # (C, h, w) float32: the recovered initial noise
     scores: tuple[KeyScore, ...]
-    verdict: Verdict
+    verdict: Verdict              # the papers' classifier (nearest key if its p passes fpr / K): paper tables
     inversion_residual: float     # backward Euler: squared residual of the last solved equation (nan for naive DDIM)
+    conclusion: Conclusion | None = None   # detection apart from identification (engine.verdicts)
+    noise: dict[str, float] = field(default_factory=dict)   # z_T outside the key (engine.noise_statistics)
+    round_trip_psnr_db: float = float("nan")   # PSNR of D(sample(z_T)) against the evidence (deciding method only)
 
     @property
     def seconds(self) -> float:
@@ -88,6 +94,11 @@ class MethodResult:
 class ImageAnalysis:
     evidence: EvidenceImage
     methods: dict[str, MethodResult]
+
+    @property
+    def conclusion(self) -> Conclusion:
+        """The exhibit's one conclusion: the default pipeline's, disagreements of the others named."""
+        return image_conclusion({m: r.conclusion for m, r in self.methods.items() if r.conclusion is not None})
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class AnalysisRun:
     notes: tuple[str, ...] = ()   # events the reader must know, e.g. a fall-back from the GPU to the CPU
     weight_sha256: dict[str, str] = field(default_factory=dict)   # of the weights loaded for this run
     not_analysed: tuple[NotAnalysed, ...] = ()   # files found in the submitted folders but not analysed, and why
+    calibration: CalibrationChoice = NO_CALIBRATION   # which calibration each method's conclusion used
 
 
 def utc_now() -> str:
@@ -135,7 +147,8 @@ def check_keys_fit(model: LoadedModel, keys: KeySet) -> None:
 
 
 def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceImage], config: AnalysisConfig,
-                  progress: Progress = NULL_PROGRESS) -> list[ImageAnalysis | ImageFailure]:
+                  progress: Progress = NULL_PROGRESS, calibration: CalibrationChoice = NO_CALIBRATION
+                  ) -> list[ImageAnalysis | ImageFailure]:
     """Run every method on a batch of already loaded evidence images (all at the model's size). An image for
     which a method's recovered z_T or scores are not finite (a diverging inversion or model) becomes an
     `ImageFailure` naming the method: a NaN must never read as "no watermark"."""
@@ -143,6 +156,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     names = ", ".join(e.path.rsplit("/", 1)[-1] for e in evidence)
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
+    key_channels, key_mask = key_region(keys)
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)
@@ -151,6 +165,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
         with measure(model.device) as m:
             inv = model.invert(denoiser, dec.z0, config.diffusion, progress, names)
         scores = scheme.score(inv.z_t, keys, config.score_target)
+        exclusion = scheme.exclusion(inv.z_t, keys, config.score_target) if hasattr(scheme, "exclusion") else None
         z_t = inv.z_t.float().cpu().numpy()
         peaks = [p for p in (dec.trace.peak_memory_bytes, m.peak_memory_bytes) if p is not None]
         for i in range(b):
@@ -160,25 +175,56 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
                                         "non-finite values (NaN or infinity), so no finding can be made — "
                                         "the model or the settings diverge on this image")
                 broken[i] = (str(problem), problem.problem)
+            noise = noise_statistics(z_t[i], key_channels, key_mask).values if i not in broken else {}
+            evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
+                                  0 if exclusion is None else exclusion[1], noise)
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
                 peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores[i]),
-                verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]))
+                verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]),
+                conclusion=None if i in broken else conclude(evidence_i, config.fpr,
+                                                             calibration.for_method(method), method),
+                noise=noise)
+    deciding = next((m for m in DECIDING_ORDER if m in config.methods), config.methods[0])
+    round_trip = round_trip_psnr(model, denoiser, torch.from_numpy(
+        np.stack([per_image[i][deciding].z_t for i in range(b)])), x, config)
+    for i in range(b):
+        per_image[i][deciding] = replace(per_image[i][deciding], round_trip_psnr_db=float(round_trip[i]))
     return [ImageFailure(e.path, broken[i][0], broken[i][1], e.sha256, e.md5) if i in broken else ImageAnalysis(e, r)
             for i, (e, r) in enumerate(zip(evidence, per_image))]
+
+
+@torch.no_grad()
+def round_trip_psnr(model: LoadedModel, denoiser, z_t: torch.Tensor, x: torch.Tensor, config: AnalysisConfig
+                    ) -> np.ndarray:
+    """Regenerate from the recovered z_T with the model's own sampler (the scan's steps, grid and prompt) and
+    measure the PSNR of the decoded image against the evidence: how close the evidence is to a fixed point of
+    this model's generate∘invert. Descriptive (docs/algorithms.md §4): a forgery made by optimising a latent
+    can be as close, so a high value is not evidence of authenticity."""
+    from engine.decoder_inversion import psnr_db
+
+    z0 = model.sample(denoiser, z_t.to(model.device, model.dtype), config.diffusion.steps, config.diffusion.grid)
+    regenerated = model.codec.decode(z0).float().clamp(-1, 1)
+    return psnr_db(regenerated, x.float()).cpu().numpy()
 
 
 def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisConfig | None = None,
             progress: Progress = NULL_PROGRESS,
             on_result: Callable[[ImageAnalysis | ImageFailure], None] | None = None, *, md5: bool = False,
-            not_analysed: Iterable[NotAnalysed] = ()) -> AnalysisRun:
+            not_analysed: Iterable[NotAnalysed] = (), calibration: CalibrationChoice | None = None) -> AnalysisRun:
     """Analyse evidence files. A file that cannot be read becomes an `ImageFailure` with one clear
     sentence and its hashes (when its bytes can be read at all), and the others still run; a cancel returns
     what finished, with `cancelled=True`. `md5`: record MD5 beside SHA-256. `not_analysed` (from
-    `engine.intake.scan_evidence_paths`) is carried into the run's record unchanged."""
+    `engine.intake.scan_evidence_paths`) is carried into the run's record unchanged. `calibration`: which
+    calibration the conclusions use (`engine.calibration.choose_calibration`); None → the one shipped for a
+    bundled model where it applies, else uncalibrated (`NO_CALIBRATION` forces uncalibrated)."""
     config = config or AnalysisConfig.for_model(model)
     check_keys_fit(model, keys)
+    if calibration is None:
+        from engine.calibration import choose_calibration
+
+        calibration = choose_calibration(model, keys, config)
     started = utc_now()
     paths = [str(p) for p in paths]
     images: list[ImageAnalysis] = []
@@ -204,7 +250,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
             return
         batch_limit = min(2 * batch_limit, config.batch_size)
         try:
-            results = analyze_batch(current, keys, pending, config, progress)
+            results = analyze_batch(current, keys, pending, config, progress, calibration)
         except torch.cuda.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -215,7 +261,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
 
                 current = load_model(current.spec, dtype="fp32", device="cpu")
                 notes.append("the GPU ran out of memory; the bundled model fell back to the CPU")
-                results = analyze_batch(current, keys, pending, config, progress)
+                results = analyze_batch(current, keys, pending, config, progress, calibration)
             else:
                 for e in pending:
                     reason = (f"the GPU ran out of memory at batch size {len(pending)}: use "
@@ -245,7 +291,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
         latent_shape=model.latent_shape, device=device_name(model.device), dtype=str(model.dtype).replace("torch.", ""),
         keys=keys, config=config, images=tuple(images), failures=tuple(failures), started_utc=started,
         finished_utc=utc_now(), cancelled=cancelled, software=software_versions(), notes=tuple(notes),
-        weight_sha256=dict(model.weight_sha256), not_analysed=tuple(not_analysed))
+        weight_sha256=dict(model.weight_sha256), not_analysed=tuple(not_analysed), calibration=calibration)
 
 
 def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
@@ -259,7 +305,9 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
              "peak_memory_bytes": r.peak_memory_bytes, "inversion_residual": r.inversion_residual,
              "verdict": {"finding": r.verdict.finding(), "interpretation": r.verdict.interpretation(),
                          "fpr": r.verdict.fpr, "keys_tested": r.verdict.keys_tested,
-                         "corrected_threshold": r.verdict.corrected_threshold}}
+                         "corrected_threshold": r.verdict.corrected_threshold},
+             "conclusion": (r.conclusion or NOT_RECORDED).to_json_dict(), "noise_statistics": dict(r.noise),
+             "round_trip_psnr_db": r.round_trip_psnr_db}
         if include_latents:
             d["z_t"] = r.z_t.tolist()
         return d
@@ -269,7 +317,8 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
         d = {"path": e.path, "sha256": e.sha256, "size_bytes": e.size_bytes, "format": e.format,
                 "width": e.width, "height": e.height, "mode": e.mode, "warnings": list(e.warnings),
                 "preprocessing": e.preprocessing.describe(), "exif": dict(e.exif),
-                "methods": {m: method_json(r) for m, r in a.methods.items()}}
+                "methods": {m: method_json(r) for m, r in a.methods.items()},
+                "conclusion": a.conclusion.to_json_dict()}
         if e.md5 is not None:
             d["md5"] = e.md5
         return d
@@ -288,6 +337,8 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
             "settings": _config_json(run.config), "started_utc": run.started_utc,
             "finished_utc": run.finished_utc, "cancelled": run.cancelled, "software": run.software,
             "notes": list(run.notes), "model_weights_sha256": dict(run.weight_sha256),
+            "calibration": {**run.calibration.to_json_dict(),
+                            "methods": {m: run.calibration.status(m) for m in run.config.methods}},
             "images": [image_json(a) for a in run.images],
             "failures": [failure_json(f) for f in run.failures],
             "not_analysed": [n.to_json_dict() for n in run.not_analysed]})

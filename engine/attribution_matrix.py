@@ -25,6 +25,8 @@ class ConfusionMatrix:
     def from_pairs(cls, pairs: Iterable[tuple[str | None, str | None]], key_ids: Sequence[str]) -> "ConfusionMatrix":
         pairs = list(pairs)
         labels: list[str | None] = list(key_ids)
+        # outcomes that are not a key (the conclusion's "inconclusive") get their own column (and an empty row)
+        labels += sorted({p for _, p in pairs if p is not None and p not in labels})
         if any(t is None or p is None for t, p in pairs):
             labels.append(None)
         index = {lab: i for i, lab in enumerate(labels)}

@@ -33,6 +33,7 @@ from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocess
                            sha256_file)
 from engine.provenance import EvidenceStatus
 from engine.treering import KeyScore, KeySet, Verdict
+from engine.verdicts import Conclusion
 
 CASE_FORMAT = "treering-forensics/case"
 CASE_VERSION = 1
@@ -197,7 +198,10 @@ def _method_json(r: MethodResult) -> dict:
             "scores": [{"key_id": s.key_id, "l1": _f(s.l1), "p_value": _f(s.p_value)} for s in r.scores],
             "verdict": {"predicted_key": v.predicted_key, "nearest_key": v.nearest_key, "nearest_l1": _f(v.nearest_l1),
                         "nearest_p_value": _f(v.nearest_p_value), "fpr": _f(v.fpr), "keys_tested": v.keys_tested,
-                        "corrected_threshold": _f(v.corrected_threshold)}}
+                        "corrected_threshold": _f(v.corrected_threshold)},
+            "conclusion": r.conclusion.to_json_dict() if r.conclusion is not None else None,
+            "noise_statistics": {k: _f(x) for k, x in r.noise.items()},
+            "round_trip_psnr_db": _f(r.round_trip_psnr_db)}
 
 
 def _failure_json(f: ImageFailure) -> dict:
@@ -284,7 +288,19 @@ def _method_from(d: dict, what: str) -> MethodResult:
         raise CaseFileError(f"damaged case file: {what} predicted key is not a string")
     scores = tuple(KeyScore(_get(s, "key_id", str, what), _unf(s.get("l1"), f"{what} L1"),
                             _unf(s.get("p_value"), f"{what} p-value")) for s in _get(d, "scores", list, what))
+    conclusion = None
+    if d.get("conclusion") is not None:         # cases saved before conclusions existed have none
+        try:
+            conclusion = Conclusion.from_json_dict(d["conclusion"])
+        except ValueError as exc:
+            raise CaseFileError(f"damaged case file: {what} conclusion: {exc}") from None
+    noise = d.get("noise_statistics") or {}
+    if not isinstance(noise, dict):
+        raise CaseFileError(f"damaged case file: {what} noise statistics are not an object")
     return MethodResult(
+        conclusion=conclusion, noise={str(k): _unf(x, f"{what} noise statistic") for k, x in noise.items()},
+        round_trip_psnr_db=_unf(d["round_trip_psnr_db"], f"{what} round trip") if "round_trip_psnr_db" in d
+        else math.nan,
         method=_get(d, "method", str, what), z0_residual=_unf(d.get("z0_residual"), f"{what} z0 residual"),
         pixel_psnr_db=_unf(d.get("pixel_psnr_db"), f"{what} PSNR"),
         decoder_seconds=_unf(d.get("decoder_seconds"), f"{what} seconds"),

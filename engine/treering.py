@@ -8,6 +8,7 @@ replaces the masked Fourier coefficients, keeping the real part after the invers
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -201,6 +202,9 @@ class TreeRingKey:
 
     def masked_target(self, target: ScoreTarget = DEFAULT_SCORE_TARGET) -> torch.Tensor:
         """The masked coefficients a watermarked latent is expected to carry (see ScoreTarget)."""
+        return _masked_target(self, target).clone()     # keys are immutable: computed once per key and target
+
+    def _compute_masked_target(self, target: ScoreTarget) -> torch.Tensor:
         spectrum = self.pattern_spectrum()
         mask = self.mask()
         if target == "reference":
@@ -441,12 +445,21 @@ def l1_distance(z: torch.Tensor, key: TreeRingKey, target: ScoreTarget = DEFAULT
     return (spectrum[:, mask] - target).abs().mean(dim=-1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _masked_target(key: TreeRingKey, target: ScoreTarget) -> torch.Tensor:
+    return key._compute_masked_target(target)
+
+
 def _independent_coefficients(key: TreeRingKey) -> tuple[torch.Tensor, torch.Tensor]:
+    return _independent_positions(key.latent_shape[1], key.radius, key.centre)
+
+
+@functools.lru_cache(maxsize=256)
+def _independent_positions(n: int, radius: int, centre: Centre) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked positions whose values are statistically independent for a real latent: F(−p) = conj F(p),
     so of a mirrored pair inside the mask only one is kept, and a self-conjugate bin (DC) carries only a
     real part. Returns (complex positions, real-only positions) as (k, 2) row/column index tensors."""
-    n = key.latent_shape[1]
-    mask = key.mask_2d()
+    mask = circle_mask(n, radius, centre)
     full, real = [], []
     for r, c in map(tuple, np.argwhere(mask)):
         mirror = ((n - r) % n, (n - c) % n)
@@ -556,3 +569,60 @@ def decide(scores: Sequence[KeyScore], fpr: float = 0.01) -> Verdict:
 def classify_nearest(scores: Sequence[KeyScore]) -> str:
     """The reference classifier: argmin L1 over keys (no 'no watermark' outcome)."""
     return min(scores, key=lambda s: s.l1).key_id if scores else ""
+
+
+# -- identification: which key, tested against the others -----------------------------------------------
+
+def shares_geometry(keys: KeySet) -> bool:
+    """Whether all keys mark the same coefficients (shape, channel, radius, centre), which the pairwise
+    identification test needs: it compares the keys on one common set of coefficients."""
+    first = keys.keys[0]
+    return all((k.latent_shape, k.channel, k.radius, k.centre) == (first.latent_shape, first.channel, first.radius,
+                                                                   first.centre) for k in keys.keys)
+
+
+def exclusion_statistics(z: torch.Tensor, keys: KeySet, target: ScoreTarget = DEFAULT_SCORE_TARGET
+                         ) -> tuple[np.ndarray, int] | None:
+    """Per latent and key j, how strongly the evidence contradicts "watermarked with key j" in favour of
+    another key of the set (docs/algorithms.md §4): (B, K) statistics and their degrees of freedom.
+
+    Model under H_j: the independent masked coefficients are f = α·t_j + ε with an unknown gain α (the
+    inversion returns only part of the ring) and white noise ε. With α fitted by least squares, the residual's
+    component along the part of t_k − t_j that t_j cannot explain is, under H_j, a Student t with n − 2
+    degrees of freedom; the statistic is the largest such t over the other keys k (large ⇒ the evidence leans
+    to some other key beyond what key j explains). None when the keys do not share one geometry or there is
+    only one key."""
+    if len(keys) < 2 or not shares_geometry(keys):
+        return None
+    key0 = keys.keys[0]
+    full, real = _independent_coefficients(key0)
+    f = _stacked_parts(fft_latent(z)[:, key0.channel], full, real).cpu()        # (B, n)
+    targets = []
+    for k in keys.keys:
+        expected = torch.zeros(k.latent_shape, dtype=torch.complex64)
+        expected[k.mask()] = k.masked_target(target)
+        targets.append(_stacked_parts(expected[k.channel], full, real))
+    t = torch.stack(targets)                                                  # (K, n)
+    n = f.shape[-1]
+    out = np.full((f.shape[0], len(keys)), -np.inf)
+    for j in range(len(keys)):
+        tj = t[j]
+        alpha = (f @ tj) / (tj @ tj)
+        r = f - alpha[:, None] * tj[None]
+        for k in range(len(keys)):
+            if k == j:
+                continue
+            v = t[k] - ((t[k] @ tj) / (tj @ tj)) * tj
+            norm = torch.linalg.vector_norm(v)
+            if norm <= 1e-9 * torch.linalg.vector_norm(t[k]):
+                continue                      # key k is a multiple of key j: no direction tells them apart
+            s = r @ (v / norm)
+            rest = ((r * r).sum(-1) - s * s).clamp_min(1e-300)
+            stat = (s / torch.sqrt(rest / (n - 2))).numpy()
+            out[:, j] = np.maximum(out[:, j], stat)
+    return out, n - 2
+
+
+def exclusion_p_values(statistics: np.ndarray, df: int, keys_tested: int) -> np.ndarray:
+    """The analytic p-value of each exclusion statistic: Student t tail, Bonferroni over the K − 1 other keys."""
+    return np.minimum(1.0, max(keys_tested - 1, 1) * stats.t.sf(statistics, df))

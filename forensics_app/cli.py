@@ -121,8 +121,7 @@ class _ProgressLines:
         if not self.enabled:
             return
         if isinstance(r, ImageAnalysis):
-            verdicts = "; ".join(f"{m}: {x.verdict.predicted_key or 'no watermark'}" for m, x in r.methods.items())
-            self._say(f"[{self.done}/{self.total}] {shown_path(r.evidence.path)}: {verdicts}")
+            self._say(f"[{self.done}/{self.total}] {shown_path(r.evidence.path)}: {_conclusion_line(r.conclusion)}")
         else:
             self.failed += 1
             self._say(f"[{self.done}/{self.total}] {shown_path(r.path)}: failed ({_one_line(r.shown_reason)})")
@@ -170,7 +169,16 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
+def _warn_if_close(keys) -> None:
+    """keys new / import: say when keys are too close to be told apart after inversion (a stated simulation)."""
+    from engine.key_separability import separability
+
+    for line in separability(keys).warnings():
+        print(f"warning: {_one_line(line)}", file=sys.stderr)
+
+
 def cmd_keys_new(args) -> int:
+    from engine.key_separability import new_separable_keys
     from engine.treering import new_random_keys
 
     if args.model:
@@ -183,10 +191,12 @@ def cmd_keys_new(args) -> int:
         if len(shape) != 3:
             raise UsageError(f"--latent-shape takes three integers C,H,W, e.g. 4,32,32 (got {args.latent_shape!r})")
     try:
-        keys = new_random_keys(args.count, latent_shape=shape, radius=args.radius, channel=args.channel,
-                               scale=args.scale, seed=args.seed)
+        make = new_random_keys if args.unchecked else new_separable_keys
+        keys = make(args.count, latent_shape=shape, radius=args.radius, channel=args.channel, scale=args.scale,
+                    seed=args.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    _warn_if_close(keys)
     _save_keys(keys, args)
     return EXIT_OK
 
@@ -209,6 +219,7 @@ def cmd_keys_import(args) -> int:
         keys = KeySet(tuple(import_reference_npy(p) for p in args.files))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    _warn_if_close(keys)
     _save_keys(keys, args)
     return EXIT_OK
 
@@ -241,12 +252,70 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
-def cmd_scan(args) -> int:
+def _options(args):
+    """The analysis options a `scan` or `calibrate` command line asks for (one mapping: engine.options)."""
+    from engine.decoder_inversion import METHODS
     from engine.options import AnalysisOptions
 
+    return AnalysisOptions(
+        methods=METHODS if args.method == "all" else (args.method,), iterations=args.iterations, lr=args.lr,
+        optimizer=args.optimizer, schedule=args.schedule, precision=args.precision, inversion=args.inversion,
+        steps=args.steps, grid=args.grid, exact_iterations=args.exact_iterations, prompt=args.prompt,
+        guidance=args.guidance, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype)
+
+
+def _config(options, model):
+    try:
+        return options.to_config(model)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _calibration_choice(args, model, keys, config):
+    from engine.calibration import NO_CALIBRATION, CalibrationError, choose_calibration
+
+    if getattr(args, "no_calibration", False):
+        return NO_CALIBRATION
+    try:
+        return choose_calibration(model, keys, config, getattr(args, "calibration", None))
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_calibrate(args) -> int:
+    from engine.calibration import calibrate
+    from engine.output_paths import check_output
+    from engine.progress import Cancelled
+
+    try:
+        check_output(args.out, force=args.force, what="calibration file")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    model = _load_model(args)
+    keys = _load_keys(args.keys, model.spec)
+    config = _config(_options(args), model)
+    bar = _ProgressBar(not args.quiet)
+    try:
+        cal = calibrate(model, keys, config, clean_count=args.count, per_key_count=args.per_key,
+                        work_dir=args.images, seed=args.seed, reference_dir=args.reference, progress=bar.state)
+    except Cancelled:
+        print("interrupted: no calibration was written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    _write_output(args.out, lambda: cal.save(args.out))
+    print(f"wrote the calibration ({cal.counts.get('clean', 0)} clean, "
+          + ", ".join(f"{cal.counts.get(k, 0)} {k}" for k in keys.ids) + f") to {args.out}")
+    for m, c in cal.methods.items():
+        print(f"  {m}: smallest supportable detection p = {c.min_supported_p:.2g}; in-sample conclusions at FPR "
+              f"{c.summary.get('in_sample_conclusions_at_fpr')}: {c.summary.get('in_sample_conclusions')}")
+    return EXIT_OK
+
+
+def cmd_scan(args) -> int:
     from engine.analysis import analyze, run_to_json
     from engine.atomic_write import write_json_atomic
-    from engine.decoder_inversion import METHODS
     from engine.intake import EvidenceError, scan_evidence_paths
 
     paths = []
@@ -263,24 +332,20 @@ def cmd_scan(args) -> int:
         raise UsageError(f"no images found in the given paths ({len(not_analysed)} other file(s) or folder(s) "
                          "found, none with an image suffix)" if not_analysed else "no images found in the given paths")
     _check_scan_outputs(args, paths + [Path(n.path) for n in not_analysed])
+    models = args.model or ["demo"]
+    if len(models) > 1:
+        return _scan_models(args, models, paths, not_analysed)
+    args.model = models[0]
     model = _load_model(args)
     keys = _load_keys(args.keys, model.spec)
-    options = AnalysisOptions(
-        methods=METHODS if args.method == "all" else (args.method,), iterations=args.iterations, lr=args.lr,
-        optimizer=args.optimizer, schedule=args.schedule, precision=args.precision, inversion=args.inversion,
-        steps=args.steps, grid=args.grid, exact_iterations=args.exact_iterations, prompt=args.prompt,
-        guidance=args.guidance, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype)
-    try:
-        config = options.to_config(model)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    config = _config(_options(args), model)
+    calibration = _calibration_choice(args, model, keys, config)
     lines = _ProgressLines(len(paths), enabled=not args.quiet and not _is_terminal(sys.stderr))
     bar = _ProgressBar(not args.quiet)
     bar.state.add_listener(lines.on_event)
     try:
         run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
-                      not_analysed=not_analysed)
+                      not_analysed=not_analysed, calibration=calibration)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -419,16 +484,70 @@ def _check_scan_outputs(args, evidence) -> None:
         raise UsageError(str(exc)) from None
 
 
+def _conclusion_line(c) -> str:
+    """One line: the conclusion, its p-values and calibration, and any method that disagrees."""
+    text = c.headline()
+    if c.detection_p is not None:
+        text += f" (detection p={c.detection_p:.2g}"
+        if c.identification_p is not None and c.outcome != "not_detected":
+            text += f", runner-up p={c.identification_p:.2g}"
+        text += f"; {c.calibration}; {c.method})"
+    if c.disagreements:
+        text += " — DISAGREES: " + "; ".join(c.disagreements)
+    return text
+
+
 def _print_summary(run) -> None:
     from engine.intake import escape_invisible
 
+    for m in run.config.methods:
+        print(f"{m}: {_one_line(run.calibration.status(m))}")
     for a in run.images:
         name = escape_invisible(Path(a.evidence.path).name)     # one line per image, whatever the name holds
-        parts = []
-        for m, r in a.methods.items():
-            verdict = r.verdict.predicted_key or "none"
-            parts.append(f"{m}: {verdict} (p={r.verdict.nearest_p_value:.2g})")
-        print(f"{name}: " + "; ".join(parts))
+        print(f"{name}: {_one_line(_conclusion_line(a.conclusion))}")
+
+
+def _scan_models(args, models, paths, not_analysed) -> int:
+    """`scan --model A --model B`: the same evidence under each model, then which model explains each exhibit."""
+    from engine.analysis import analyze, run_to_json
+    from engine.atomic_write import write_json_atomic
+    from engine.intake import escape_invisible
+    from engine.model_comparison import compare_models
+
+    if args.report or args.case:
+        raise UsageError("--report and --case take one model: compare models with --json or in the window")
+    if args.calibration:
+        raise UsageError("--calibration names one model's calibration: with several models each uses its own "
+                         "shipped calibration where one applies")
+    runs = []
+    for model_id in models:
+        args.model = model_id
+        model = _load_model(args)
+        keys = _load_keys(args.keys, model.spec)
+        config = _config(_options(args), model)
+        bar = _ProgressBar(not args.quiet)
+        try:
+            runs.append(analyze(model, keys, paths, config, progress=bar.state, md5=args.md5,
+                                not_analysed=not_analysed, calibration=_calibration_choice(args, model, keys, config)))
+        except KeyboardInterrupt:
+            print("interrupted: nothing was written", file=sys.stderr)
+            return 130
+        finally:
+            bar.close()
+    comparison = compare_models(runs)
+    if args.json:
+        result = {"models": [run_to_json(r) for r in runs], "model_comparison": [c.to_json_dict() for c in comparison]}
+        _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
+    failures = [f for r in runs for f in r.failures]
+    for f in failures:
+        print(f"error: {f.message}", file=sys.stderr)
+    if not args.quiet:
+        for c in comparison:
+            print(f"{escape_invisible(Path(c.path).name)}: {_one_line(c.statement)}")
+            for e in c.models:
+                print(f"  {e.model_id}: {_one_line(_conclusion_line(e.conclusion))}; round trip "
+                      f"{e.round_trip_psnr_db:.1f} dB, z0 residual {e.z0_residual:.3f}")
+    return EXIT_BAD_INPUT if failures else EXIT_OK
 
 
 def cmd_self_test(args) -> int:
@@ -444,8 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command")
 
-    def model_args(sp, with_keys=True):
-        sp.add_argument("--model", default="demo", help="model id (see `models`) or a diffusers folder (default demo)")
+    def model_args(sp, with_keys=True, several=False):
+        if several:
+            sp.add_argument("--model", action="append", help="model id (see `models`) or a diffusers folder "
+                            "(default demo); give it again to compare candidate models on the same evidence")
+        else:
+            sp.add_argument("--model", default="demo", help="model id (see `models`) or a diffusers folder (default demo)")
         sp.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1 …")
         sp.add_argument("--dtype", default="fp32", choices=("fp32", "fp16"), help="weights' precision (fp16: GPU only)")
         if with_keys:
@@ -456,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="create or import key sets")
     ksub = k.add_subparsers(dest="keys_command", required=True)
-    kn = ksub.add_parser("new", help="new random ring keys (dec-inv style per-ring constants)")
+    kn = ksub.add_parser("new", help="new random ring keys (dec-inv style per-ring constants), drawn separable")
     kn.add_argument("--count", type=int, required=True)
     kn.add_argument("--out", required=True)
     kn.add_argument("--model", help="take the latent shape from this model")
@@ -467,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     kn.add_argument("--channel", type=int, default=0)
     kn.add_argument("--scale", type=float, help="ring value scale (default 80 × side/64, dec-inv's strength)")
     kn.add_argument("--seed", type=int)
+    kn.add_argument("--unchecked", action="store_true",
+                    help="draw keys without the separability check (default: every key can be told apart from the "
+                         "others after inversion, by a stated simulation; see docs/algorithms.md §4)")
     kn.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     kn.set_defaults(func=cmd_keys_new)
     ki = ksub.add_parser("import-npy", help="import keys saved by the reference tree-ring package (.npy, no pickle)")
@@ -491,34 +617,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     g.set_defaults(func=cmd_generate)
 
+    def analysis_args(sp):
+        sp.add_argument("--method", default=DEFAULT_METHOD, choices=("encoder", "gradient-free", "gradient-based", "all"))
+        sp.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default 100)")
+        sp.add_argument("--optimizer", choices=("adam", "forward-step", "inertial-km"),
+                        help="gradient-free optimiser (default: the model's; the papers' Adam unless measured otherwise)")
+        sp.add_argument("--lr", type=float,
+                        help="gradient-free step size (default: the model's for its optimiser, else the paper's)")
+        sp.add_argument("--schedule", choices=("scheduled", "fixed"),
+                        help="gradient-free step schedule: warm-up + cosine, or fixed (default: as --lr)")
+        sp.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
+                        help="gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere)")
+        sp.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")
+        sp.add_argument("--steps", type=int, help="DDIM inversion steps (default 50)")
+        sp.add_argument("--grid", choices=("diffusers", "reference"), help="timestep grid (reference = the papers' code)")
+        sp.add_argument("--exact-iterations", type=int,
+                        help="backward-Euler fixed-point iterations per DDIM step (default 50, dec-inv's; inv-dpm used 500)")
+        sp.add_argument("--prompt", default="", help="the generation prompt if known (default: unknown → empty)")
+        sp.add_argument("--guidance", type=float, default=1.0)
+        sp.add_argument("--fpr", type=float, default=0.01, help="family-wise false-positive level (default 0.01)")
+        sp.add_argument("--score-target", default="effective", choices=("effective", "reference"),
+                        help="compare with what injection leaves in a real latent (default) or the key as written (the papers')")
+        sp.add_argument("--batch-size", type=int, default=8)
+
     s = sub.add_parser("scan", help="analyse images or folders for Tree-Ring keys")
     s.add_argument("paths", nargs="+")
-    model_args(s)
-    s.add_argument("--method", default=DEFAULT_METHOD, choices=("encoder", "gradient-free", "gradient-based", "all"))
+    model_args(s, several=True)
+    s.add_argument("--calibration", metavar="CAL.json",
+                   help="a calibration made by `calibrate` (default: the one shipped for a bundled model, where its "
+                        "settings match)")
+    s.add_argument("--no-calibration", action="store_true", help="analytic p-values only (uncalibrated)")
     s.add_argument("--json", help="write the results as JSON here")
     s.add_argument("--report", help="write a PDF report here")
     s.add_argument("--case-id", default="")
     s.add_argument("--examiner", default="")
-    s.add_argument("--iterations", type=int, default=100, help="decoder-inversion iterations (default 100)")
-    s.add_argument("--optimizer", choices=("adam", "forward-step", "inertial-km"),
-                   help="gradient-free optimiser (default: the model's; the papers' Adam unless measured otherwise)")
-    s.add_argument("--lr", type=float,
-                   help="gradient-free step size (default: the model's for its optimiser, else the paper's)")
-    s.add_argument("--schedule", choices=("scheduled", "fixed"),
-                   help="gradient-free step schedule: warm-up + cosine, or fixed (default: as --lr)")
-    s.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
-                   help="gradient-free network precision (auto: fp16 on a CUDA GPU, fp32 elsewhere)")
-    s.add_argument("--inversion", choices=("naive", "backward-euler"), help="diffusion inversion (default per model)")
-    s.add_argument("--steps", type=int, help="DDIM inversion steps (default 50)")
-    s.add_argument("--grid", choices=("diffusers", "reference"), help="timestep grid (reference = the papers' code)")
-    s.add_argument("--exact-iterations", type=int,
-                   help="backward-Euler fixed-point iterations per DDIM step (default 50, dec-inv's; inv-dpm used 500)")
-    s.add_argument("--prompt", default="", help="the generation prompt if known (default: unknown → empty)")
-    s.add_argument("--guidance", type=float, default=1.0)
-    s.add_argument("--fpr", type=float, default=0.01, help="family-wise false-positive level (default 0.01)")
-    s.add_argument("--score-target", default="effective", choices=("effective", "reference"),
-                   help="compare with what injection leaves in a real latent (default) or the key as written (the papers')")
-    s.add_argument("--batch-size", type=int, default=8)
+    analysis_args(s)
     s.add_argument("--no-recursive", action="store_true",
                    help="a folder contributes its own files only (default: its subfolders too)")
     s.add_argument("--md5", action="store_true", help="record MD5 beside SHA-256 for every file")
@@ -527,6 +660,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
+
+    cal = sub.add_parser("calibrate", help="calibrate the conclusions on the model itself: clean and watermarked "
+                                           "reference images analysed with a scan's settings")
+    model_args(cal)
+    analysis_args(cal)
+    cal.add_argument("--out", required=True, metavar="CAL.json")
+    cal.add_argument("--count", type=int, default=300, help="un-watermarked images to generate (default 300)")
+    cal.add_argument("--per-key", type=int, default=100, help="watermarked images per key (default 100)")
+    cal.add_argument("--seed", type=int, default=100_000, help="first seed (use seeds your evaluation does not)")
+    cal.add_argument("--reference", metavar="DIR",
+                     help="take these images instead of generating (labelled by the folder's manifest.json)")
+    cal.add_argument("--images", metavar="DIR", help="keep the generated images in this folder (default: a temporary one)")
+    cal.add_argument("--quiet", action="store_true")
+    cal.add_argument("--force", action="store_true", help="replace an earlier calibration made by this tool")
+    cal.set_defaults(func=cmd_calibrate)
 
     c = sub.add_parser("case", help="show a case folder or re-verify its evidence")
     csub = c.add_subparsers(dest="case_command", required=True)

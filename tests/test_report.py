@@ -114,7 +114,7 @@ def test_report_holds_the_examination_record(evidence_run, tmp_path):
     assert "\ufb01" not in text and "verified" in text         # no "ﬁ" ligature: words copy and search as typed
     assert "Limitations" in text and "not proof of origin" in text and "not proof of absence" in text
     assert "imprinting" in text and "averaging" in text and "Bonferroni" in text
-    assert "Finding:" in text and "Interpretation:" in text
+    assert "Detection: p =" in text and "Interpretation:" in text and "Conclusion" in text
     verdict_words = ("no watermark detected", "watermark: key")   # "watermark: <key id>"
     assert any(w in text for w in verdict_words)
     for r in (r for a in run.images for r in a.methods.values()):

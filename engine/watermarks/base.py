@@ -44,5 +44,10 @@ class WatermarkScheme(Protocol):
     def score(self, z_t: "torch.Tensor", keys: KeySetLike, target: str) -> list[list["KeyScore"]]:
         """Per latent of the batch, one score per key in key-set order."""
 
+    def exclusion(self, z_t: "torch.Tensor", keys: KeySetLike, target: str):
+        """Per latent and key j, a statistic of how strongly the evidence contradicts "watermarked with key j"
+        in favour of another key, and its degrees of freedom: ((B, K) array, df), or None when the scheme has
+        no pairwise test (the conclusion then falls back on each key's own p-value; `engine.verdicts`)."""
+
     def decide(self, scores: Sequence["KeyScore"], fpr: float) -> "Verdict":
         """The finding and its reading at family-wise false-positive level `fpr` over the keys tested."""

@@ -29,5 +29,8 @@ class TreeRingScheme:
     def score(self, z_t: torch.Tensor, keys: treering.KeySet, target: str) -> list[list[treering.KeyScore]]:
         return treering.score_keys(z_t, keys, target)
 
+    def exclusion(self, z_t: torch.Tensor, keys: treering.KeySet, target: str):
+        return treering.exclusion_statistics(z_t, keys, target)
+
     def decide(self, scores: Sequence[treering.KeyScore], fpr: float) -> treering.Verdict:
         return treering.decide(scores, fpr)

@@ -81,6 +81,16 @@ def install_actions(w: MainWindow) -> None:
     w.import_keys_action = _action(w, "Import keys…", w.key_files.import_dialog)
     w.export_keys_action = _action(w, "Export keys…", w.key_files.export_dialog)
     w.new_keys_action = _action(w, "New keys…", w.key_files.new_dialog)
+    from forensics_app.gui.calibration_dialog import (choose_calibration_file, open_calibration_dialog,
+                                                      use_shipped_calibration)
+    from forensics_app.gui.model_comparison_dialog import open_model_comparison
+
+    w.calibrate_action = _action(w, "Calibrate on the model…", lambda: open_calibration_dialog(w), tip=(
+        "Measure the tests on the model's own clean and watermarked images, with the current settings"))
+    w.use_calibration_action = _action(w, "Use calibration file…", lambda: choose_calibration_file(w))
+    w.shipped_calibration_action = _action(w, "Use the shipped calibration", lambda: use_shipped_calibration(w))
+    w.compare_models_action = _action(w, "Compare models…", lambda: open_model_comparison(w), tip=(
+        "Analyse the last run's exhibits under another model and say which model explains each"))
     w.remove_action = _action(w, "Remove selected", w.remove_selected)
     w.clear_action = _action(w, "Clear list", w.clear_evidence)
 
@@ -103,6 +113,9 @@ def install_actions(w: MainWindow) -> None:
     analysis_menu = mb.addMenu("&Analysis")
     analysis_menu.addAction(w.run_action)
     analysis_menu.addAction(w.cancel_action)
+    analysis_menu.addSeparator()
+    for a in (w.calibrate_action, w.use_calibration_action, w.shipped_calibration_action, w.compare_models_action):
+        analysis_menu.addAction(a)
     analysis_menu.addSeparator()
     analysis_menu.addAction(w.remove_action)
     analysis_menu.addAction(w.clear_action)
@@ -134,6 +147,10 @@ def show_claims_help(parent: QWidget) -> None:
         parent, "What a verdict may claim",
         "A positive means the recovered initial noise is consistent with key K under model M at the stated "
         "p-value and false-positive level — not proof of origin: a Tree-Ring pattern can be forged onto "
-        "images the key holder never made.\n\nA negative is not proof of absence: JPEG, cropping, rotation "
+        "images the key holder never made.\n\nDetection and identification are separate questions: a "
+        "watermark can be detected while the evidence cannot tell two keys apart — the conclusion is then "
+        "'inconclusive' and names the candidates. Each p-value says which test made it, and whether it is "
+        "calibrated on the model's own images; evidence unlike the model's own images (rotated, cropped, "
+        "re-encoded) is marked 'outside calibration' and a positive on it is not defended.\n\nA negative is not proof of absence: JPEG, cropping, rotation "
         "and regeneration weaken or remove the ring. Check how well the model explains the evidence "
         "(latent residual, PSNR of D(z0)).")

@@ -19,7 +19,14 @@ NONE_LABEL = "none"
 
 
 def predicted(result, mode: str) -> str | None:
-    return result.verdict.nearest_key if mode == "nearest" else result.verdict.predicted_key
+    """"nearest": the papers' argmin-L1 classifier; "verdict": the conclusion (the identified key, "inconclusive",
+    or none)."""
+    if mode == "nearest":
+        return result.verdict.nearest_key
+    c = result.conclusion
+    if c is None:
+        return result.verdict.predicted_key
+    return c.key if c.outcome == "identified" else ("inconclusive" if c.outcome == "inconclusive" else None)
 
 
 def build_matrix(items, key_ids, method: str, mode: str = "verdict") -> BatchMatrix:

@@ -92,7 +92,7 @@ class ComparisonView(QWidget):
     def _fill_panels(self, a) -> None:
         key_for = {}
         for m, r in a.methods.items():
-            key_for[m] = r.verdict.predicted_key or r.verdict.nearest_key
+            key_for[m] = (r.conclusion.key if r.conclusion is not None else None) or r.verdict.nearest_key
         # one colour scale for all three, so their spectra compare
         spectra = {m: spectrum_log_magnitude(r.z_t) for m, r in a.methods.items()}
         for m in METHOD_ORDER:
@@ -111,7 +111,7 @@ class ComparisonView(QWidget):
             p.view.set_scalar(spectra[m][ch], lo, hi, VIRIDIS, "log(1+|F|)", g, True,
                               crop=g.crop() if g is not None else None)
             p.title.setText(f"{m}: |F(z_T)| around the mask, channel {ch}")
-            p.caption.setText(f"{verdict_headline(r.verdict)}. Rings of {key.id if key else '—'}.")
+            p.caption.setText(f"{verdict_headline(r)}. Rings of {key.id if key else '—'}.")
 
     def _fill_table(self, a) -> None:
         rows: list[tuple[str, dict[str, str]]] = []
@@ -138,7 +138,12 @@ class ComparisonView(QWidget):
         row("Nearest key (argmin L1)", lambda r: r.verdict.nearest_key)
         row("Threshold (FPR / K)", lambda r: f"{r.verdict.corrected_threshold:.3g} = {r.verdict.fpr:g} / "
                                               f"{r.verdict.keys_tested}")
-        row("Verdict", lambda r: verdict_headline(r.verdict))
+        row("Detection p", lambda r: format_p(r.conclusion.detection_p) if r.conclusion and r.conclusion.detection_p
+            is not None else "—")
+        row("Calibration", lambda r: r.conclusion.calibration if r.conclusion else "—")
+        row("Runner-up excluded at p", lambda r: format_p(r.conclusion.identification_p) if r.conclusion
+            and r.conclusion.identification_p is not None else "—")
+        row("Verdict", lambda r: verdict_headline(r))
         self.table.setRowCount(len(rows))
         self.table.setVerticalHeaderLabels([label for label, _ in rows])
         for i, (label, values) in enumerate(rows):

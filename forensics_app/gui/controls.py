@@ -286,13 +286,14 @@ class NewKeysDialog(QDialog):
         form.addRow(buttons)
 
     def make_keys(self):
-        from engine.treering import new_random_keys
+        from engine.key_separability import new_separable_keys
 
         seed_text = self.seed.text().strip()
         seed = int(seed_text) if seed_text else None
         shape = (self.channels.value(), self.size.value(), self.size.value())
-        return new_random_keys(self.count.value(), latent_shape=shape, radius=self.radius.value(),
-                               channel=self.channel.value(), seed=seed, prefix=self.prefix.text().strip() or "key")
+        # drawn so that every key can be told apart from the others after inversion (a stated simulation)
+        return new_separable_keys(self.count.value(), latent_shape=shape, radius=self.radius.value(),
+                                  channel=self.channel.value(), seed=seed, prefix=self.prefix.text().strip() or "key")
 
 
 # -- advanced settings -----------------------------------------------------------------------------

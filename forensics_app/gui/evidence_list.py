@@ -48,21 +48,21 @@ class EvidenceItem:
 
 
 def summary_of(analysis) -> str:
-    """One line for the log and tooltips: each method's verdict."""
-    parts = []
+    """One line for the log and tooltips: the exhibit's conclusion and each method's."""
+    parts = [analysis.conclusion.headline()]
     for method, r in analysis.methods.items():
-        v = r.verdict
-        parts.append(f"{method}: {v.predicted_key or 'no watermark'}")
+        if r.conclusion is not None:
+            parts.append(f"{method}: {r.conclusion.headline()} ({r.conclusion.calibration})")
     return "; ".join(parts)
 
 
 def short_verdict(analysis) -> str:
-    """For the status column: the preferred method's verdict (gradient-free, else the best available)."""
-    for method in ("gradient-free", "gradient-based", "encoder"):
-        r = analysis.methods.get(method)
-        if r is not None:
-            return r.verdict.predicted_key or "no watermark"
-    return ""
+    """For the status column: the exhibit's conclusion (the default pipeline's), disagreement flagged."""
+    c = analysis.conclusion
+    text = {"identified": f"{c.key} identified", "inconclusive": "inconclusive" + (
+        f" ({' or '.join(c.candidates)})" if c.candidates and c.calibration != "outside calibration" else ""),
+            "not_detected": "no watermark", "not_analysed": "not analysed"}[c.outcome]
+    return text + (" — methods disagree" if c.disagreements else "")
 
 
 class EvidenceModel(QAbstractTableModel):

@@ -50,6 +50,7 @@ class KeyFiles(QObject):
                 continue
             self.chooser.add_entry(keys.name or Path(f).name, f, keys)
             w.log(f"imported {len(keys)} key(s) from {f}")
+            self.warn_if_close(keys)
             w.record_keys_imported(f"{len(keys)} key(s) ({', '.join(keys.ids)}) from {f}")
         if npy:
             try:
@@ -58,8 +59,16 @@ class KeyFiles(QObject):
                 w.report_error(str(exc))
                 return
             self.chooser.add_entry(f"{len(keys)} imported .npy key(s) (unsaved)", None, keys)
+            self.warn_if_close(keys)
             w.record_keys_imported(f"{len(keys)} reference key(s) from {', '.join(npy)}")
             w.log(f"imported {len(keys)} reference key(s); export them to keep them")
+
+    def warn_if_close(self, keys) -> None:
+        """Keys too close to be told apart after inversion (a stated simulation) get a warning in the log."""
+        from engine.key_separability import separability
+
+        for line in separability(keys).warnings():
+            self.window.log(f"warning: {line}", "warning")
 
     def export_dialog(self) -> None:
         keys = self.chooser.current_keys()

@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.evidence = EvidenceModel(self)
         self.session = RunSession(self.evidence, self)
         self.last_run = None
+        self.calibration_path: str | None = None     # None: the calibration shipped for a bundled model
         self.audit = AuditTrail()                    # this case's record; saved with it (File ▸ Save case)
         self._audit_settings: dict | None = None     # the settings as last recorded in the audit trail
         self._settings_model_id: str | None = None
@@ -341,6 +342,7 @@ class MainWindow(QMainWindow):
         self.save_case_as_action.setEnabled(self.last_run is not None and not running)
         self.open_case_action.setEnabled(not running)
         self.json_action.setEnabled(self.last_run is not None and not running)
+        self.compare_models_action.setEnabled(self.last_run is not None and not running)
         self._update_summary()
 
     def run_analysis(self) -> bool:
@@ -381,7 +383,7 @@ class MainWindow(QMainWindow):
                  f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}")
         self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
                                                    f"{s.inversion} {s.steps} steps")
-        self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped))
+        self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, self.calibration_path))
         self.update_results_context()
         self._update_actions()
         self._refresh_current()

@@ -20,10 +20,13 @@ from forensics_app.gui.spectrum_image import ArrayView
 METHOD_ORDER = ("encoder", "gradient-free", "gradient-based")
 
 
-def verdict_headline(verdict) -> str:
-    if verdict.predicted_key is not None:
-        return f"Consistent with key {verdict.predicted_key}"
-    return f"No watermark detected at FPR {verdict.fpr:g}"
+def verdict_headline(result) -> str:
+    """A method result's headline: its conclusion (detection apart from identification, engine.verdicts)."""
+    c = getattr(result, "conclusion", None)
+    if c is not None:
+        return c.headline()
+    v = result.verdict
+    return f"No watermark detected at FPR {v.fpr:g}" if v.predicted_key is None else "Conclusion not recorded"
 
 
 def format_p(p: float) -> str:
@@ -303,7 +306,8 @@ class ResultView(QWidget):
         self.key_combo.clear()
         for s in r.scores:
             self.key_combo.addItem(s.key_id, s.key_id)
-        default = r.verdict.predicted_key or r.verdict.nearest_key
+        c = r.conclusion
+        default = (c.key if c is not None and c.key else None) or r.verdict.nearest_key
         self.key_combo.setCurrentIndex(max(0, self.key_combo.findData(default)))
         key = self.current_key()
         c = r.z_t.shape[0]
@@ -386,8 +390,10 @@ class ResultView(QWidget):
             panel.view.set_selected(k.id == key.id)
             s = scores.get(k.id)
             tag = ""
-            if r.verdict.predicted_key == k.id:
-                tag = " — predicted"
+            if r.conclusion is not None and r.conclusion.key == k.id:
+                tag = " — identified"
+            elif r.conclusion is not None and r.conclusion.outcome == "inconclusive" and k.id in r.conclusion.candidates:
+                tag = " — candidate"
             elif r.verdict.nearest_key == k.id:
                 tag = " — nearest"
             panel.title.setText(f"{k.id}{tag}")
@@ -412,16 +418,29 @@ class ResultView(QWidget):
                     f.setBold(True)
                     it.setFont(f)
                 self.score_table.setItem(row, col, it)
-        self.finding_label.setText(v.finding())
+        c = r.conclusion
+        self.finding_label.setText(c.finding() if c is not None else v.finding())
         self.quality_label.setText(
             f"Decoder inversion: {r.method}; z0 residual ‖E(D(z0)) − E(x)‖/‖E(x)‖ = {r.z0_residual:.4f}; "
             f"PSNR of D(z0) vs the evidence = {r.pixel_psnr_db:.2f} dB; time {r.decoder_seconds:.2f} s + "
             f"{r.inversion_seconds:.2f} s (decoder + diffusion inversion); peak memory "
             f"{format_memory(r.peak_memory_bytes, self._device)}.")
-        self.headline.setText(verdict_headline(v))
-        self.interpretation_label.setText(v.interpretation())
+        exhibit = self._item.analysis.conclusion if self._item is not None else None
+        headline = verdict_headline(r)
+        if exhibit is not None and exhibit.method and exhibit.method != r.method:
+            headline = f"{headline} ({r.method}; the exhibit's conclusion, {exhibit.method}: {exhibit.headline()})"
+        self.headline.setText(headline)
+        interpretation = c.interpretation() if c is not None else v.interpretation()
+        if exhibit is not None and exhibit.disagreements:
+            interpretation += (" The decoder inversions disagree — " + "; ".join(exhibit.disagreements)
+                               + f" (the default pipeline, {exhibit.method}, decides).")
+        self.interpretation_label.setText(interpretation)
+        noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
+        trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
+                if np.isfinite(r.round_trip_psnr_db) else "")
         self.caveat_label.setText(
-            f"How well this model explains the evidence: PSNR {r.pixel_psnr_db:.1f} dB, latent residual "
-            f"{r.z0_residual:.3f}. A low PSNR or a large residual means the image is degraded, misaligned or "
-            f"not from this model — a negative then weighs less. The p-value is the reference test's and is "
-            f"uncalibrated: check it on un-watermarked images from the same model.")
+            f"Forgery-risk indicators (descriptive, not proof either way): PSNR of D(z0) {r.pixel_psnr_db:.1f} dB, "
+            f"latent residual {r.z0_residual:.3f}.{trip} z_T outside the key: {noise}. A large residual or a z_T "
+            f"unlike the model's own means degraded, altered or foreign evidence — a negative then weighs less; a "
+            f"low residual is not evidence of authenticity (a forgery made by optimising a latent is on the "
+            f"autoencoder's manifold too).")

@@ -106,6 +106,7 @@ class RunRequest:
     paths: list[str]
     settings: AnalysisOptions
     not_analysed: tuple = ()     # engine NotAnalysed of the listed files that are not run, carried into the record
+    calibration_path: str | None = None   # None: the calibration shipped for a bundled model, where it applies
 
 
 class RunSession(QObject):
@@ -202,8 +203,12 @@ class RunSession(QObject):
                 return None
             config = s.to_config(model)
             post(self.config_ready.emit, config)
+            from engine.calibration import choose_calibration
+
+            calibration = choose_calibration(model, req.keys, config, req.calibration_path)
             return analyze(model, req.keys, req.paths, config, progress=state,
-                           on_result=lambda r: post(self._on_result, r), not_analysed=req.not_analysed)
+                           on_result=lambda r: post(self._on_result, r), not_analysed=req.not_analysed,
+                           calibration=calibration)
         except (ModelLoadError, ValueError) as exc:
             post(self.error.emit, str(exc))
         except Exception as exc:  # noqa: BLE001 — shown as a sentence, with the traceback in the log only

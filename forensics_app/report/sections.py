@@ -89,13 +89,22 @@ def model_kind_title(kind: str) -> str:
 
 
 def _verdict_cell(r: MethodResult) -> str:
-    if r.verdict.detected:
-        return f'<span class="hit">watermark: {esc(r.verdict.predicted_key)}</span>'
-    return "no watermark detected"
+    c = r.conclusion
+    if c is None:
+        return "conclusion not recorded"
+    if c.outcome == "identified":
+        return f'<span class="hit">key {esc(c.key)} identified</span>'
+    if c.outcome == "inconclusive":
+        return f'<span class="alert">{esc(c.headline())}</span>'
+    return esc(c.headline())
 
 
-def _verdict_text(r: MethodResult) -> str:
-    return f"watermark: {r.verdict.predicted_key}" if r.verdict.detected else "no watermark detected"
+def _verdict_label(r: MethodResult) -> str | None:
+    """The conclusion as a batch-matrix column: the identified key, "inconclusive", or None (not detected)."""
+    c = r.conclusion
+    if c is None:
+        return r.verdict.predicted_key
+    return c.key if c.outcome == "identified" else ("inconclusive" if c.outcome == "inconclusive" else None)
 
 
 _TABLE = 'width="100%" border="1" cellspacing="0" cellpadding="3" style="border-collapse: collapse; border-color: #9aa3b0;"'
@@ -233,29 +242,60 @@ class ReportSections:
         methods = list(run.config.methods)
         k = len(run.keys)
         out = ["<h2>1. Summary of findings</h2>",
-               f"<p>Verdicts at a family-wise false-positive level of <b>{run.config.fpr:g}</b> over "
-               f"K = {k} key(s): a key is reported only if its p-value is below {run.config.fpr:g} / {k} = "
-               f"{run.config.fpr / k:.3g} (Bonferroni). The nearest key (smallest L1) is always shown; it is "
-               "the reference classifier's answer, which has no \u201cno watermark\u201d outcome. A positive is "
-               "evidence of consistency with a key, not proof of origin; a negative is not proof of absence "
-               f"(section {self._sec + 1}).</p>"]
+               f"<p>One conclusion per exhibit, at a false-positive level of <b>{run.config.fpr:g}</b> for each of "
+               f"two separate questions over K = {k} key(s): <i>detection</i> (is there a watermark of any key?) and "
+               "<i>identification</i> (which key? every other key must be excluded). The scale: "
+               "<b>identified</b>, <b>inconclusive</b> (detected, but the keys named cannot be told apart, or the "
+               "evidence lies outside what the calibration covers), <b>not detected</b>. The default pipeline "
+               f"({esc(self._deciding())}) decides; the other decoder inversions corroborate, and a disagreement "
+               "is shown. Calibration: " + esc("; ".join(f"{m}: {run.calibration.status(m)}" for m in methods))
+               + ". The papers' classifier (nearest key by L1, always defined) is listed per method for comparison "
+               "with their tables. A positive is evidence of consistency with a key, not proof of origin; a "
+               f"negative is not proof of absence (section {self._sec + 1}).</p>"]
         if not run.images:
             out.append("<p><b>No evidence item was analysed.</b></p>")
             return "".join(out)
-        header = ["#", "Evidence file", "Integrity"] + [
-            f'{esc(METHOD_TITLES.get(m, m))}<br><span class="small">verdict; nearest key, p</span>' for m in methods]
+        header = ["#", "Evidence file", "Integrity", "Conclusion"] + [
+            f'{esc(METHOD_TITLES.get(m, m))}<br><span class="small">conclusion; nearest key</span>' for m in methods]
         rows = []
         for n, (a, chk) in enumerate(zip(run.images, self.checks), start=1):
             integ = '<span class="ok">verified</span>' if chk.ok else f'<span class="alert">{esc(chk.status.label)}</span>'
-            cells = [str(n), esc(Path(a.evidence.path).name), integ]
+            c = a.conclusion
+            detail = f"detection p = {number(c.detection_p, '.3g')}" if c.detection_p is not None else ""
+            if c.outcome != "not_detected" and c.identification_p is not None:
+                detail += f"; runner-up p = {number(c.identification_p, '.3g')}"
+            if c.disagreements:
+                detail += '; <span class="alert">methods disagree</span>'
+            cells = [str(n), esc(Path(a.evidence.path).name), integ,
+                     f'{_verdict_cell(a.methods[c.method]) if c.method in a.methods else esc(c.headline())}'
+                     f'<br><span class="small">{detail}</span>']
             for m in methods:
                 r = a.methods.get(m)
-                cells.append(f"{_verdict_cell(r)}<br><span class=\"small\">{esc(r.verdict.nearest_key)}, "
-                             f"p = {number(r.verdict.nearest_p_value, '.3g')}</span>" if r else "not run")
+                cells.append(f"{esc(r.conclusion.headline() if r.conclusion else '—')}<br><span class=\"small\">"
+                             f"{esc(r.verdict.nearest_key)}</span>" if r else "not run")
             rows.append(cells)
-        w = [4, 23, 12] + [int(61 / len(methods))] * len(methods)
+        w = [4, 20, 10, 22] + [int(44 / len(methods))] * len(methods)
         out.append(_grid(header, rows, w))
         return "".join(out)
+
+    def _deciding(self) -> str:
+        from engine.verdicts import DECIDING_ORDER
+
+        m = next((m for m in DECIDING_ORDER if m in self.run.config.methods), self.run.config.methods[0])
+        return METHOD_TITLES.get(m, m)
+
+    def _p_value_name(self) -> str:
+        return ("public reference code's non-central χ² test" if self.score_target == "reference" else
+                "non-central χ² test on the independent Fourier coefficients (the tool's default)")
+
+    def _p_value_detail(self) -> str:
+        if self.score_target == "reference":
+            return ("the masked coefficients (real and imaginary parts, n = 2|mask|), scaled by their own standard "
+                    "deviation, against a non-central χ² (df = n, non-centrality Σ key²/σ²). It counts each "
+                    "mirrored coefficient twice and is anti-conservative (about 3 % below 0.01 on Gaussian noise).")
+        return ("of a mirrored pair F(p), F(−p) = conj F(p) only one is kept, so every value is independent; they are "
+                "scaled by their own standard deviation and compared with a non-central χ² (non-centrality Σ key²/σ²) "
+                "against what injection leaves in a real latent. Measured conservative on Gaussian noise.")
 
     def _environment(self) -> str:
         sw = self.run.software
@@ -411,15 +451,31 @@ class ReportSections:
             rows.append(cells)
         out.append(_grid(header, rows))
         out.append('<p class="small muted">Bold: the nearest key (smallest L1). Lower L1 = closer to the key; the '
-                   "p-value is the reference's non-central χ² test (small ⇒ closer than chance), uncalibrated.</p>")
+                   f"per-key p-value is the {esc(self._p_value_name())} (small ⇒ closer than chance), analytic; "
+                   "the conclusion below says which test, calibrated or not, decides.</p>")
         out.append("<h3>Finding and interpretation</h3>")
+        c = a.conclusion
+        out.append(f"<p><b>Conclusion ({esc(METHOD_TITLES.get(c.method, c.method))}, the default pipeline): "
+                   f"{esc(c.headline())}</b></p>")
+        if c.disagreements:
+            out.append(f'<p class="alert">The decoder inversions disagree: {esc("; ".join(c.disagreements))}.</p>')
         for m in methods:
             r = a.methods[m]
-            adj = min(1.0, r.verdict.nearest_p_value * r.verdict.keys_tested)
-            out.append(f"<p><b>{esc(METHOD_TITLES.get(m, m))}: {esc(_verdict_text(r))}</b></p>"
-                       f'<p>Finding: <span class="mono">{esc(r.verdict.finding())}</span>; Bonferroni-adjusted p = '
-                       f"{number(adj, '.3g')}</p>"
-                       f'<p class="interp">Interpretation: {esc(r.verdict.interpretation())}</p>')
+            if r.conclusion is None:
+                continue
+            finding = "<br>".join(esc(line) for line in r.conclusion.finding().splitlines())
+            out.append(f"<p><b>{esc(METHOD_TITLES.get(m, m))}: {esc(r.conclusion.headline())}</b></p>"
+                       f'<p class="small">{finding}<br>Papers\' classifier: {esc(r.verdict.finding())}</p>'
+                       f'<p class="interp">Interpretation: {esc(r.conclusion.interpretation())}</p>')
+        r = a.methods.get(c.method)
+        if r is not None:
+            trip = (f"round trip (regenerated from the recovered z<sub>T</sub>) PSNR {number(r.round_trip_psnr_db, '.1f')} dB; "
+                    if math.isfinite(r.round_trip_psnr_db) else "")
+            noise = ", ".join(f"{esc(k)} {number(v, '.3g')}" for k, v in r.noise.items())
+            out.append('<p class="small"><b>Forgery-risk indicators</b> (descriptive, not proof either way): '
+                       f"{trip}z<sub>T</sub> outside the key: {noise}. A z<sub>T</sub> unlike the model's own images "
+                       "suggests altered or foreign evidence; a low residual is not evidence of authenticity, since "
+                       "a forgery made by optimising a latent lies on the autoencoder's manifold too.</p>")
         fig = f"fig:{n}"
         try:
             self.resources[fig] = self.figures.fourier({m: a.methods[m] for m in methods}, run.keys,
@@ -471,7 +527,7 @@ class ReportSections:
             if not res:
                 continue
             out.append(f"<h3>{esc(METHOD_TITLES.get(m, m))}</h3>")
-            verdicts = attribution_matrix([(a.evidence.path, a.methods[m].verdict.predicted_key) for a in res], ids)
+            verdicts = attribution_matrix([(a.evidence.path, _verdict_label(a.methods[m])) for a in res], ids)
             if verdicts.has_truth:
                 out.append(_matrix_table(verdicts, "claimed \\ verdict"))
                 correct = sum(verdicts.counts[i][i] for i in range(len(verdicts.row_labels)))
@@ -544,14 +600,17 @@ resizing, rotation, noise, blur and regeneration (re-encoding through a diffusio
 an image made by another model, another sampler or with a different prompt inverts to a noise that need not match
 even if it was watermarked. The z<sub>0</sub> residual and the PSNR of D(z<sub>0</sub>) in each exhibit indicate how
 degraded or out-of-model the evidence is: a poor fit weakens any negative. Rotation misaligns the rings entirely.</p>
-<p><b>What the p-value is.</b> It is the public reference code's test: the masked Fourier coefficients of
-ẑ<sub>T</sub> (real and imaginary parts, n = 2|mask|) are scaled by their own standard deviation and compared with
-a non-central χ² distribution (df = n, non-centrality Σ key²/σ²); small values mean closer to the key than chance. It
-is <b>uncalibrated</b>: its false-positive rate on un-watermarked images of this model has not been measured here, and
-the papers' experiments use an empirical threshold instead. With K = {k} key(s) tested, each key's p-value is compared
-with {fpr:g} / {k} = {fpr / k:.3g} (Bonferroni), which bounds the chance of any false match at {fpr:g} only if each
-p-value is valid. The nearest key is the reference classifier's answer (smallest L1) and exists for every image,
-watermarked or not.</p>
+<p><b>What the tests are.</b> Each key's p-value is the {esc(self._p_value_name())}: {esc(self._p_value_detail())}
+It assumes a Gaussian ẑ<sub>T</sub>, which real inversions only approximate. <i>Detection</i> takes the smallest
+per-key p-value over the K = {k} key(s); uncalibrated, its family-wise p-value is Bonferroni's K·min p; calibrated, it
+is the share of the model's own un-watermarked calibration images with a statistic as extreme, (r + 1)/(n + 1), whose
+smallest possible value is 1/(n + 1). <i>Identification</i> tests each key against the others: with the ring's gain
+fitted, how far the evidence leans towards another key beyond what this key explains (a t statistic; empirical
+against watermarked calibration images when calibrated). A key is named only when every other key is excluded.
+In this report: {esc("; ".join(f"{m}: {self.run.calibration.status(m)}" for m in self.run.config.methods))}.
+Evidence whose recovered noise lies outside the range the calibration saw on the model's own images (rotated, cropped,
+re-encoded images often do) is marked <i>outside calibration</i>, and a positive on it is not defended. The nearest key
+is the papers' classifier (smallest L1) and exists for every image, watermarked or not.</p>
 <p><b>Operating point.</b> This report uses a family-wise false-positive level of <b>{fpr:g}</b>. Operating points in
 the literature:</p>
 <table {_TABLE}><thead><tr><th width="14%">Level</th><th width="56%">Where it is used</th><th width="16%">Per-key threshold

@@ -1,0 +1,71 @@
+"""Descriptive statistics of a recovered initial noise z_T *outside* the watermark's region.
+
+Away from the key's coefficients, the z_T of an image the model generated should look like the model's own
+inversions of its own images; these statistics say how far it is from that (and from N(0, 1)). They serve
+two purposes (docs/algorithms.md §4): a calibration records their range on the model's own images, and an
+exhibit outside that range is "outside what the calibration covers" — its p-values rest on an assumption the
+evidence does not meet (a rotated or cropped image gives a z_T with structured low frequencies); and they are
+forgery-risk indicators, shown as description, never as proof either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+# name → what it measures, for tables and the report
+STATISTICS: dict[str, str] = {
+    "std": "standard deviation of z_T outside the key's channels (N(0, 1): 1)",
+    "mean": "mean of z_T outside the key's channels (N(0, 1): 0)",
+    "excess_kurtosis": "excess kurtosis of z_T outside the key's channels (N(0, 1): 0)",
+    "ks_normal": "Kolmogorov–Smirnov distance of z_T outside the key's channels to N(0, 1)",
+    "low_frequency_power": "mean |FFT|² / (h·w) of the lowest frequencies outside the key's region (white noise: 1)",
+}
+
+
+@dataclass(frozen=True)
+class NoiseStatistics:
+    values: dict[str, float]
+
+    def to_json_dict(self) -> dict:
+        return dict(self.values)
+
+
+def key_region(keys) -> tuple[np.ndarray, np.ndarray]:
+    """(channels used by any key (C,) bool, Fourier positions of any key's mask (C, h, w) bool); a key set
+    without Tree-Ring geometry marks every channel."""
+    first = keys.keys[0]
+    shape = tuple(getattr(first, "latent_shape", ()))
+    if not shape or not all(hasattr(k, "mask") for k in keys.keys):
+        return np.ones(shape[:1] or (0,), bool), np.ones(shape, bool)
+    mask = np.zeros(shape, bool)
+    for k in keys.keys:
+        mask |= k.mask().numpy()
+    return mask.any(axis=(1, 2)), mask
+
+
+def noise_statistics(z_t: np.ndarray, key_channels: np.ndarray, key_mask: np.ndarray) -> NoiseStatistics:
+    """The statistics of one z_T (C, h, w). Spatial statistics use the channels no key marks (all channels if
+    every channel is marked); the low-frequency power uses the disc of twice the key's radius (at least a
+    quarter of the side) outside the key's own coefficients, over all channels."""
+    z = np.asarray(z_t, dtype=np.float64)
+    c, h, w = z.shape
+    free = z[~key_channels] if (~key_channels).any() else z
+    values = free.ravel()
+    spectrum = np.fft.fftshift(np.fft.fft2(z), axes=(-2, -1))
+    rows, cols = np.ogrid[:h, :w]
+    d2 = (rows - h // 2) ** 2 + (cols - w // 2) ** 2
+    marked = key_mask.any(axis=0)
+    radius = max(np.sqrt(marked.sum() / np.pi) * 2, min(h, w) / 4) if marked.any() else min(h, w) / 4
+    low = (d2 <= radius**2)[None] & ~key_mask
+    low[:, h // 2, w // 2] = False         # the DC bin is the mean, reported separately
+    power = float((np.abs(spectrum[low]) ** 2).mean() / (h * w)) if low.any() else float("nan")
+    return NoiseStatistics({
+        "std": float(values.std()),
+        "mean": float(values.mean()),
+        "excess_kurtosis": float(stats.kurtosis(values)),
+        "ks_normal": float(stats.kstest(values, "norm").statistic),
+        "low_frequency_power": power,
+    })

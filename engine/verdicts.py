@@ -1,0 +1,272 @@
+"""One conclusion per analysis: detection (is there a watermark of any key?) answered apart from
+identification (which key?), each with its own test, calibrated on the model when a calibration applies.
+
+The scale (docs/algorithms.md §4): `identified` (a watermark is detected and every other key of the set is
+excluded), `inconclusive` (detected, but the evidence cannot single out one key — the candidates are named —
+or the evidence lies outside what the calibration covers), `not_detected`, `not_analysed`.
+
+Detection. The statistic is the smallest per-key p-value T = min_k p_k. Uncalibrated, its family-wise
+p-value is Bonferroni's min(1, K·T). Calibrated, it is the empirical (r + 1)/(n + 1), r the number of the
+model's own un-watermarked calibration images with a statistic at least as extreme; the smallest p such a
+calibration supports is 1/(n + 1). When that is above the requested level, the calibrated test cannot decide
+alone: a detection then needs the Bonferroni p-value below the level *and* T beyond every calibration value,
+and the conclusion says so.
+
+Identification. For each key j, a test of "watermarked with key j" against the other keys (the scheme's
+exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
+one against the statistics of the calibration's watermarked images taken at their true key. Candidates are
+the keys not excluded at the stated level; `identified` needs exactly one. `identification_p` is the p-value
+with which the runner-up (the least-excluded other key) is excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from engine.calibration import MethodCalibration
+    from engine.treering import KeyScore
+
+Outcome = Literal["identified", "inconclusive", "not_detected", "not_analysed"]
+OUTCOMES: tuple[str, ...] = ("identified", "inconclusive", "not_detected", "not_analysed")
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    outcome: Outcome
+    key: str | None                      # the identified key (None unless identified)
+    candidates: tuple[str, ...]          # keys the evidence does not exclude (when detected)
+    detection_p: float | None
+    identification_p: float | None       # exclusion p of the runner-up key
+    calibration: str                     # "calibrated", "uncalibrated" or "outside calibration"
+    fpr: float
+    detection_test: str = ""             # one sentence each: which test produced the number
+    identification_test: str = ""
+    min_supported_p: float | None = None  # the smallest p the calibration can give (calibrated only)
+    notes: tuple[str, ...] = ()
+    method: str = ""                     # the decoder inversion this conclusion is from
+    disagreements: tuple[str, ...] = ()  # other methods that concluded otherwise (image conclusions)
+
+    @property
+    def detected(self) -> bool:
+        """The detection test was positive (identified, or inconclusive about which key)."""
+        return self.outcome in ("identified", "inconclusive")
+
+    def headline(self) -> str:
+        if self.outcome == "identified":
+            return f"Watermark detected; key {self.key} identified"
+        if self.outcome == "inconclusive":
+            if self.calibration == "outside calibration":
+                return "Inconclusive: the evidence lies outside what the calibration covers"
+            if self.candidates:
+                return f"Watermark detected; key {' or '.join(self.candidates)} (cannot be told apart)"
+            return "Watermark-like signal that no key of the set explains"
+        if self.outcome == "not_detected":
+            return f"No watermark detected at FPR {self.fpr:g}"
+        return "Not analysed"
+
+    def interpretation(self) -> str:
+        tail = (" This is evidence, not proof of origin: published attacks can place a Tree-Ring-type pattern on "
+                "images the key holder never made.")
+        if self.outcome == "identified":
+            return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}) and every other "
+                    f"key of the set is excluded (runner-up excluded at p = {_p(self.identification_p)}); the "
+                    f"recovered initial noise is consistent with key {self.key} at a false-positive level of "
+                    f"{self.fpr:g}." + tail)
+        if self.outcome == "inconclusive":
+            if self.calibration == "outside calibration":
+                return ("The recovered initial noise does not look like the model's own images (see the notes), so "
+                        "the p-values rest on an assumption this evidence does not meet; a positive cannot be "
+                        "defended. Altered evidence (rotated, cropped, re-encoded) often does this.")
+            if self.candidates:
+                return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}), but the evidence "
+                        f"does not exclude {', '.join(self.candidates[1:])} beside {self.candidates[0]} at the "
+                        f"level {self.fpr:g} (runner-up p = {_p(self.identification_p)}): no single key holder "
+                        f"can be named." + tail)
+            return (f"The detection test is positive (p = {_p(self.detection_p)}) but every key of the set is "
+                    "excluded: the signal is not any of these keys' patterns.")
+        if self.outcome == "not_detected":
+            return (f"No watermark detected at a family-wise false-positive level of {self.fpr:g} "
+                    f"(p = {_p(self.detection_p)}, {self.calibration}). This is not proof of absence: compression, "
+                    f"cropping, rotation or regeneration weaken the ring.")
+        return "The image could not be analysed."
+
+    def finding(self) -> str:
+        """The numbers and which test produced each, one line per question (every number says its test)."""
+        lines = [f"Detection: p = {_p(self.detection_p)} — {self.detection_test}."]
+        if self.outcome in ("identified", "inconclusive"):
+            lines.append(f"Identification: candidates {', '.join(self.candidates) or 'none'}; runner-up excluded at "
+                         f"p = {_p(self.identification_p)} — {self.identification_test}.")
+        lines.append(f"Level: {self.fpr:g} for each question; calibration: {self.calibration}.")
+        lines += [f"Note: {n}." for n in self.notes]
+        if self.disagreements:
+            lines.append("Other decoder inversions disagree: " + "; ".join(self.disagreements) + ".")
+        return "\n".join(lines)
+
+    def to_json_dict(self) -> dict:
+        return {"outcome": self.outcome, "key": self.key, "candidates": list(self.candidates),
+                "detection_p": self.detection_p, "identification_p": self.identification_p,
+                "calibration": self.calibration, "fpr": self.fpr, "method": self.method,
+                "detection_test": self.detection_test, "identification_test": self.identification_test,
+                "min_supported_p": self.min_supported_p, "notes": list(self.notes),
+                "disagreements": list(self.disagreements)}
+
+    @classmethod
+    def from_json_dict(cls, d: dict) -> "Conclusion":
+        if not isinstance(d, dict) or d.get("outcome") not in OUTCOMES:
+            raise ValueError("a conclusion needs an outcome among " + ", ".join(OUTCOMES))
+
+        def num(name):
+            v = d.get(name)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"conclusion field {name} is not a finite number")
+            return float(v)
+
+        def texts(name):
+            v = d.get(name, [])
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise ValueError(f"conclusion field {name} is not a list of strings")
+            return tuple(v)
+
+        key = d.get("key")
+        if key is not None and not isinstance(key, str):
+            raise ValueError("conclusion key is not text")
+        return cls(outcome=d["outcome"], key=key, candidates=texts("candidates"), detection_p=num("detection_p"),
+                   identification_p=num("identification_p"), calibration=str(d.get("calibration", "uncalibrated")),
+                   fpr=num("fpr") or 0.01, detection_test=str(d.get("detection_test", "")),
+                   identification_test=str(d.get("identification_test", "")),
+                   min_supported_p=num("min_supported_p"), notes=texts("notes"), method=str(d.get("method", "")),
+                   disagreements=texts("disagreements"))
+
+
+NOT_ANALYSED = Conclusion("not_analysed", None, (), None, None, "uncalibrated", 0.01)
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else f"{p:.3g}"
+
+
+def empirical_p(null: np.ndarray, value: float, larger_is_extreme: bool) -> float:
+    """(r + 1) / (n + 1): r = calibration values at least as extreme as `value`."""
+    null = np.asarray(null, dtype=np.float64)
+    r = int((null >= value).sum() if larger_is_extreme else (null <= value).sum())
+    return (r + 1) / (len(null) + 1)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one analysed latent gives the conclusion (per method)."""
+
+    scores: Sequence["KeyScore"]
+    exclusion: np.ndarray | None = None     # (K,) exclusion statistics, None when the scheme has none
+    exclusion_df: int = 0
+    noise: dict[str, float] = field(default_factory=dict)
+
+
+def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | None" = None,
+             method: str = "") -> Conclusion:
+    """The conclusion for one latent from one method's scores (see the module docstring for the rules)."""
+    from engine.treering import exclusion_p_values
+
+    scores = list(evidence.scores)
+    k = len(scores)
+    ids = [s.key_id for s in scores]
+    p_keys = np.array([s.p_value for s in scores], dtype=np.float64)
+    t_stat = float(p_keys.min())
+    bonferroni = min(1.0, k * t_stat)
+    notes: list[str] = []
+    outside: list[str] = []
+    min_supported = None
+    if calibration is None:
+        state = "uncalibrated"
+        detection_p = bonferroni
+        detected = detection_p <= fpr
+        det_test = (f"Bonferroni over {k} key(s) of the smallest per-key analytic p-value (non-central χ², which "
+                    f"assumes a Gaussian z_T; uncalibrated)")
+    else:
+        state = "calibrated"
+        null = np.asarray(calibration.clean_detection)
+        n = len(null)
+        min_supported = 1 / (n + 1)
+        detection_p = empirical_p(null, t_stat, larger_is_extreme=False)
+        det_test = (f"empirical p-value of the smallest per-key p-value among {n} un-watermarked images of the model "
+                    f"(calibration; smallest supportable p = {min_supported:.2g})")
+        if min_supported <= fpr:
+            detected = detection_p <= fpr
+        else:
+            detected = bonferroni <= fpr and detection_p == min_supported
+            notes.append(f"the calibration ({n} clean images) cannot reach p ≤ {fpr:g}: detection needs the "
+                         f"Bonferroni p-value ({bonferroni:.3g}) below {fpr:g} and a statistic beyond every "
+                         f"calibration image")
+        for name, (low, high) in calibration.coverage.items():
+            v = evidence.noise.get(name)
+            if v is not None and np.isfinite(v) and not low <= v <= high:
+                outside.append(f"{name} = {v:.3g} outside the calibration's range [{low:.3g}, {high:.3g}]")
+        if outside:
+            state = "outside calibration"
+            notes.append("the recovered noise is outside what the calibration covers: " + "; ".join(outside))
+
+    # identification: which keys the evidence does not exclude
+    if evidence.exclusion is not None and k > 1:
+        z = np.asarray(evidence.exclusion, dtype=np.float64)
+        if calibration is not None and len(calibration.identification_null):
+            inull = np.asarray(calibration.identification_null)
+            p_excl = np.array([empirical_p(inull, v, larger_is_extreme=True) for v in z])
+            id_test = (f"for each key, the largest t statistic of the evidence towards another key beyond what "
+                       f"that key explains, as an empirical p-value among {len(inull)} watermarked calibration "
+                       f"images at their own key")
+        else:
+            p_excl = exclusion_p_values(z, evidence.exclusion_df, k)
+            id_test = ("for each key, the largest t statistic of the evidence towards another key beyond what that "
+                       f"key explains (Student t, {evidence.exclusion_df} df, Bonferroni over the {k - 1} others; "
+                       "assumes white inversion error: uncalibrated)")
+    else:
+        p_excl = np.where(p_keys * k <= fpr, 1.0, 0.0) if k > 1 else np.ones(1)
+        id_test = ("the keys whose own Bonferroni-corrected p-value passes the level (this scheme has no pairwise "
+                   "test)" if k > 1 else "one key tested: identification is among the keys tested only")
+    order = sorted(range(k), key=lambda i: (-p_excl[i], p_keys[i]))
+    candidates = tuple(ids[i] for i in order if p_excl[i] > fpr)
+    runner_up_p = float(p_excl[order[1]]) if k > 1 else None
+
+    if not detected:
+        if outside:
+            notes.append("a negative on such evidence is weak")
+        return Conclusion("not_detected", None, (), detection_p, None, state, fpr, det_test, id_test,
+                          min_supported, tuple(notes), method)
+    if outside:
+        return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
+                          id_test, min_supported, tuple(notes), method)
+    if len(candidates) == 1:
+        return Conclusion("identified", candidates[0], candidates, detection_p, runner_up_p, state, fpr, det_test,
+                          id_test, min_supported, tuple(notes), method)
+    return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test, id_test,
+                      min_supported, tuple(notes), method)
+
+
+# Which method's conclusion is the exhibit's: the default pipeline (gradient-free decoder inversion), else the
+# most thorough method that ran. The others corroborate; a disagreement is named, never hidden.
+DECIDING_ORDER = ("gradient-free", "gradient-based", "encoder")
+
+
+def image_conclusion(per_method: dict[str, Conclusion]) -> Conclusion:
+    """The exhibit's one conclusion: the deciding method's, with every other method that concluded
+    differently (another outcome or another key) listed in `disagreements`."""
+    if not per_method:
+        return NOT_ANALYSED
+    method = next((m for m in DECIDING_ORDER if m in per_method), next(iter(per_method)))
+    main = per_method[method]
+    differing = []
+    for m, c in per_method.items():
+        if m != method and (c.outcome, c.key) != (main.outcome, main.key):
+            what = f"key {c.key}" if c.outcome == "identified" else c.outcome.replace("_", " ")
+            if c.outcome == "inconclusive" and c.candidates:
+                what += f" ({' or '.join(c.candidates)})"
+            differing.append(f"{m}: {what}")
+    from dataclasses import replace
+
+    return replace(main, disagreements=tuple(differing))
