@@ -1,0 +1,154 @@
+"""Calibration files: made by `calibrate` with a scan's exact settings, used by `scan` only when they match,
+refused with one line (and nothing written) when they are bad."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forensics_app.cli import main
+
+FAST = ["--iterations", "3", "--steps", "5", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_ddim_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("calibration")
+    keys = out / "keys.json"
+    assert main(["keys", "new", "--count", "2", "--out", str(keys), "--latent-shape", "4,16,16", "--radius", "4",
+                 "--seed", "1"]) == 0
+    cal = out / "cal.json"
+    assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
+                 "--count", "12", "--per-key", "3", "--out", str(cal), "--images", str(out / "images"), *FAST]) == 0
+    assert main(["generate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--key", "key1", "--count", "2",
+                 "--seed", "900", "--out", str(out / "evidence"), "--steps", "5", "--quiet"]) == 0
+    return out, keys, cal
+
+
+def scan(args, tiny_ddim_dir, keys, out_json):
+    return main(["scan", *args, "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
+                 "--json", str(out_json), *FAST])
+
+
+def test_calibrate_writes_a_bound_self_checking_file(calibrated):
+    from engine.calibration import Calibration
+
+    out, _, cal_path = calibrated
+    cal = Calibration.load(cal_path)
+    assert cal.counts == {"clean": 12, "key1": 3, "key2": 3}
+    assert set(cal.methods) == {"encoder"}
+    m = cal.methods["encoder"]
+    assert len(m.clean_detection) == 12 and len(m.identification_null) == 6
+    assert m.min_supported_p == pytest.approx(1 / 13)
+    assert set(m.coverage) >= {"std", "low_frequency_power"}
+    assert len(list((out / "images" / "clean").glob("*.png"))) == 12     # the images are kept where asked
+
+
+def test_scan_uses_a_matching_calibration_and_says_so(calibrated, tiny_ddim_dir, tmp_path):
+    out, keys, cal = calibrated
+    result = tmp_path / "scan.json"
+    assert scan([str(out / "evidence"), "--calibration", str(cal)], tiny_ddim_dir, keys, result) == 0
+    data = json.loads(result.read_text())
+    assert data["calibration"]["origin"] == "file" and data["calibration"]["methods_calibrated"] == ["encoder"]
+    for img in data["images"]:
+        c = img["conclusion"]
+        assert c == img["methods"]["encoder"]["conclusion"]           # the only method decides
+        assert c["calibration"] in ("calibrated", "outside calibration")
+        assert c["detection_p"] >= 1 / 13 and c["min_supported_p"] == pytest.approx(1 / 13)
+        assert set(c) >= {"outcome", "key", "candidates", "detection_p", "identification_p", "calibration"}
+        assert "empirical p-value" in c["detection_test"]
+        assert img["methods"]["encoder"]["predicted_key"] in (None, "key1", "key2")   # the paper tables' field stays
+
+
+def test_without_a_calibration_the_scan_says_uncalibrated(calibrated, tiny_ddim_dir, tmp_path):
+    out, keys, _ = calibrated
+    result = tmp_path / "scan.json"
+    assert scan([str(out / "evidence")], tiny_ddim_dir, keys, result) == 0
+    data = json.loads(result.read_text())
+    assert data["calibration"]["origin"] == "none"
+    assert all(img["conclusion"]["calibration"] == "uncalibrated" for img in data["images"])
+    assert "uncalibrated" in data["calibration"]["methods"]["encoder"]
+
+
+def _edited(cal: Path, tmp_path: Path, edit) -> Path:
+    d = json.loads(cal.read_text())
+    edit(d)
+    p = tmp_path / "edited.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("edited", lambda cal, tmp: _edited(cal, tmp, lambda d: d["methods"]["encoder"]["clean_detection"].__setitem__(0, 0.5)),
+     "changed after it was made"),
+    ("nan", lambda cal, tmp: (tmp / "nan.json").write_text(cal.read_text().replace('"clean_detection": [', '"clean_detection": [NaN, ', 1)) and tmp / "nan.json",
+     "not valid JSON"),
+    ("huge", lambda cal, tmp: _huge(tmp), "larger than"),
+    ("not a calibration", lambda cal, tmp: (tmp / "x.json").write_text('{"format": "other"}') and tmp / "x.json",
+     "not a calibration file"),
+    ("other keys", lambda cal, tmp: cal, "key set differs"),
+])
+def test_bad_calibration_files_are_one_line_and_change_nothing(calibrated, tiny_ddim_dir, tmp_path, capsys, name,
+                                                                make, message):
+    out, keys, cal = calibrated
+    bad = make(cal, tmp_path)
+    if name == "other keys":
+        keys = tmp_path / "other_keys.json"
+        assert main(["keys", "new", "--count", "2", "--out", str(keys), "--latent-shape", "4,16,16", "--radius",
+                     "4", "--seed", "5", "--unchecked"]) == 0
+    capsys.readouterr()
+    result = tmp_path / "scan.json"
+    code = scan([str(out / "evidence"), "--calibration", str(bad)], tiny_ddim_dir, keys, result)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not result.exists()
+
+
+def _huge(tmp: Path) -> Path:
+    p = tmp / "huge.json"
+    with open(p, "wb") as f:
+        f.truncate((32 << 20) + 10)
+    return p
+
+
+def test_settings_that_differ_leave_the_method_uncalibrated(calibrated, tiny_ddim_dir, tmp_path, capsys):
+    out, keys, cal = calibrated
+    capsys.readouterr()
+    # the file has no gradient-free entry: asked for explicitly, that is an error
+    code = main(["scan", str(out / "evidence"), "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method",
+                 "gradient-free", "--calibration", str(cal), *FAST])
+    assert code == 2 and "no gradient-free entry" in capsys.readouterr().err
+    # other diffusion steps than the calibration's: the encoder's settings hash differs
+    code = main(["scan", str(out / "evidence"), "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method",
+                 "encoder", "--calibration", str(cal), "--iterations", "3", "--steps", "4", "--quiet"])
+    assert code == 2 and "settings for this method differ" in capsys.readouterr().err
+
+
+def test_keys_new_warns_about_keys_that_cannot_be_told_apart(tmp_path, capsys):
+    assert main(["keys", "new", "--count", "3", "--out", str(tmp_path / "k.json"), "--seed", "1"]) == 0
+    assert "too close" not in capsys.readouterr().err                    # drawn separable
+    from engine.resources import bundled_keys
+
+    demo = json.loads(Path(bundled_keys("demo.json")).read_text())
+    from engine.treering import KeySet
+
+    from engine.key_separability import separability
+    assert not separability(KeySet.from_json(json.dumps(demo))).ok       # the dec-inv keys are close
+
+
+def test_scan_with_two_models_says_which_explains_each_exhibit(calibrated, tiny_ddim_dir, tiny_flow_dir, tmp_path):
+    out, keys, _ = calibrated
+    result = tmp_path / "models.json"
+    code = main(["scan", str(out / "evidence"), "--model", str(tiny_ddim_dir), "--model", str(tiny_flow_dir),
+                 "--keys", str(keys), "--method", "encoder", "--json", str(result), *FAST])
+    assert code == 0
+    data = json.loads(result.read_text())
+    assert [r["model"] for r in data["models"]] == [str(tiny_ddim_dir), str(tiny_flow_dir)]
+    assert len(data["model_comparison"]) == 2
+    for c in data["model_comparison"]:
+        assert {m["model"] for m in c["models"]} == {str(tiny_ddim_dir), str(tiny_flow_dir)}
+        assert c["statement"]
+        if sum(m["conclusion"]["outcome"] in ("identified", "inconclusive") for m in c["models"]) == 2:
+            assert c["better_model"] is None and "cannot be told apart" in c["statement"]   # different kinds
