@@ -100,24 +100,27 @@ def new_separable_keys(count: int, latent_shape, radius: int = 6, channel: int =
     level, power = criteria.get("level", DEFAULT_LEVEL), criteria.get("power", DEFAULT_POWER)
     need = required_separation(count, level, power)
     gain = criteria.get("gain", DEFAULT_GAIN)
-    kept: list = []
-    vectors: list[np.ndarray] = []
-    sigma = 1.0
-    for _ in range(attempts):
+    best: list = []
+    restarts = 20           # a first key in a crowded region can block the rest: start again from another
+    for _ in range(restarts):
+        kept: list = []
+        vectors: list[np.ndarray] = []
+        for _ in range(max(attempts // restarts, 1)):
+            if len(kept) == count:
+                return KeySet(tuple(kept))
+            factors = rng.uniform(0.5, 1.5, size=radius)
+            key = TreeRingKey(id=f"{prefix}{len(kept) + 1}", pattern="values", radius=radius, channel=channel,
+                              latent_shape=tuple(latent_shape), ring_values=dec_inv_ring_values(factors, scale),
+                              description="random ring key, drawn separable from the others of its set")
+            (t,), sigma = _targets(KeySet((key,)))
+            if all(min(_delta(t, u), _delta(u, t)) * gain / sigma >= need for u in vectors):
+                kept.append(key)
+                vectors.append(t)
         if len(kept) == count:
-            break
-        factors = rng.uniform(0.5, 1.5, size=radius)
-        key = TreeRingKey(id=f"{prefix}{len(kept) + 1}", pattern="values", radius=radius, channel=channel,
-                          latent_shape=tuple(latent_shape), ring_values=dec_inv_ring_values(factors, scale),
-                          description="random ring key, drawn separable from the others of its set")
-        (t,), sigma = _targets(KeySet((key,)))
-        if all(min(_delta(t, u), _delta(u, t)) * gain / sigma >= need for u in vectors):
-            kept.append(key)
-            vectors.append(t)
-    if len(kept) < count:
-        raise ValueError(f"could not draw {count} separable keys of radius {radius} in {attempts} tries "
-                         f"(got {len(kept)}): use a larger --radius or fewer keys")
-    return KeySet(tuple(kept))
+            return KeySet(tuple(kept))
+        best = max(best, kept, key=len)
+    raise ValueError(f"could not draw {count} separable keys of radius {radius} in {attempts} tries "
+                     f"(got {len(best)}): use a larger --radius or fewer keys")
 
 
 def _delta(tk: np.ndarray, tj: np.ndarray) -> float:

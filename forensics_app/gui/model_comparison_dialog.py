@@ -66,6 +66,10 @@ class ModelComparisonDialog(QDialog):
         close.clicked.connect(self.close)
         lay.addWidget(self.buttons)
 
+    @property
+    def running(self) -> bool:
+        return self.state is not None
+
     def start(self) -> None:
         other = self.model_combo.currentData()
         self.state = state = TaskState(self._throttled())
