@@ -123,3 +123,30 @@ def test_rotation_search_recovers_a_rotated_watermarked_demo_image():
     assert 1 / 200 <= result.decoy_p <= 1 and result.corrected_p() == result.decoy_p
     assert result.detected(0.01) == (result.decoy_p <= 0.01)
     assert "rotate -10°" in result.finding(0.01) and "4 candidate transforms × 3 key(s)" in result.finding(0.01)
+
+
+def test_scan_search_adds_a_realignment_object_and_keeps_the_verdict(tmp_path):
+    import json
+
+    from engine.resources import resource_path
+    from forensics_app.cli import main
+
+    sample = str(resource_path("samples") / "key1_00500.png")
+    plain, searched = tmp_path / "plain.json", tmp_path / "searched.json"
+    common = ["scan", sample, "--method", "encoder", "--steps", "5", "--quiet"]
+    assert main([*common, "--json", str(plain)]) == 0
+    assert main([*common, "--search", "flip", "--search-decoys", "9", "--json", str(searched)]) == 0
+    a, b = json.loads(plain.read_text())["images"][0], json.loads(searched.read_text())["images"][0]
+    assert "realignment" not in a
+    assert a["methods"]["encoder"]["verdict"] == b["methods"]["encoder"]["verdict"]
+    r = b["realignment"]
+    assert r["families"] == ["flip"] and "analysed as submitted (64×64" in r["intake"]
+    m = r["methods"]["encoder"]
+    assert m["candidates"] == 3 and m["tests"] == 9 and m["decoy_keys"] == 9
+    assert m["transforms_tried"] == ["as submitted", "flip left-right", "flip top-bottom"]
+    assert m["bonferroni_p"] == min(1.0, 9 * m["uncorrected_min_p"])
+    assert m["corrected_p"] == m["decoy_p"] and m["decoy_p"] in [k / 10 for k in range(1, 11)]
+    # the identity candidate is the scan's own reading (grid resampling at the identity: float rounding only)
+    assert m["identity_min_p"] == pytest.approx(min(s["p_value"] for s in a["methods"]["encoder"]["scores"].values()),
+                                                rel=1e-3)
+    assert main([*common, "--search", "shear", "--json", str(tmp_path / "x.json")]) == 2
