@@ -6,7 +6,7 @@ Each attack maps a relative strength s ∈ [0, 1] to its absolute parameter as W
 a square of area 1 → 0.5 of the image at a random place and resizing it back, erasing 0 → 25 % of the area
 (a random black square), brightness and contrast factors 1 → 2, Gaussian blur radius 0 → 20, Gaussian noise
 σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10; plus a downscale to 1 → 0.25 of the side and back (not in
-WAVES) and, with the model, regeneration (`regenerate`: noise to a timestep, denoise). Randomness (the crop and erasing positions, the noise) comes
+WAVES) and, with the model, regeneration (`engine.regeneration`: noise to a timestep, denoise). Randomness (the crop and erasing positions, the noise) comes
 from the seed only, so an attack on an image is reproducible. PIL does the image work.
 """
 

@@ -103,8 +103,8 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         for a in self.attacks:
-            if a != "none" and a not in ATTACKS:
-                raise ValueError(f"unknown attack {a!r} (known: {', '.join(ATTACKS)})")
+            if a not in ("none", "regeneration") and a not in ATTACKS:
+                raise ValueError(f"unknown attack {a!r} (known: {', '.join(ATTACKS)}, regeneration)")
         for s in self.strengths:
             require_number(s, "an attack strength", 0.0, 1.0)
         for v in self.variants:
@@ -207,6 +207,11 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
     for name, strength in plan:
         if name == "none":
             attacked, parameter = [r.pixels for r in refs], "as generated"
+        elif name == "regeneration":
+            from engine.regeneration import regenerate
+
+            attacked = [regenerate(model, r.pixels[None], strength, seed=r.seed)[0] for r in refs]
+            parameter = f"noised to {strength:g} of the grid, denoised"
         else:
             spec = ATTACKS[name]
             attacked = [Attack(name, strength, seed=r.seed).apply(r.pixels) for r in refs]
@@ -227,7 +232,7 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
                 emit("realigned", _realigned(model, keys, x, config, method, search, progress),
                      f"{len(search.transforms())} candidates ({', '.join(families)}), {search.decoys} decoy sets")
             degradation = degradation_for_attack(name, ATTACKS[name].parameter(strength), model.image_size) \
-                if name != "none" else None
+                if name in ATTACKS else None
             if "restored" in study.variants and degradation is not None:
                 restored = restore(model, x, degradation, study.restoration)
                 emit("restored", _plain(model, keys, restored, config, method, progress),

@@ -52,3 +52,21 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     # an earlier result is not replaced without --force
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
+
+
+def test_regeneration_by_the_demo_model_is_seeded_and_weakens_with_strength():
+    from engine.model_loader import load_model
+    from engine.regeneration import regenerate
+    from engine.intake import load_evidence
+    from engine.resources import resource_path
+
+    model = load_model("demo", device="cpu")
+    e = load_evidence(resource_path("samples") / "key1_00500.png", model.image_size)
+    img = np.round((e.pixels.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)[None]
+    light, light_again = regenerate(model, img, 0.1, seed=3, steps=10), regenerate(model, img, 0.1, seed=3, steps=10)
+    heavy = regenerate(model, img, 0.8, seed=3, steps=10)
+    np.testing.assert_array_equal(light, light_again)
+    diff = lambda a: np.abs(a.astype(int) - img.astype(int)).mean()
+    assert 0 < diff(light) < diff(heavy)
+    with pytest.raises(ValueError, match="strength"):
+        regenerate(model, img, 0.0)
