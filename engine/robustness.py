@@ -129,6 +129,9 @@ class Row:
     null_flagged: int
     nominal_fpr: float
     settings: str = ""
+    # re-alignment rows: the same two numbers with Bonferroni instead of the decoy p-value (None elsewhere)
+    attributed_bonferroni: float | None = None
+    null_flagged_bonferroni: int | None = None
 
     def to_json_dict(self) -> dict:
         from dataclasses import asdict
@@ -168,6 +171,7 @@ class _Reading:
     statistic: np.ndarray      # larger = more watermark-like
     best_key: list[str]
     detected: np.ndarray
+    detected_bonferroni: np.ndarray | None = None   # re-alignment: Bonferroni over candidates × keys instead
 
 
 def _plain(model, keys, x, config, method, progress) -> _Reading:
@@ -182,7 +186,8 @@ def _plain(model, keys, x, config, method, progress) -> _Reading:
 def _realigned(model, keys, x, config, method, search, progress) -> _Reading:
     results = [realign(model, keys, xi.numpy(), config, method, search, progress) for xi in x]
     return _Reading(np.array([search_statistic(r.p_values) for r in results]), [r.best_key for r in results],
-                    np.array([r.detected(config.fpr) for r in results]))
+                    np.array([r.detected(config.fpr) for r in results]),
+                    np.array([r.bonferroni_p <= config.fpr for r in results]))
 
 
 def _row(attack, strength, parameter, method, variant, refs, reading: _Reading, fpr, settings) -> Row:
@@ -190,12 +195,16 @@ def _row(attack, strength, parameter, method, variant, refs, reading: _Reading, 
     pos, neg = reading.statistic[wm], reading.statistic[~wm]
     correct = np.array([b == r.key_id for b, r in zip(reading.best_key, refs)])[wm]
     flagged = int(reading.detected[~wm].sum())
+    bonf = reading.detected_bonferroni
+    extra = {} if bonf is None or not correct.size else {
+        "attributed_bonferroni": float((correct & bonf[wm]).mean()), "null_flagged_bonferroni": int(bonf[~wm].sum())}
     return Row(attack=attack, strength=strength, parameter=parameter, method=method, variant=variant,
                positives=int(wm.sum()), negatives=int((~wm).sum()), auc=auc(pos, neg),
                tpr_at_1pct=tpr_at_fpr(pos, neg, 0.01), tpr_at_01pct=tpr_at_fpr(pos, neg, 0.001),
                identification=float(correct.mean()) if correct.size else float("nan"),
                attributed=float((correct & reading.detected[wm]).mean()) if correct.size else float("nan"),
-               null_fpr=flagged / max(1, int((~wm).sum())), null_flagged=flagged, nominal_fpr=fpr, settings=settings)
+               null_fpr=flagged / max(1, int((~wm).sum())), null_flagged=flagged, nominal_fpr=fpr, settings=settings,
+               **extra)
 
 
 def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], config, study: StudyConfig,
@@ -247,10 +256,13 @@ def rows_markdown(rows: list[Row]) -> list[str]:
         lo, hi = wilson(round(r.identification * r.positives), r.positives)
         flo, fhi = wilson(r.null_flagged, r.negatives)
         zero = " (0-FP point)" if r.negatives < 1000 else ""
+        bonf = ("" if r.null_flagged_bonferroni is None else
+                f"; Bonferroni instead of decoys: attributed {r.attributed_bonferroni:.2f}, null "
+                f"{r.null_flagged_bonferroni}/{r.negatives}")
         lines.append(f"| {r.attack} | {r.parameter} | {r.method} | {r.variant} | {r.auc:.3f} | "
                      f"{r.tpr_at_1pct:.2f} | {r.tpr_at_01pct:.2f}{zero} | {r.identification:.2f} "
                      f"[{lo:.2f}, {hi:.2f}] of {r.positives} | {r.attributed:.2f} | {r.null_flagged}/{r.negatives} = "
-                     f"{r.null_fpr:.3f} [{flo:.3f}, {fhi:.3f}] ({r.nominal_fpr:g}) | {r.settings} |")
+                     f"{r.null_fpr:.3f} [{flo:.3f}, {fhi:.3f}] ({r.nominal_fpr:g}) | {r.settings}{bonf} |")
     n = rows[0].negatives if rows else 0
     lines.append("")
     lines.append(f"TPR at a FPR level uses the {n} altered clean images of the same row as negatives: at 1 % that "
