@@ -19,7 +19,7 @@ class WhatIfPanel(QWidget):
         from engine.attacks import ATTACKS          # no torch: the attack table is plain Python
 
         self._attacks = ATTACKS
-        self.jobs = jobs or BackgroundJobs(self)
+        self._jobs = jobs                             # created on the first computation
         self._exhibit = None                          # ImageAnalysis
         self._run = None                              # the AnalysisRun it came from (model, keys, settings)
         self._model = None                            # loaded on the first computation, kept for the next
@@ -98,7 +98,9 @@ class WhatIfPanel(QWidget):
 
         self.compute.setEnabled(False)
         self.status.setText(f"computing {attack} at strength {strength:g} …")
-        self.jobs.submit(work, self._on_point, self._on_failed)
+        if self._jobs is None:
+            self._jobs = BackgroundJobs(self)
+        self._jobs.submit(work, self._on_point, self._on_failed)
 
     def _on_point(self, value) -> None:
         self._model, point = value
