@@ -5,7 +5,8 @@ Each attack maps a relative strength s ∈ [0, 1] to its absolute parameter as W
 (docs/algorithms.md §6): rotation 0 → 45° (nearest neighbour, same size, black corners), resized crop keeping
 a square of area 1 → 0.5 of the image at a random place and resizing it back, erasing 0 → 25 % of the area
 (a random black square), brightness and contrast factors 1 → 2, Gaussian blur radius 0 → 20, Gaussian noise
-σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10. Randomness (the crop and erasing positions, the noise) comes
+σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10; plus a downscale to 1 → 0.25 of the side and back (not in
+WAVES) and, with the model, regeneration (`engine.regeneration`: noise to a timestep, denoise). Randomness (the crop and erasing positions, the noise) comes
 from the seed only, so an attack on an image is reproducible. PIL does the image work.
 """
 
@@ -43,6 +44,9 @@ ATTACKS: dict[str, AttackSpec] = {a.name: a for a in (
     AttackSpec("blur", 0.0, 20.0, "radius", "Gaussian blur of this PIL radius"),
     AttackSpec("noise", 0.0, 0.1, "sigma", "Gaussian noise of this standard deviation on [0, 1], clipped"),
     AttackSpec("jpeg", 90.0, 10.0, "quality", "re-encoded as JPEG at this quality"),
+    # not a WAVES attack: a thumbnail brought back to size, as screenshots and re-posts do
+    AttackSpec("downscale", 1.0, 0.25, "share of the side", "downscaled (bicubic) to this share of the side, "
+               "then resized back"),
 )}
 
 
@@ -96,9 +100,16 @@ def _jpeg(img: Image.Image, quality: float, rng: np.random.Generator) -> Image.I
         return decoded.convert("RGB")
 
 
+def _downscale(img: Image.Image, share: float, rng: np.random.Generator) -> Image.Image:
+    w, h = img.size
+    small = img.resize((max(1, round(w * share)), max(1, round(h * share))), Image.Resampling.BICUBIC)
+    return small.resize((w, h), Image.Resampling.BICUBIC)
+
+
 _APPLY: dict[str, Callable[[Image.Image, float, np.random.Generator], Image.Image]] = {
     "rotation": _rotation, "resizedcrop": _resized_crop, "erasing": _erasing, "brightness": _brightness,
-    "contrast": _contrast, "blur": _blur, "noise": _noise, "jpeg": _jpeg}
+    "contrast": _contrast, "blur": _blur, "noise": _noise, "jpeg": _jpeg,
+    "downscale": _downscale}
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,8 @@ class Attack:
 
 
 def apply_attacks(pixels: np.ndarray, attacks: tuple[Attack, ...]) -> np.ndarray:
-    """Several attacks in order (a combination)."""
+    """Several attacks in order (a combination: WAVES names Dist-Com-Geo/Photo/Deg/All but does not define
+    their composition in code, so a combination here is whatever sequence is given)."""
     for a in attacks:
         pixels = a.apply(pixels)
     return pixels

@@ -332,8 +332,11 @@ def cmd_scan(args) -> int:
         raise UsageError(f"no images found in the given paths ({len(not_analysed)} other file(s) or folder(s) "
                          "found, none with an image suffix)" if not_analysed else "no images found in the given paths")
     _check_scan_outputs(args, paths + [Path(n.path) for n in not_analysed])
+    search = _search_config(args)
     models = args.model or ["demo"]
     if len(models) > 1:
+        if search is not None:
+            raise UsageError("--search takes one model")
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
     model = _load_model(args)
@@ -366,6 +369,12 @@ def cmd_scan(args) -> int:
     if args.case:
         audit = _record_run_in_case(args, run)
     result = run_to_json(run)
+    if search is not None:          # additive: a "realignment" object per image, the verdict fields unchanged
+        from engine.realignment import realign_run, realignment_json
+
+        found = realignment_json(run, realign_run(model, keys, run, search, bar.state), search)
+        for image in result["images"]:
+            image["realignment"] = found.get(image["path"])
     exported = []
     if args.json:
         _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
@@ -388,6 +397,15 @@ def cmd_scan(args) -> int:
     if not args.quiet:
         _print_summary(run)
     return EXIT_BAD_INPUT if run.failures else EXIT_OK
+
+
+def _search_config(args):
+    """`--search FAMILIES` → the re-alignment search, or None."""
+    if not args.search:
+        return None
+    from engine.realignment import SearchConfig, parse_families
+
+    return SearchConfig(families=parse_families(args.search), decoys=args.search_decoys)
 
 
 def _is_terminal(stream) -> bool:
@@ -657,6 +675,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--md5", action="store_true", help="record MD5 beside SHA-256 for every file")
     s.add_argument("--case", metavar="DIR",
                    help="add this run to the case folder DIR (created if new): DIR/case.trcase and its history")
+    s.add_argument("--search", metavar="FAMILIES",
+                   help="re-alignment search, comma-separated among rotation,scale,crop,flip: every candidate "
+                        "inverse transform is inverted and scored; the JSON gets a 'realignment' object per image "
+                        "with family-wise corrected p-values (Bonferroni, decoy keys)")
+    s.add_argument("--search-decoys", type=int, default=999, metavar="M",
+                   help="decoy key sets for the search's max-statistic p-value (default 999; 0: Bonferroni only)")
     s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     s.set_defaults(func=cmd_scan)
@@ -690,6 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("runs", nargs="*", type=int, metavar="RUN",
                     help="two run numbers as `case show` lists them (default: the last two)")
     cc.set_defaults(func=cmd_case_compare)
+    from forensics_app.robustness_cli import add_parser as add_robustness_parser
+
+    add_robustness_parser(sub, model_args)
     t = sub.add_parser("self-test", help="installation check on the bundled demo model (under a minute): one "
                                          "PASS/FAIL line per check, exit 0 only if all pass")
     t.set_defaults(func=cmd_self_test)

@@ -126,6 +126,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.result_view, "Result")
         self.tabs.addTab(self.comparison_view, "Comparison")
         self.tabs.addTab(self.batch_view, "Batch")
+        from forensics_app.gui.what_if_panel import WhatIfPanel
+
+        self.what_if_panel = WhatIfPanel()
+        self.tabs.addTab(self.what_if_panel, "What-if")
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -572,13 +576,13 @@ class MainWindow(QMainWindow):
     def _refresh_current(self) -> None:
         """Show the current item in the visible view now; the hidden ones catch up when shown (keeps the
         GUI thread's work per result small during a run)."""
-        self._dirty.update({"result", "comparison"})
+        self._dirty.update({"result", "comparison", "what_if"})
         self._refresh_visible()
 
     def _defer_refresh(self) -> None:
         """Redraw the visible view in a later event-loop pass, so bookkeeping, drawing and painting of a
         result never add up into one long block."""
-        self._dirty.update({"result", "comparison"})
+        self._dirty.update({"result", "comparison", "what_if"})
         QTimer.singleShot(0, self._refresh_visible)
 
     def _refresh_visible(self, *args) -> None:
@@ -590,6 +594,9 @@ class MainWindow(QMainWindow):
         elif current is self.comparison_view and "comparison" in self._dirty:
             self._dirty.discard("comparison")
             self.comparison_view.show_item(item)
+        elif current is self.what_if_panel and "what_if" in self._dirty:
+            self._dirty.discard("what_if")
+            self.what_if_panel.set_exhibit(item.analysis if item is not None else None, self.last_run)
         elif current is self.batch_view and "batch" in self._dirty:
             self._dirty.discard("batch")
             self.batch_view.set_items(self.evidence.items, self._batch_key_ids, fpr=self._batch_fpr)

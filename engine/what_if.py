@@ -1,0 +1,54 @@
+"""What if the exhibit had been altered? An analysed suspect's pixels put through an attack of
+`engine.attacks` at chosen strengths, recovered and scored again: the statistic's response, for the window's
+what-if panel. The exhibit's file is never modified; everything happens in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.attacks import ATTACKS, Attack
+from engine.decoys import p_value_matrix
+from engine.model_loader import LoadedModel
+from engine.progress import NULL_PROGRESS, Progress
+from engine.recovery import recover_z_t
+from engine.treering import KeySet
+
+
+@dataclass(frozen=True)
+class ResponsePoint:
+    attack: str
+    strength: float
+    parameter: str                 # the absolute parameter with its unit
+    method: str
+    min_p: float                   # the smallest p-value over the keys
+    best_key: str                  # the key of that p-value
+    detected: bool                 # min p below fpr / N (the scan's Bonferroni over keys)
+
+    def describe(self) -> str:
+        outcome = f"detected, key {self.best_key}" if self.detected else f"not detected (nearest {self.best_key})"
+        return f"{self.attack} {self.parameter}: min p = {self.min_p:.3g}, {outcome}"
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """(3, T, T) float in [−1, 1] (the intake's) → (T, T, 3) uint8."""
+    return np.clip(np.round((np.asarray(pixels).transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+def attack_response(model: LoadedModel, keys: KeySet, pixels: np.ndarray, config, method: str, attack: str,
+                    strengths: tuple[float, ...], seed: int = 0,
+                    progress: Progress = NULL_PROGRESS) -> tuple[ResponsePoint, ...]:
+    """The exhibit's (3, T, T) pixels under `attack` at each strength, recovered with `method` of `config` (an
+    `AnalysisConfig`) and scored against `keys`; one batch."""
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r} (known: {', '.join(ATTACKS)})")
+    base = to_uint8(pixels)
+    attacked = [Attack(attack, s, seed).apply(base) for s in strengths]
+    x = torch.from_numpy(np.stack(attacked).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    p = p_value_matrix(recover_z_t(model, x, method, config, progress), keys.keys, config.score_target)
+    spec = ATTACKS[attack]
+    return tuple(ResponsePoint(attack, s, f"{spec.parameter(s):g} {spec.unit}", method, float(row.min()),
+                               keys.ids[int(row.argmin())], bool(row.min() < config.fpr / len(keys)))
+                 for s, row in zip(strengths, p))

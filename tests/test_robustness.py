@@ -1,0 +1,72 @@
+"""The robustness study: its metrics on known answers, and the `robustness` command end to end on the demo
+model with tiny counts (a table with the null-control column and a plot)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.attacks import ATTACKS, Attack, apply_attacks
+from engine.robustness import auc, tpr_at_fpr, wilson
+
+
+def test_auc_and_tpr_known_answers():
+    assert auc([3, 4], [1, 2]) == 1.0 and auc([1], [1]) == 0.5 and auc([1, 3], [2]) == 0.5
+    neg = np.arange(100, dtype=float)           # 0 … 99
+    # 1 % of 100 negatives: strictly fewer than 1 false positive → threshold 99, the 0-FP point
+    assert tpr_at_fpr([99.5, 98.0], neg, 0.01) == 0.5
+    # 5 %: up to 4 false positives → threshold 95
+    assert tpr_at_fpr([95.5, 94.0, 96.0], neg, 0.05) == pytest.approx(2 / 3)
+    lo, hi = wilson(5, 10)
+    assert lo < 0.5 < hi and hi - lo < 0.7
+
+
+def test_downscale_attack_and_combinations_are_seeded():
+    rng = np.random.default_rng(0)
+    img = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    small = Attack("downscale", 1.0).apply(img)
+    assert small.shape == img.shape and ATTACKS["downscale"].parameter(1.0) == 0.25
+    combo = (Attack("rotation", 0.3, seed=1), Attack("jpeg", 0.5, seed=1), Attack("resizedcrop", 0.4, seed=2))
+    np.testing.assert_array_equal(apply_attacks(img, combo), apply_attacks(img, combo))
+    assert not np.array_equal(apply_attacks(img, combo), img)
+
+
+@pytest.mark.slow
+def test_robustness_command_writes_table_json_and_plot(tmp_path):
+    from forensics_app.cli import main
+
+    out = tmp_path / "study"
+    code = main(["robustness", "--model", "demo", "--per-key", "1", "--clean", "2", "--attacks", "blur",
+                 "--strengths", "0.1", "--variants", "plain,restored", "--steps", "5", "--out", str(out)])
+    assert code == 0
+    data = json.loads((out / "robustness.json").read_text())
+    rows = [(r["attack"], r["variant"]) for r in data["rows"]]
+    assert rows == [("none", "plain"), ("blur", "plain"), ("blur", "restored")]
+    for r in data["rows"]:
+        assert r["positives"] == 3 and r["negatives"] == 2 and 0 <= r["null_fpr"] <= 1
+        assert 0 <= r["auc"] <= 1 and 0 <= r["identification"] <= 1
+    md = (out / "robustness.md").read_text()
+    assert "null-control FPR" in md and "zero-false-positive point" in md and "Gaussian blur, radius 2" in md
+    assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    # an earlier result is not replaced without --force
+    assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
+
+
+def test_regeneration_by_the_demo_model_is_seeded_and_weakens_with_strength():
+    from engine.model_loader import load_model
+    from engine.regeneration import regenerate
+    from engine.intake import load_evidence
+    from engine.resources import resource_path
+
+    model = load_model("demo", device="cpu")
+    e = load_evidence(resource_path("samples") / "key1_00500.png", model.image_size)
+    img = np.round((e.pixels.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)[None]
+    light, light_again = regenerate(model, img, 0.1, seed=3, steps=10), regenerate(model, img, 0.1, seed=3, steps=10)
+    heavy = regenerate(model, img, 0.8, seed=3, steps=10)
+    np.testing.assert_array_equal(light, light_again)
+    diff = lambda a: np.abs(a.astype(int) - img.astype(int)).mean()
+    assert 0 < diff(light) < diff(heavy)
+    with pytest.raises(ValueError, match="strength"):
+        regenerate(model, img, 0.0)
