@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from engine.watermarks.base import WatermarkScheme
+from engine.watermarks.gaussian_shading import GaussianShadingScheme
 from engine.watermarks.tree_ring import TreeRingScheme
 
-SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(),)}
+SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), GaussianShadingScheme())}
 
 
 def scheme_named(name: str) -> WatermarkScheme:

@@ -46,3 +46,98 @@ class WatermarkScheme(Protocol):
 
     def decide(self, scores: Sequence["KeyScore"], fpr: float) -> "Verdict":
         """The finding and its reading at family-wise false-positive level `fpr` over the keys tested."""
+
+
+# -- shared by the schemes after Tree-Ring (added; Tree-Ring keeps engine.treering.KeySet/Verdict) ------------
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from engine.treering import Verdict
+
+MAX_SCHEME_KEYS = 4096        # RingID's full key space (2048) fits; more is refused before allocation
+
+
+def content_sha256(record: dict) -> str:
+    """SHA-256 of a record's canonical JSON (sorted keys, no spaces): names a key, secrets included, without
+    showing it."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SchemeKeySet:
+    """The keys of one scheme an investigation tests; K = len(keys) enters the multiple-comparison correction.
+    Every key has `id`, `scheme`, `latent_shape`, `to_json_dict()` (the public record: never a secret) and
+    `to_vault_dict()` (everything, for the key vault only)."""
+
+    keys: tuple
+    scheme: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("a key set needs at least one key")
+        if len(self.keys) > MAX_SCHEME_KEYS:
+            raise ValueError(f"{len(self.keys)} keys in one set: at most {MAX_SCHEME_KEYS} are supported")
+        ids = [k.id for k in self.keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("key ids must be unique")
+        wrong = [k.id for k in self.keys if k.scheme != self.scheme]
+        if wrong:
+            raise ValueError(f"key {wrong[0]!r} is not a {self.scheme} key")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, key_id: str):
+        for k in self.keys:
+            if k.id == key_id:
+                return k
+        raise KeyError(f"no key {key_id!r} in the key set (have: {', '.join(self.ids[:20])}"
+                       f"{' …' if len(self.ids) > 20 else ''})")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(k.id for k in self.keys)
+
+
+def check_shapes(keys, latent_shape, model_id: str) -> None:
+    for k in keys.keys:
+        if tuple(k.latent_shape) != tuple(latent_shape):
+            raise ValueError(f"key {k.id!r} is for latents of shape {tuple(k.latent_shape)} but model {model_id!r} "
+                             f"has {tuple(latent_shape)}: choose a key set made for this model")
+
+
+def decide_by_p_value(scores, fpr: float, statistic: str, weakness: str) -> "SchemeVerdict":
+    """The best key is the one with the smallest p-value (its own statistic breaks ties: lower `l1` first,
+    then key order); a watermark is reported only if that p-value is below fpr / K (Bonferroni over the K
+    keys tested, valid whatever the dependence between keys)."""
+    if not 0 < fpr < 1:
+        raise ValueError("the false-positive level must be in (0, 1)")
+    best = min(range(len(scores)), key=lambda i: (scores[i].p_value, scores[i].l1, i))
+    k = len(scores)
+    s = scores[best]
+    return SchemeVerdict(predicted_key=s.key_id if s.p_value < fpr / k else None, nearest_key=s.key_id,
+                         nearest_l1=s.l1, nearest_p_value=s.p_value, fpr=fpr, keys_tested=k,
+                         corrected_threshold=fpr / k, statistic=statistic, weakness=weakness)
+
+
+@dataclass(frozen=True)
+class SchemeVerdict(Verdict):
+    """A Verdict (same fields) whose sentences name the scheme's own statistic and known weakness."""
+
+    statistic: str = "distance"
+    weakness: str = ""
+
+    def finding(self) -> str:
+        return (f"nearest key {self.nearest_key}: {self.statistic} {self.nearest_l1:.4g}, p = "
+                f"{self.nearest_p_value:.3g} ({self.keys_tested} key(s) tested; threshold "
+                f"{self.corrected_threshold:.3g} = {self.fpr:g} / {self.keys_tested})")
+
+    def interpretation(self) -> str:
+        if self.detected:
+            return (f"The recovered initial noise is consistent with key {self.predicted_key} at a family-wise "
+                    f"false-positive level of {self.fpr:g}. This is evidence, not proof of origin: {self.weakness}")
+        return (f"No watermark detected at a family-wise false-positive level of {self.fpr:g}. This is not proof "
+                f"of absence: compression, cropping, rotation or regeneration weaken the watermark.")
