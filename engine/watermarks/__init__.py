@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from engine.watermarks.base import WatermarkScheme
 from engine.watermarks.gaussian_shading import GaussianShadingScheme
+from engine.watermarks.ringid import RingIDScheme
 from engine.watermarks.tree_ring import TreeRingScheme
 
-SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), GaussianShadingScheme())}
+SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), GaussianShadingScheme(), RingIDScheme())}
 
 
 def scheme_named(name: str) -> WatermarkScheme:

@@ -109,13 +109,13 @@ def check_shapes(keys, latent_shape, model_id: str) -> None:
                              f"has {tuple(latent_shape)}: choose a key set made for this model")
 
 
-def decide_by_p_value(scores, fpr: float, statistic: str, weakness: str) -> "SchemeVerdict":
-    """The best key is the one with the smallest p-value (its own statistic breaks ties: lower `l1` first,
-    then key order); a watermark is reported only if that p-value is below fpr / K (Bonferroni over the K
-    keys tested, valid whatever the dependence between keys)."""
+def decide_nearest(scores, fpr: float, statistic: str, weakness: str) -> "SchemeVerdict":
+    """The nearest key by the scheme's own distance `l1` (ties → lowest index: each reference's classifier);
+    a watermark is reported only if that key's p-value is below fpr / K (Bonferroni over the K keys tested,
+    valid whatever the dependence between keys)."""
     if not 0 < fpr < 1:
         raise ValueError("the false-positive level must be in (0, 1)")
-    best = min(range(len(scores)), key=lambda i: (scores[i].p_value, scores[i].l1, i))
+    best = min(range(len(scores)), key=lambda i: (scores[i].l1, i))
     k = len(scores)
     s = scores[best]
     return SchemeVerdict(predicted_key=s.key_id if s.p_value < fpr / k else None, nearest_key=s.key_id,

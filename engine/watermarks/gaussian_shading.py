@@ -26,7 +26,7 @@ import torch
 from scipy import special, stats
 
 from engine.treering import KeyScore, KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE
-from engine.watermarks.base import SchemeKeySet, SchemeVerdict, check_shapes, content_sha256, decide_by_p_value
+from engine.watermarks.base import SchemeKeySet, SchemeVerdict, check_shapes, content_sha256, decide_nearest
 
 SCHEME = "gaussian-shading"
 WEAKNESS = ("with one (key, nonce, watermark) reused for every image, all images share one sign pattern of "
@@ -286,4 +286,4 @@ class GaussianShadingScheme:
         return score_keys(z_t, keys)
 
     def decide(self, scores: Sequence[KeyScore], fpr: float) -> SchemeVerdict:
-        return decide_by_p_value(scores, fpr, self.statistic, WEAKNESS)
+        return decide_nearest(scores, fpr, self.statistic, WEAKNESS)
