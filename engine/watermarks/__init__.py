@@ -11,6 +11,10 @@ SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), Gau
 
 
 def scheme_named(name: str) -> WatermarkScheme:
+    if name == "multi":          # a vault of several schemes: not a scheme of its own, so not in SCHEMES
+        from engine.watermarks.multi import MultiScheme
+
+        return MultiScheme()
     try:
         return SCHEMES[name]
     except KeyError:

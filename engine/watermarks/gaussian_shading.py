@@ -227,6 +227,7 @@ def inject(z: torch.Tensor, key: GaussianShadingKey) -> torch.Tensor:
 class BitScore(KeyScore):
     """KeyScore with l1 = 1 − bit accuracy and p_value = P(X ≥ matched); `soft` is the secondary correlation
     of the sign-corrected z_T with the watermark (no analytic null)."""
+    scheme: ClassVar[str] = SCHEME
 
     matched: int = 0
     bits: int = 0

@@ -222,6 +222,7 @@ def inject(z: torch.Tensor, key: RingIDKey) -> torch.Tensor:
 @dataclass(frozen=True)
 class RingScore(KeyScore):
     """KeyScore with l1 = min of the two channel distances; both kept, with their own p-values."""
+    scheme: ClassVar[str] = SCHEME
 
     heter_distance: float = 0.0
     ring_distance: float = 0.0
