@@ -86,3 +86,11 @@ def test_bad_keys_refused():
         ringid.RingIDKey("k", 2048, 0)
     with pytest.raises(ValueError, match="bits"):
         ringid.RingIDKey.from_vault_dict({**ringid.RingIDKey("k", 3, 0).to_vault_dict(), "bits": "1" * 11})
+
+
+def test_rings_scale_with_the_latent_side():
+    assert ringid.default_rings(64) == (14, 3) and ringid.default_rings(32) == (7, 1)
+    keys = ringid.new_keys(latent_shape=(4, 32, 32))
+    assert len(keys) == 64 and int(keys.keys[0].mask_2d().sum()) == 136 and keys.keys[0].value == 32.0
+    reference = ringid.new_keys(latent_shape=(4, 32, 32), rings=(14, 3))
+    assert len(reference) == 2048 and int(reference.keys[0].mask_2d().sum()) == 556

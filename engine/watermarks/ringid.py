@@ -11,9 +11,10 @@ same bins ("heterogeneous" channel). Injection replaces those bins of both chann
 min(mean |F̂ − P| over the bins of the noise channel, the same on the ring channel); lower = closer.
 
 Small latents: the reference works on 64×64 latents with v = 64 (the rms of a unit-noise Fourier coefficient
-there). The rings (radius ≤ 13.5) also fit a 32×32 latent, so the demo keeps all 11 slots and 2048 keys, with
-v scaled to the side (32 on 32×32); but the 556 bins are then 54 % of each watermarked channel's spectrum
-(14 % on 64×64), so the watermark replaces most of two channels of the noise.
+there). On other sides the rings and v scale with the side (`default_rings`): on the demo's 32×32 latent,
+rounded distances 1…6 (6 slots, 2^6 = 64 keys, 136 bins) and v = ±32. The reference rings (3…13, 556 bins,
+2048 keys) still fit 32×32 and can be asked for, but there they are 54 % of each watermarked channel's
+spectrum and reach 84 % of the Nyquist frequency.
 
 p-value (ours; the reference has none): for a suspect not made with the key, the 278 independent bins of a
 channel (the mask is point-symmetric, so each bin is counted twice) are modelled as complex Gaussian noise whose
@@ -190,11 +191,22 @@ def _pattern(key: RingIDKey) -> np.ndarray:
     return p
 
 
+def default_rings(side: int) -> tuple[int, int]:
+    """(r_out, r_in): the reference's 14 and 3 on 64×64; on other sides scaled with the side, so the rings
+    keep their place in the spectrum (on 32×32: 7 and 1, rounded distances 1…6, 6 slots, 64 keys). The
+    reference rings (distances 3…13) also fit 32×32 but reach 84 % of the Nyquist frequency there, where the
+    demo models do not carry them through generation and inversion (measured: benchmarks/results/schemes)."""
+    return max(2, round(R_OUT * side / 64)), max(0, int(R_IN * side / 64))
+
+
 def new_keys(count: int | None = None, latent_shape=(4, 32, 32), seed: int = 0, prefix: str = "ringid",
-             indices: Sequence[int] | None = None, value: float | None = None) -> SchemeKeySet:
-    """RingID keys: `indices` (default: the first `count` of the 2048 spread evenly) with heter-noise seeds
-    seed + index. value defaults to the side of the latent (64 on 64×64, the reference's)."""
-    slots = R_OUT - R_IN
+             indices: Sequence[int] | None = None, value: float | None = None,
+             rings: tuple[int, int] | None = None) -> SchemeKeySet:
+    """RingID keys: `indices` (default: `count` of the 2^slots keys spread evenly, all when count is None) with
+    heter-noise seeds seed + index. value defaults to the side of the latent (64 on 64×64, the reference's);
+    rings (r_out, r_in) to `default_rings`."""
+    r_out, r_in = rings or default_rings(latent_shape[-1])
+    slots = r_out - r_in
     if indices is None:
         count = 2**slots if count is None else count
         if not 1 <= count <= 2**slots:
@@ -204,7 +216,8 @@ def new_keys(count: int | None = None, latent_shape=(4, 32, 32), seed: int = 0, 
     value = float(latent_shape[-1]) if value is None else float(value)
     width = len(str(2**slots - 1))
     return SchemeKeySet(tuple(RingIDKey(id=f"{prefix}{i:0{width}d}", index=int(i), heter_seed=seed + int(i),
-                                        latent_shape=tuple(latent_shape), value=value) for i in indices),
+                                        latent_shape=tuple(latent_shape), value=value, r_out=r_out, r_in=r_in)
+                              for i in indices),
                         scheme=SCHEME)
 
 
