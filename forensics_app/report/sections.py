@@ -18,6 +18,7 @@ from engine.attribution_matrix import BatchMatrix, attribution_matrix
 from engine.model_kinds import KINDS, model_kind
 from engine.provenance import Reverification
 from engine.treering import KeySet, TreeRingKey
+from forensics_app.report import scheme_sections
 from forensics_app.report.page import BODY_WIDTH_MM, CSS_PX_PER_MM
 from forensics_app.report.text import byte_size, esc, esc_multiline, number
 
@@ -215,7 +216,7 @@ class ReportSections:
                     if run.not_analysed else "")),
                 ("Evidence integrity at export", integrity),
                 ("Question examined", "Is the initial noise z<sub>T</sub> recovered from each evidence image, under "
-                 f"model {esc(run.model_id)}, consistent with one of the {len(run.keys)} Tree-Ring key(s) tested?"),
+                 f"model {esc(run.model_id)}, consistent with one of the {len(run.keys)} {scheme_sections.scheme_label(run.keys)} key(s) tested?"),
                 ("Machine-readable twin", f'{esc(self.json_name)}<br><span class="mono">SHA-256 '
                  f'{esc(self.json_sha256)}</span>')]
         out = ("<h1>Tree-Ring watermark examination report</h1>"
@@ -291,6 +292,8 @@ class ReportSections:
 
     def _keys(self) -> str:
         keys = self.run.keys
+        if not scheme_sections.only_tree_ring(keys):
+            return scheme_sections.keys_section(keys)
         rows = [[esc(k.id), esc(k.scheme), esc(k.pattern), str(k.channel), str(k.radius), esc(k.centre),
                  esc(_key_description(k)) + (f'<br><span class="small muted">{esc(k.description)}</span>'
                                             if k.description else "")] for k in keys.keys]
@@ -420,6 +423,9 @@ class ReportSections:
                        f'<p>Finding: <span class="mono">{esc(r.verdict.finding())}</span>; Bonferroni-adjusted p = '
                        f"{number(adj, '.3g')}</p>"
                        f'<p class="interp">Interpretation: {esc(r.verdict.interpretation())}</p>')
+        if not scheme_sections.only_tree_ring(run.keys):       # other schemes: their own evidence, no ring figure
+            out.append(scheme_sections.evidence_table({m: a.methods[m] for m in methods}, METHOD_TITLES))
+            return "".join(out)
         fig = f"fig:{n}"
         try:
             self.resources[fig] = self.figures.fourier({m: a.methods[m] for m in methods}, run.keys,
@@ -552,6 +558,7 @@ the papers' experiments use an empirical threshold instead. With K = {k} key(s) 
 with {fpr:g} / {k} = {fpr / k:.3g} (Bonferroni), which bounds the chance of any false match at {fpr:g} only if each
 p-value is valid. The nearest key is the reference classifier's answer (smallest L1) and exists for every image,
 watermarked or not.</p>
+{scheme_sections.limitations(run.keys)}
 <p><b>Operating point.</b> This report uses a family-wise false-positive level of <b>{fpr:g}</b>. Operating points in
 the literature:</p>
 <table {_TABLE}><thead><tr><th width="14%">Level</th><th width="56%">Where it is used</th><th width="16%">Per-key threshold
