@@ -43,8 +43,12 @@ def _key_from_dict(d: dict):
         from engine.watermarks.ringid import RingIDKey
 
         return RingIDKey.from_vault_dict(d)
+    if scheme == "prc":
+        from engine.watermarks.prc import PRCKey
+
+        return PRCKey.from_vault_dict(d)
     raise ValueError(f"key {d.get('id')!r}: unknown or unsupported scheme {scheme!r} (known: "
-                     f"tree-ring, gaussian-shading, ringid)")
+                     f"{', '.join(SCHEME_NAMES)})")
 
 
 def _vault_dict(key) -> dict:
@@ -199,5 +203,7 @@ def new_vault_keys(scheme: str, count: int | None, latent_shape, seed: int | Non
         base = int.from_bytes(os.urandom(6), "big") if seed is None else seed     # heter-noise seeds: base + index
         return ringid.new_keys(count, latent_shape=latent_shape, seed=base).keys
     if scheme == "prc":
-        raise ValueError("PRC keys are not implemented yet (see docs/algorithms.md: what is missing)")
+        from engine.watermarks import prc
+
+        return prc.new_keys(count or 1, latent_shape=latent_shape, seed=seed).keys
     raise ValueError(f"unknown scheme {scheme!r} (known: {', '.join(SCHEME_NAMES)})")

@@ -51,4 +51,20 @@ def evidence_view(z_t: np.ndarray, key) -> EvidenceView:
         return EvidenceView(diff, 0.0, high, "|F − key|", f"|F(z_T) − {key.id}| on the rings (channel "
                             f"{key.ring_channel})", f"Mean over the {int(mask.sum())} ring bins = "
                             f"{np.nanmean(diff):.2f}, the ring-channel distance. Dark = close to the key.")
+    if key.scheme == "prc":
+        from engine.watermarks.prc import VAR, detect_statistics
+        from scipy import special
+
+        m, p = key.material(), key.params
+        z = np.asarray(z_t, dtype=np.float64).reshape(-1)
+        post = special.erf(z / np.sqrt(2 * VAR * (1 + VAR))) * (1 - 2 * p.noise_rate) * (1 - 2 * m.pad.astype(float))
+        prod = np.sort(post[m.checks].prod(axis=-1))[::-1]
+        side = int(np.ceil(np.sqrt(prod.size)))
+        grid = np.full(side * side, np.nan)
+        grid[:prod.size] = prod
+        s = detect_statistics(torch.from_numpy(z.reshape((1, *key.latent_shape))), key)[0]
+        return EvidenceView(grid.reshape(side, side), -1.0, 1.0, "check product",
+                            f"{key.id}: the {p.r} parity checks, sorted (bright = satisfied)",
+                            f"Product of the sign posteriors per check; S = {s.statistic:.1f}, threshold "
+                            f"{s.threshold:.1f}, null mean {s.null_mean:.1f}. Without the code, as many dark as bright.")
     raise ValueError(f"no evidence view for scheme {key.scheme!r}")

@@ -87,4 +87,9 @@ def test_cli_keys_new_and_list_never_print_secrets(tmp_path, capsys):
     for k in vault.keys:
         assert k.id in printed and k.sha256[:16] in printed
         assert k.key_hex not in printed and k.nonce_hex not in printed and k.watermark_hex not in printed
-    assert main(["keys", "new", "--scheme", "prc", "--count", "1", "--out", str(tmp_path / "p.json")]) == 2
+    prc_path = tmp_path / "p.json"
+    assert main(["keys", "new", "--scheme", "prc", "--count", "1", "--out", str(prc_path)]) == 0
+    assert main(["keys", "list", str(prc_path)]) == 0
+    printed = capsys.readouterr().out
+    (key,) = key_vault.load_vault(prc_path).keys
+    assert key.id in printed and key.seed_hex not in printed

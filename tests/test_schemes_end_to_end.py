@@ -9,7 +9,7 @@ import pytest
 from engine.analysis import AnalysisConfig, analyze, run_to_json
 from engine.generation import GenerationConfig, generate_reference_set
 from engine.key_vault import KeyVault, load_keys_for_scan
-from engine.watermarks import gaussian_shading, ringid
+from engine.watermarks import gaussian_shading, prc, ringid
 
 STEPS = 20
 
@@ -19,13 +19,15 @@ def test_generate_then_scan_every_scheme(demo_model, tmp_path):
     model = demo_model
     gs = gaussian_shading.new_keys(3, latent_shape=model.latent_shape, seed=11).keys
     ri = ringid.new_keys(8, latent_shape=model.latent_shape, seed=12).keys
+    pc = prc.new_keys(2, latent_shape=model.latent_shape, seed=13).keys
     vault_path = tmp_path / "vault.json"
-    KeyVault(gs + ri, provenance="end-to-end test").save(vault_path)
+    KeyVault(gs + ri + pc, provenance="end-to-end test").save(vault_path)
     keys = load_keys_for_scan(vault_path)
     folder = tmp_path / "evidence"
     config = GenerationConfig(steps=STEPS)
     generate_reference_set(model, gs[1], 1, folder, seed=5, config=config)
     generate_reference_set(model, ri[4], 1, folder, seed=6, config=config)
+    generate_reference_set(model, pc[0], 1, folder, seed=8, config=config)
     generate_reference_set(model, None, 1, folder, seed=7, config=config)
     base = AnalysisConfig.for_model(model)
     analysis = replace(base, methods=("encoder",), diffusion=replace(base.diffusion, steps=STEPS))
@@ -33,11 +35,13 @@ def test_generate_then_scan_every_scheme(demo_model, tmp_path):
     found = {im.evidence.path.rsplit("/", 1)[-1]: im.methods["encoder"].verdict for im in run.images}
     assert found[f"{gs[1].id}_00005.png"].predicted_key == gs[1].id
     assert found[f"{ri[4].id}_00006.png"].predicted_key == ri[4].id
+    assert found[f"{pc[0].id}_00008.png"].predicted_key == pc[0].id
     assert found["clean_00007.png"].predicted_key is None
-    assert all(v.keys_tested == 11 for v in found.values())
+    assert all(v.keys_tested == 13 for v in found.values())
     gs_score = next(s for s in run.images[0].methods["encoder"].scores if s.key_id == gs[1].id)
     text = json.dumps(run_to_json(run))
     for k in gs:
         assert k.key_hex not in text and k.nonce_hex not in text and k.watermark_hex not in text
         assert k.sha256 in text
+    assert all(k.seed_hex not in text for k in pc)
     assert gs_score is not None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from engine.watermarks.base import WatermarkScheme
 from engine.watermarks.gaussian_shading import GaussianShadingScheme
+from engine.watermarks.prc import PRCScheme
 from engine.watermarks.ringid import RingIDScheme
 from engine.watermarks.tree_ring import TreeRingScheme
 
-SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), GaussianShadingScheme(), RingIDScheme())}
+SCHEMES: dict[str, WatermarkScheme] = {s.name: s for s in (TreeRingScheme(), GaussianShadingScheme(), RingIDScheme(),
+                                                          PRCScheme())}
 
 
 def scheme_named(name: str) -> WatermarkScheme:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape as esc
 
 TITLES = {"tree-ring": "Tree-Ring (Wen et al. 2023)", "gaussian-shading": "Gaussian Shading (Yang et al. 2024)",
-          "ringid": "RingID (Ci et al. 2024)"}
+          "ringid": "RingID (Ci et al. 2024)", "prc": "PRC watermark (Gunn, Zhao, Song 2025)"}
 
 _TABLE = 'width="100%" border="1" cellspacing="0" cellpadding="3" style="border-collapse: collapse; border-color: #9aa3b0;"'
 
@@ -18,7 +18,7 @@ def schemes_of(keys) -> tuple[str, ...]:
 
 def scheme_label(keys) -> str:
     """"Tree-Ring", "Gaussian Shading", or several joined with " / "."""
-    short = {"tree-ring": "Tree-Ring", "gaussian-shading": "Gaussian Shading", "ringid": "RingID"}
+    short = {"tree-ring": "Tree-Ring", "gaussian-shading": "Gaussian Shading", "ringid": "RingID", "prc": "PRC"}
     return " / ".join(short.get(s, s) for s in schemes_of(keys))
 
 
@@ -41,6 +41,9 @@ def _parameters(k) -> str:
         return (f"key {d['index']} = bits {d['bits']} (outermost ring first), rings {d['r_in']}…{d['r_out'] - 1} "
                 f"around DC, values ±{d['value']:g} on channel {d['ring_channel']}, noise ring on channel "
                 f"{d['heter_channel']} (seed {d['heter_seed']})")
+    if k.scheme == "prc":
+        return (f"n {d['n']}, k {d['k']}, {d['r']} parity checks of weight {d['t']}, noise rate "
+                f"{d['noise_rate']:.4f}, fpr {d['fpr']:g}; generated from a secret seed kept in the key vault only")
     if k.scheme == "tree-ring":
         return f"radius {k.radius}, channel {k.channel}, pattern {esc(k.pattern)}"
     return ""
@@ -73,6 +76,10 @@ def evidence_table(results: dict, method_titles: dict) -> str:
         elif scheme == "ringid":
             detail = (f"ring distance min({s.heter_distance:.2f}, {s.ring_distance:.2f}) = {s.l1:.2f} (noise channel, "
                       f"ring channel); per-channel p {s.heter_p:.3g}, {s.ring_p:.3g}")
+        elif scheme == "prc":
+            detail = (f"code statistic S = {s.statistic:.1f} against the reference threshold {s.threshold:.1f} "
+                      f"(null mean {s.null_mean:.1f}); {'above' if s.detected_at_key_fpr else 'below'} it; "
+                      "Decode (message recovery) not run")
         else:
             detail = f"L1 {s.l1:.4g}" if s else "n/a"
         rows.append([esc(method_titles.get(m, m)), esc(TITLES.get(scheme, scheme)), esc(r.verdict.nearest_key),
@@ -98,6 +105,14 @@ WEAKNESSES = {
         "on un-watermarked images of this model. Keys of one RingID set share most of their rings, so several keys "
         "can be close to one watermarked image: identification is the nearest key, not every key below the threshold. "
         "The ring pattern is fixed per key and can be forged onto other images; crops and rescaling move the rings.</p>"),
+    "prc": (
+        "<p><b>PRC watermark.</b> The statistic is the reference's sum S over the key's parity checks of log((1 + Π)/2), "
+        "Π the product of the sign posteriors of ẑ<sub>T</sub> at the check's three positions; the p-value is "
+        "Hoeffding's bound exp(−2(S − E0)²/Σ(lp − lm)²), valid whatever the image if the key is secret. Only Detect "
+        "is run: the reference also reports Decode (belief propagation + test bits), whose extra false-positive "
+        "chance (2<sup>−17</sup>) is not part of this p-value. The code needs the signs of z<sub>T</sub> at the "
+        "right positions, so crops, shifts and rotations destroy it; a key holder (or a queried detector) can "
+        "forge or remove it.</p>"),
 }
 
 
