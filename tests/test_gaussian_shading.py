@@ -1,5 +1,5 @@
 """Gaussian Shading known answers, no model: the cipher, the layout, the vote and the thresholds
-(docs/algorithms.md §7)."""
+(docs/schemes.md §1)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """PRC known answers, no model: the reference's derived parameters, Encode → Detect, the null, the Hoeffding
-identity (docs/algorithms.md §12)."""
+identity (docs/schemes.md §3)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """RingID known answers, no model: the mask, the key order, the pattern, the null distances and
-identification (docs/algorithms.md §8)."""
+identification (docs/schemes.md §2)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Gaussian Shading (Yang et al., CVPR 2024) in the signs of the initial noise z_T (docs/algorithms.md §7).
+"""Gaussian Shading (Yang et al., CVPR 2024) in the signs of the initial noise z_T (docs/schemes.md §1).
 
 Bit-compatible with the public reference ("official" dialect, ChaCha20 variant): the watermark s of shape
 (C/ch, H/hw, W/hw) is tiled (`repeat`, not interleaved) to the latent, packed MSB-first over the C-order flat

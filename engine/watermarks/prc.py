@@ -1,5 +1,5 @@
 """PRC watermark (Gunn, Zhao, Song, ICLR 2025): a pseudorandom LDPC-style code in the signs of z_T
-(docs/algorithms.md §12). KeyGen, Encode and Detect follow the public reference (prc.py), Decode (belief
+(docs/schemes.md §3). KeyGen, Encode and Detect follow the public reference (prc.py), Decode (belief
 propagation to recover a message) is not implemented: this tool reports Detect only.
 
 KeyGen: n = latent size; num_test_bits = ⌈log2(1/fpr)⌉; secpar = g = ⌊log2 C(n, t)⌋; noise_rate =

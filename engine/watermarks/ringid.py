@@ -1,5 +1,5 @@
 """RingID (Ci et al., ECCV 2024): many identifiable keys in the Fourier rings of the initial noise z_T
-(docs/algorithms.md §8).
+(docs/schemes.md §2).
 
 Follows the public reference code: the spectrum is centred on the DC bin (unlike Tree-Ring's reference mask),
 ring slot k (k = r_out … r_in + 1, i.e. 14 … 4) is the set of bins whose rounded distance from DC is k − 1,
