@@ -208,6 +208,29 @@ def _new_vault(args, shape) -> int:
     return EXIT_OK
 
 
+def cmd_keys_import_gs(args) -> int:
+    """A Gaussian Shading key given as hex (official layout: 32-byte key, 12-byte nonce, the watermark's
+    packed bits), e.g. read from a deployment's configuration; added to a new key vault."""
+    from engine.key_vault import KeyVault
+    from engine.watermarks.gaussian_shading import GaussianShadingKey, default_hw
+
+    try:
+        shape = tuple(int(v) for v in args.latent_shape.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise UsageError(f"--latent-shape takes three integers C,H,W (got {args.latent_shape!r})")
+    try:
+        key = GaussianShadingKey(id=args.id, key_hex=args.key_hex.lower(), nonce_hex=args.nonce_hex.lower(),
+                                 watermark_hex=args.watermark_hex.lower(), latent_shape=shape, ch=args.ch,
+                                 hw=args.hw or default_hw(shape), description="imported from hex")
+        vault = KeyVault((key,), provenance=args.provenance or "Gaussian Shading key imported from hex")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _save_keys(vault, args)
+    return EXIT_OK
+
+
 def cmd_keys_list(args) -> int:
     from engine.key_vault import load_vault
 
@@ -505,6 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="watermark scheme (default tree-ring; the others write a key vault)")
     kn.add_argument("--provenance", help="free text kept in the key vault: who made the keys, for what")
     kn.set_defaults(func=cmd_keys_new)
+    kg = ksub.add_parser("import-gs", help="a Gaussian Shading key given as hex (official ChaCha20 layout) → key vault")
+    kg.add_argument("--id", required=True)
+    kg.add_argument("--key-hex", required=True, help="32-byte ChaCha20 key")
+    kg.add_argument("--nonce-hex", required=True, help="12-byte nonce (RFC 8439)")
+    kg.add_argument("--watermark-hex", required=True, help="the watermark bits, packed MSB-first, C-order")
+    kg.add_argument("--latent-shape", default="4,64,64", help="C,H,W (default 4,64,64, the reference's)")
+    kg.add_argument("--ch", type=int, default=1)
+    kg.add_argument("--hw", type=int, help="default side/8 (8 on 64×64, the reference's)")
+    kg.add_argument("--provenance")
+    kg.add_argument("--out", required=True)
+    kg.add_argument("--force", action="store_true", help="replace an earlier output of this tool")
+    kg.set_defaults(func=cmd_keys_import_gs)
     kl = ksub.add_parser("list", help="the keys of a key vault or key file: scheme, id, parameters, hash (no secrets)")
     kl.add_argument("file")
     kl.set_defaults(func=cmd_keys_list)
