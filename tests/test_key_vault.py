@@ -106,3 +106,18 @@ def test_cli_import_gs_from_hex_round_trips(tmp_path, capsys):
     assert main(["keys", "import-gs", "--id", "bad", "--key-hex", "00" * 31, "--nonce-hex", "00" * 12,
                  "--watermark-hex", "a5" * 32, "--out", str(tmp_path / "bad.json")]) == 2
     assert "key_hex must be 64" in capsys.readouterr().err
+
+
+def test_case_file_keeps_public_records_of_other_schemes(tmp_path):
+    from engine.watermarks.base import keys_from_record
+
+    gs = gaussian_shading.new_keys(2, seed=8)
+    mixed = key_vault.KeyVault(gs.keys + ringid.new_keys(2, seed=9).keys).for_scan()
+    for keys in (gs, mixed):
+        text = keys.to_json()
+        assert all(k.key_hex not in text and k.nonce_hex not in text for k in gs.keys)
+        back = keys_from_record(text)
+        assert back.ids == keys.ids and [k.scheme for k in back.keys] == [k.scheme for k in keys.keys]
+        assert back[gs.keys[0].id].to_json_dict()["sha256"] == gs.keys[0].sha256
+    tr = treering.dec_inv_keys((4, 32, 32))
+    assert keys_from_record(tr.to_json()) == tr

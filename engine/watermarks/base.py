@@ -57,6 +57,13 @@ from dataclasses import dataclass
 from engine.treering import Verdict
 
 MAX_SCHEME_KEYS = 4096        # RingID's full key space (2048) fits; more is refused before allocation
+PUBLIC_KEYS_FORMAT = "treering-forensics/public-keys"   # what a case file keeps of non-Tree-Ring keys
+
+
+def public_keys_json(keys) -> str:
+    """The public record of a key set (ids, schemes, parameters, hashes; never a secret) for case files."""
+    return json.dumps({"format": PUBLIC_KEYS_FORMAT, "version": 1, "name": keys.name, "scheme": keys.scheme,
+                       "keys": [k.to_json_dict() for k in keys.keys]}, indent=2)
 
 
 def content_sha256(record: dict) -> str:
@@ -100,6 +107,78 @@ class SchemeKeySet:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(k.id for k in self.keys)
+
+    def to_json(self) -> str:
+        return public_keys_json(self)
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A key as a case file keeps it: its public record only (enough to name it, not to test with it)."""
+
+    record: dict
+
+    @property
+    def id(self) -> str:
+        return str(self.record.get("id", ""))
+
+    @property
+    def scheme(self) -> str:
+        return str(self.record.get("scheme", ""))
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.record.get("latent_shape", ()))
+
+    def to_json_dict(self) -> dict:
+        return dict(self.record)
+
+
+@dataclass(frozen=True)
+class PublicKeySet:
+    """A recorded run's keys of schemes other than Tree-Ring, read back from a case file."""
+
+    keys: tuple
+    scheme: str
+    name: str = ""
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(k.id for k in self.keys)
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k.scheme for k in self.keys))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, key_id: str):
+        for k in self.keys:
+            if k.id == key_id:
+                return k
+        raise KeyError(f"no key {key_id!r} in the recorded key set")
+
+    def to_json(self) -> str:
+        return public_keys_json(self)
+
+
+def keys_from_record(text: str):
+    """A case file's key record: Tree-Ring key sets as before, other schemes as their public records."""
+    from engine.treering import KEYSET_FORMAT, KeySet
+
+    data = json.loads(text)
+    if isinstance(data, dict) and data.get("format") == PUBLIC_KEYS_FORMAT:
+        entries = data.get("keys")
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("the recorded key list is empty or not a list of objects")
+        if len(entries) > 3 * MAX_SCHEME_KEYS:
+            raise ValueError("too many recorded keys")
+        return PublicKeySet(tuple(PublicKey(e) for e in entries), scheme=str(data.get("scheme", "")),
+                            name=str(data.get("name", "")))
+    if isinstance(data, dict) and data.get("format") == KEYSET_FORMAT:
+        return KeySet.from_json(text)
+    raise ValueError("not a recorded key set")
 
 
 def check_shapes(keys, latent_shape, model_id: str) -> None:

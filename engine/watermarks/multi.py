@@ -52,6 +52,11 @@ class MultiSchemeKeySet:
                 return p[key_id]
         raise KeyError(f"no key {key_id!r} in the key vault")
 
+    def to_json(self) -> str:
+        from engine.watermarks.base import public_keys_json
+
+        return public_keys_json(self)
+
     def scheme_of(self, key_id: str) -> str:
         return next(p.scheme for p in self.parts if key_id in p.ids)
 

@@ -64,13 +64,21 @@ def keys_section(keys) -> str:
                                                                rows))
 
 
-def evidence_table(results: dict, method_titles: dict) -> str:
-    """The recovered evidence in each scheme's own terms, for the nearest key of each method."""
+def evidence_table(results: dict, method_titles: dict, keys) -> str:
+    """The recovered evidence in each scheme's own terms, for the nearest key of each method. A run read back
+    from a case file keeps only each score's distance and p-value: then those are shown."""
     rows = []
     for m, r in results.items():
         s = next((s for s in r.scores if s.key_id == r.verdict.nearest_key), None)
-        scheme = getattr(s, "scheme", "tree-ring")
-        if scheme == "gaussian-shading":
+        try:
+            scheme = keys[r.verdict.nearest_key].scheme
+        except KeyError:
+            scheme = getattr(s, "scheme", "tree-ring")
+        if s is None:
+            detail = "n/a"
+        elif not hasattr(s, "scheme"):
+            detail = f"distance {s.l1:.4g} (the detailed statistic is not kept in case files)"
+        elif scheme == "gaussian-shading":
             detail = (f"{s.matched} of {s.bits} bits match (bit accuracy {s.bit_accuracy:.3f}; the reference's "
                       f"1e-6 threshold for 256 bits is 166/256 = 0.648); soft correlation {s.soft:.3f}")
         elif scheme == "ringid":
@@ -81,7 +89,7 @@ def evidence_table(results: dict, method_titles: dict) -> str:
                       f"(null mean {s.null_mean:.1f}); {'above' if s.detected_at_key_fpr else 'below'} it; "
                       "Decode (message recovery) not run")
         else:
-            detail = f"L1 {s.l1:.4g}" if s else "n/a"
+            detail = f"L1 {s.l1:.4g}"
         rows.append([esc(method_titles.get(m, m)), esc(TITLES.get(scheme, scheme)), esc(r.verdict.nearest_key),
                      detail, f"{r.verdict.nearest_p_value:.3g}"])
     return ("<h3>Recovered evidence in the scheme's own terms</h3>"

@@ -424,7 +424,8 @@ class ReportSections:
                        f"{number(adj, '.3g')}</p>"
                        f'<p class="interp">Interpretation: {esc(r.verdict.interpretation())}</p>')
         if not scheme_sections.only_tree_ring(run.keys):       # other schemes: their own evidence, no ring figure
-            out.append(scheme_sections.evidence_table({m: a.methods[m] for m in methods}, METHOD_TITLES))
+            out.append(scheme_sections.evidence_table({m: a.methods[m] for m in methods}, METHOD_TITLES,
+                                                      run.keys))
             return "".join(out)
         fig = f"fig:{n}"
         try:
