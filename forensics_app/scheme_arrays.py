@@ -1,12 +1,11 @@
-"""Arrays for the window's evidence panel for schemes beside Tree-Ring (no Qt): what the recovered z_T shows
-in the scheme's own terms, for one key."""
+"""Arrays for the window's evidence panel for schemes beside Tree-Ring (no Qt, no torch at import): what the
+recovered z_T shows in the scheme's own terms, for one key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,9 @@ def watermark_channel(key) -> int | None:
 
 def evidence_view(z_t: np.ndarray, key) -> EvidenceView:
     """Gaussian Shading: which of the key's watermark bits were recovered (1 = match), channels side by side.
-    RingID: |F(z_T) − key| on the ring bins of the ring channel (dark = close)."""
+    RingID: |F(z_T) − key| on the ring bins of the ring channel (dark = close). PRC: its parity checks."""
+    import torch          # here, not at import: the window comes up without torch
+
     if key.scheme == "gaussian-shading":
         from engine.watermarks.gaussian_shading import decode
 
