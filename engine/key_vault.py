@@ -177,11 +177,11 @@ def load_vault(path) -> KeyVault:
             raise ValueError(f"larger than {MAX_VAULT_BYTES >> 20} MiB, too large for a key vault")
         return vault_from_json(raw.decode("utf-8"))
     except EvidenceError as exc:
-        raise ValueError(f"cannot read key vault: {exc}") from None
+        raise ValueError(f"cannot read key file: {exc}") from None
     except UnicodeDecodeError:
-        raise ValueError(f"cannot read key vault {Path(path).name}: not UTF-8 text") from None
+        raise ValueError(f"cannot read key file {Path(path).name}: not UTF-8 text") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cannot read key vault {Path(path).name}: {exc}") from exc
+        raise ValueError(f"cannot read key file {Path(path).name}: {exc}") from exc
 
 
 def load_keys_for_scan(path):

@@ -44,7 +44,7 @@ def test_edited_vault_is_refused(tmp_path):
 def test_pickle_and_unknown_scheme_refused(tmp_path):
     pkl = tmp_path / "gs_key.pkl"
     pkl.write_bytes(pickle.dumps({"key": b"x" * 32}))
-    with pytest.raises(ValueError, match="cannot read key vault"):
+    with pytest.raises(ValueError, match="cannot read key file"):
         key_vault.load_vault(pkl)
     entry = {"scheme": "seal", "id": "k"}
     with pytest.raises(ValueError, match="unknown or unsupported scheme 'seal'"):
