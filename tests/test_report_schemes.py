@@ -41,3 +41,5 @@ def test_report_names_schemes_statistics_and_keeps_secrets(tiny_ddim_dir, tmp_pa
     assert "bits match" in html or "ring distance min(" in html
     assert "<b>Gaussian Shading.</b>" in html and "<b>RingID.</b>" in html
     assert not any(r.startswith("fig:") for r in resources)
+    assert "<b>The correction.</b> With K = 4 key(s)" in html
+    assert "non-central χ²" not in html            # Tree-Ring's p-value paragraph is not printed for other schemes

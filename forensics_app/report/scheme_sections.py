@@ -124,5 +124,14 @@ WEAKNESSES = {
 }
 
 
-def limitations(keys) -> str:
-    return "".join(WEAKNESSES.get(s, "") for s in schemes_of(keys))
+def limitations(keys, fpr: float) -> str:
+    """Each scheme's statistic, p-value and weaknesses; for non-Tree-Ring key sets also the correction."""
+    k = len(keys)
+    out = "".join(WEAKNESSES.get(s, "") for s in schemes_of(keys))
+    if not only_tree_ring(keys):
+        out += (f"<p><b>The correction.</b> With K = {k} key(s) tested, the nearest key's p-value is compared with "
+                f"{fpr:g} / {k} = {fpr / k:.3g} (Bonferroni), which bounds the chance of any false match at {fpr:g} "
+                "only if each p-value is valid; with several schemes K counts every key of every scheme, and the "
+                "candidate is the scheme's nearest key with the smallest p-value. The nearest key exists for every "
+                "image, watermarked or not.</p>")
+    return out

@@ -413,8 +413,13 @@ class ReportSections:
                 cells.append(f"<b>{txt}</b>" if s and r.verdict.nearest_key == k else txt)
             rows.append(cells)
         out.append(_grid(header, rows))
-        out.append('<p class="small muted">Bold: the nearest key (smallest L1). Lower L1 = closer to the key; the '
-                   "p-value is the reference's non-central χ² test (small ⇒ closer than chance), uncalibrated.</p>")
+        if scheme_sections.only_tree_ring(run.keys):
+            out.append('<p class="small muted">Bold: the nearest key (smallest L1). Lower L1 = closer to the key; the '
+                       "p-value is the reference's non-central χ² test (small ⇒ closer than chance), uncalibrated.</p>")
+        else:
+            out.append('<p class="small muted">Bold: the nearest key. "L1" here is each scheme\'s own distance (lower = '
+                       "closer: 1 − bit accuracy, ring distance, or the negative normalised code statistic); the "
+                       "p-values are each scheme's own (see the limitations).</p>")
         out.append("<h3>Finding and interpretation</h3>")
         for m in methods:
             r = a.methods[m]
@@ -537,6 +542,17 @@ class ReportSections:
         if not any(math.isclose(lvl, fpr) for lvl, _ in LITERATURE_LEVELS):
             levels = (f"<tr><td><b>{fpr:g}</b></td><td><b>used in this report</b></td><td>{fpr / k:.3g}</td>"
                       f"<td><b>this report</b></td></tr>") + levels
+        pvalue_paragraph = ""
+        if scheme_sections.only_tree_ring(run.keys):       # other schemes: their own paragraphs below
+            pvalue_paragraph = f"""<p><b>What the p-value is.</b> It is the public reference code's test: the masked Fourier coefficients of
+ẑ<sub>T</sub> (real and imaginary parts, n = 2|mask|) are scaled by their own standard deviation and compared with
+a non-central χ² distribution (df = n, non-centrality Σ key²/σ²); small values mean closer to the key than chance. It
+is <b>uncalibrated</b>: its false-positive rate on un-watermarked images of this model has not been measured here, and
+the papers' experiments use an empirical threshold instead. With K = {k} key(s) tested, each key's p-value is compared
+with {fpr:g} / {k} = {fpr / k:.3g} (Bonferroni), which bounds the chance of any false match at {fpr:g} only if each
+p-value is valid. The nearest key is the reference classifier's answer (smallest L1) and exists for every image,
+watermarked or not.</p>
+"""
         return f"""
 <h2 style="page-break-before: always;">{sec}. Limitations and interpretation</h2>
 <p><b>What a match shows.</b> A positive verdict means that the initial noise recovered from the image under model
@@ -551,15 +567,7 @@ resizing, rotation, noise, blur and regeneration (re-encoding through a diffusio
 an image made by another model, another sampler or with a different prompt inverts to a noise that need not match
 even if it was watermarked. The z<sub>0</sub> residual and the PSNR of D(z<sub>0</sub>) in each exhibit indicate how
 degraded or out-of-model the evidence is: a poor fit weakens any negative. Rotation misaligns the rings entirely.</p>
-<p><b>What the p-value is.</b> It is the public reference code's test: the masked Fourier coefficients of
-ẑ<sub>T</sub> (real and imaginary parts, n = 2|mask|) are scaled by their own standard deviation and compared with
-a non-central χ² distribution (df = n, non-centrality Σ key²/σ²); small values mean closer to the key than chance. It
-is <b>uncalibrated</b>: its false-positive rate on un-watermarked images of this model has not been measured here, and
-the papers' experiments use an empirical threshold instead. With K = {k} key(s) tested, each key's p-value is compared
-with {fpr:g} / {k} = {fpr / k:.3g} (Bonferroni), which bounds the chance of any false match at {fpr:g} only if each
-p-value is valid. The nearest key is the reference classifier's answer (smallest L1) and exists for every image,
-watermarked or not.</p>
-{scheme_sections.limitations(run.keys)}
+{pvalue_paragraph}{scheme_sections.limitations(run.keys, fpr)}
 <p><b>Operating point.</b> This report uses a family-wise false-positive level of <b>{fpr:g}</b>. Operating points in
 the literature:</p>
 <table {_TABLE}><thead><tr><th width="14%">Level</th><th width="56%">Where it is used</th><th width="16%">Per-key threshold
