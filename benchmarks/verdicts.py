@@ -51,10 +51,10 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
     t = torch.from_numpy(z_t.astype(np.float32))
     scores = scheme.score(t, keys, target)
     excl = scheme.exclusion(t, keys, target)
-    channels, mask = key_region(keys)
+    region = key_region(keys)
     out = []
     for i in range(len(z_t)):
-        ev = Evidence(scores[i], excl[0][i], excl[1], noise_statistics(z_t[i], channels, mask).values)
+        ev = Evidence(scores[i], excl[0][i], excl[1], noise_statistics(z_t[i], region).values)
         out.append(conclude(ev, fpr, calibration, method))
     return out, scores
 

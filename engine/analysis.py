@@ -156,7 +156,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     names = ", ".join(e.path.rsplit("/", 1)[-1] for e in evidence)
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
-    key_channels, key_mask = key_region(keys)
+    key_region_ = key_region(keys)
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)
@@ -175,7 +175,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
                                         "non-finite values (NaN or infinity), so no finding can be made — "
                                         "the model or the settings diverge on this image")
                 broken[i] = (str(problem), problem.problem)
-            noise = noise_statistics(z_t[i], key_channels, key_mask).values if i not in broken else {}
+            noise = noise_statistics(z_t[i], key_region_).values if i not in broken else {}
             evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
                                   0 if exclusion is None else exclusion[1], noise)
             per_image[i][method] = MethodResult(

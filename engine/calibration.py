@@ -252,13 +252,13 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     from engine.watermarks import scheme_for
 
     scheme = scheme_for(keys)
-    channels, mask = key_region(keys)
+    region = key_region(keys)
 
     def analyse(z: np.ndarray):
         t = torch.from_numpy(np.asarray(z, dtype=np.float32))
         scores = scheme.score(t, keys, score_target)
         excl = scheme.exclusion(t, keys, score_target) if hasattr(scheme, "exclusion") else None
-        noise = [noise_statistics(x, channels, mask).values for x in z]
+        noise = [noise_statistics(x, region).values for x in z]
         return scores, excl, noise
 
     clean_scores, _, clean_noise = analyse(clean_z_t)

@@ -32,8 +32,9 @@ from engine.atomic_write import write_text_atomic
 from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, shown_path, load_evidence,
                            sha256_file)
 from engine.provenance import EvidenceStatus
-from engine.treering import KeyScore, KeySet, Verdict
+from engine.treering import KeyScore, Verdict
 from engine.verdicts import Conclusion
+from engine.watermarks.base import keys_from_record
 
 CASE_FORMAT = "treering-forensics/case"
 CASE_VERSION = 1
@@ -457,7 +458,7 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
                         "damaged after it was saved")
     rd = _get(payload, "run", dict, "case")
     try:
-        keys = KeySet.from_json(json.dumps(_get(rd, "keys", dict, "run")))
+        keys = keys_from_record(json.dumps(_get(rd, "keys", dict, "run")))    # Tree-Ring, or other schemes' public records
     except (ValueError, KeyError, TypeError) as exc:
         raise CaseFileError(f"damaged case file: the key set cannot be read ({exc})") from None
     config = _dataclass_from_json(AnalysisConfig, _get(rd, "config", dict, "run"), "settings")

@@ -20,6 +20,7 @@ from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 from engine.treering import KeySet, TreeRingKey
 from engine.watermarks import scheme_named
+from engine.watermarks.base import SchemeKeySet
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def generate_reference_set(model: LoadedModel, key: TreeRingKey | None, count: i
     require_int(batch_size, "the batch size", 1, 4096)
     scheme = scheme_named(key.scheme) if key is not None else None
     if key is not None:
-        scheme.check_fits(KeySet((key,)), model.latent_shape, model.spec.id)
+        scheme.check_fits(KeySet((key,)) if key.scheme == "tree-ring" else SchemeKeySet((key,), key.scheme),
+                          model.latent_shape, model.spec.id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prefix = prefix or (key.id if key is not None else "clean")

@@ -33,25 +33,30 @@ class NoiseStatistics:
         return dict(self.values)
 
 
-def key_region(keys) -> tuple[np.ndarray, np.ndarray]:
-    """(channels used by any key (C,) bool, Fourier positions of any key's mask (C, h, w) bool); a key set
-    without Tree-Ring geometry marks every channel."""
-    first = keys.keys[0]
-    shape = tuple(getattr(first, "latent_shape", ()))
-    if not shape or not all(hasattr(k, "mask") for k in keys.keys):
-        return np.ones(shape[:1] or (0,), bool), np.ones(shape, bool)
+def key_region(keys) -> tuple[np.ndarray, np.ndarray] | None:
+    """(channels used by any key (C,) bool, Fourier positions of any key's mask (C, h, w) bool) for Tree-Ring
+    keys; None for a key set whose keys have no such region (other schemes mark the whole latent)."""
+    if not all(hasattr(k, "mask") and hasattr(k, "latent_shape") for k in getattr(keys, "keys", ())):
+        return None
+    shape = tuple(keys.keys[0].latent_shape)
     mask = np.zeros(shape, bool)
     for k in keys.keys:
+        if tuple(k.latent_shape) != shape:
+            return None
         mask |= k.mask().numpy()
     return mask.any(axis=(1, 2)), mask
 
 
-def noise_statistics(z_t: np.ndarray, key_channels: np.ndarray, key_mask: np.ndarray) -> NoiseStatistics:
-    """The statistics of one z_T (C, h, w). Spatial statistics use the channels no key marks (all channels if
-    every channel is marked); the low-frequency power uses the disc of twice the key's radius (at least a
-    quarter of the side) outside the key's own coefficients, over all channels."""
+def noise_statistics(z_t: np.ndarray, region: tuple[np.ndarray, np.ndarray] | None) -> NoiseStatistics:
+    """The statistics of one z_T (C, h, w) given the key's `region` (`key_region`; None: the whole latent).
+    Spatial statistics use the channels no key marks (all channels if every channel is marked); the
+    low-frequency power uses the disc of twice the key's radius (at least a quarter of the side) outside the
+    key's own coefficients, over all channels."""
     z = np.asarray(z_t, dtype=np.float64)
     c, h, w = z.shape
+    if region is None:
+        region = (np.zeros(c, bool), np.zeros((c, h, w), bool))
+    key_channels, key_mask = region
     free = z[~key_channels] if (~key_channels).any() else z
     values = free.ravel()
     spectrum = np.fft.fftshift(np.fft.fft2(z), axes=(-2, -1))

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load_keys(path: str | None, spec):
-    from engine.treering import KeySet
+    from engine.key_vault import load_keys_for_scan
 
     model_id = spec.id
     if path is None:
@@ -44,7 +44,7 @@ def _load_keys(path: str | None, spec):
             raise UsageError(f"no key set given: use --keys KEYS.json (model {model_id!r} has no bundled keys)")
         path = str(default)
     try:
-        return KeySet.load(path)
+        return load_keys_for_scan(path)      # a key vault (any schemes) or a Tree-Ring key file
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -190,6 +190,8 @@ def cmd_keys_new(args) -> int:
             shape = ()
         if len(shape) != 3:
             raise UsageError(f"--latent-shape takes three integers C,H,W, e.g. 4,32,32 (got {args.latent_shape!r})")
+    if args.scheme != "tree-ring":
+        return _new_vault(args, shape)
     try:
         make = new_random_keys if args.unchecked else new_separable_keys
         keys = make(args.count, latent_shape=shape, radius=args.radius, channel=args.channel, scale=args.scale,
@@ -198,6 +200,60 @@ def cmd_keys_new(args) -> int:
         raise UsageError(str(exc)) from exc
     _warn_if_close(keys)
     _save_keys(keys, args)
+    return EXIT_OK
+
+
+def _new_vault(args, shape) -> int:
+    from engine.key_vault import KeyVault, new_vault_keys
+
+    try:
+        keys = new_vault_keys(args.scheme, args.count, shape, seed=args.seed)
+        note = args.provenance or (f"{len(keys)} {args.scheme} keys made by `treering-forensics keys new` for "
+                                   f"latents {'x'.join(map(str, shape))}" + (f", seed {args.seed}" if args.seed
+                                                                             is not None else ""))
+        vault = KeyVault(tuple(keys), provenance=note)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _save_keys(vault, args)
+    return EXIT_OK
+
+
+def cmd_keys_import_gs(args) -> int:
+    """A Gaussian Shading key given as hex (official layout: 32-byte key, 12-byte nonce, the watermark's
+    packed bits), e.g. read from a deployment's configuration; added to a new key vault."""
+    from engine.key_vault import KeyVault
+    from engine.watermarks.gaussian_shading import GaussianShadingKey, default_hw
+
+    try:
+        shape = tuple(int(v) for v in args.latent_shape.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise UsageError(f"--latent-shape takes three integers C,H,W (got {args.latent_shape!r})")
+    try:
+        key = GaussianShadingKey(id=args.id, key_hex=args.key_hex.lower(), nonce_hex=args.nonce_hex.lower(),
+                                 watermark_hex=args.watermark_hex.lower(), latent_shape=shape, ch=args.ch,
+                                 hw=args.hw or default_hw(shape), description="imported from hex")
+        vault = KeyVault((key,), provenance=args.provenance or "Gaussian Shading key imported from hex")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _save_keys(vault, args)
+    return EXIT_OK
+
+
+def cmd_keys_list(args) -> int:
+    from engine.key_vault import load_vault
+
+    try:
+        vault = load_vault(args.file)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"{args.file}: {len(vault.keys)} key(s) of {', '.join(vault.schemes)}; created {vault.created_utc or '?'}; "
+          f"content sha256 {vault.content_sha256()[:16]}")
+    if vault.provenance:
+        print(f"provenance: {_one_line(vault.provenance)}")
+    for line in vault.summary_lines():
+        print(line)
     return EXIT_OK
 
 
@@ -612,7 +668,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="draw keys without the separability check (default: every key can be told apart from the "
                          "others after inversion, by a stated simulation; see docs/algorithms.md §4)")
     kn.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
+    kn.add_argument("--scheme", default="tree-ring", choices=("tree-ring", "gaussian-shading", "ringid", "prc"),
+                    help="watermark scheme (default tree-ring; the others write a key vault)")
+    kn.add_argument("--provenance", help="free text kept in the key vault: who made the keys, for what")
     kn.set_defaults(func=cmd_keys_new)
+    kg = ksub.add_parser("import-gs", help="a Gaussian Shading key given as hex (official ChaCha20 layout) → key vault")
+    kg.add_argument("--id", required=True)
+    kg.add_argument("--key-hex", required=True, help="32-byte ChaCha20 key")
+    kg.add_argument("--nonce-hex", required=True, help="12-byte nonce (RFC 8439)")
+    kg.add_argument("--watermark-hex", required=True, help="the watermark bits, packed MSB-first, C-order")
+    kg.add_argument("--latent-shape", default="4,64,64", help="C,H,W (default 4,64,64, the reference's)")
+    kg.add_argument("--ch", type=int, default=1)
+    kg.add_argument("--hw", type=int, help="default side/8 (8 on 64×64, the reference's)")
+    kg.add_argument("--provenance")
+    kg.add_argument("--out", required=True)
+    kg.add_argument("--force", action="store_true", help="replace an earlier output of this tool")
+    kg.set_defaults(func=cmd_keys_import_gs)
+    kl = ksub.add_parser("list", help="the keys of a key vault or key file: scheme, id, parameters, hash (no secrets)")
+    kl.add_argument("file")
+    kl.set_defaults(func=cmd_keys_list)
     ki = ksub.add_parser("import-npy", help="import keys saved by the reference tree-ring package (.npy, no pickle)")
     ki.add_argument("files", nargs="+")
     ki.add_argument("--out", required=True)

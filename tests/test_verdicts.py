@@ -30,8 +30,8 @@ def recovered(keys: KeySet, key_id: str, n: int, seed: int, gain: float = 0.6, n
 def conclusions(z: torch.Tensor, keys: KeySet, fpr: float = 0.01, calibration=None) -> list[Conclusion]:
     scores = score_keys(z, keys)
     excl, df = exclusion_statistics(z, keys)
-    channels, mask = key_region(keys)
-    return [conclude(Evidence(scores[i], excl[i], df, noise_statistics(z[i].numpy(), channels, mask).values), fpr,
+    region = key_region(keys)
+    return [conclude(Evidence(scores[i], excl[i], df, noise_statistics(z[i].numpy(), region).values), fpr,
                      calibration, "gradient-free") for i in range(len(z))]
 
 

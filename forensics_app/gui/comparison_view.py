@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from forensics_app.gui.result_view import METHOD_ORDER, Panel, format_memory, format_p, verdict_headline
 from forensics_app.figure_arrays import VIRIDIS, KeyGeometry, robust_range, spectrum_log_magnitude
+from forensics_app.scheme_arrays import watermark_channel
 
 NOT_RUN = "not run"
 
@@ -104,10 +105,10 @@ class ComparisonView(QWidget):
                 p.caption.setText("")
                 continue
             key = self._keys[key_for[m]] if self._keys is not None else None
-            ch = key.channel if key is not None else 0
+            ch = (watermark_channel(key) or 0) if key is not None else 0
             allv = np.concatenate([s[ch].ravel() for s in spectra.values()])
             lo, hi = robust_range(allv)
-            g = KeyGeometry.of(key) if key is not None else None
+            g = KeyGeometry.of(key) if key is not None and key.scheme == "tree-ring" else None
             p.view.set_scalar(spectra[m][ch], lo, hi, VIRIDIS, "log(1+|F|)", g, True,
                               crop=g.crop() if g is not None else None)
             p.title.setText(f"{m}: |F(z_T)| around the mask, channel {ch}")

@@ -187,15 +187,16 @@ class KeyChooser(QGroupBox):
         return [e["path"] for e in self._entries if e["path"]]
 
     def current_keys(self):
-        """The selected KeySet, loaded on first use; None (and an `error`) if it cannot be read."""
-        from engine.treering import KeySet
+        """The selected key set (a Tree-Ring key file or a key vault of any schemes), loaded on first use; None
+        (and an `error`) if it cannot be read."""
+        from engine.key_vault import load_keys_for_scan
 
         e = self.current_entry()
         if e is None:
             return None
         if e["keys"] is None and e["path"]:
             try:
-                e["keys"] = KeySet.load(e["path"])
+                e["keys"] = load_keys_for_scan(e["path"])
             except ValueError as exc:
                 self.error.emit(str(exc))
                 return None
@@ -234,6 +235,11 @@ class KeyChooser(QGroupBox):
         else:
             shapes = {tuple(k.latent_shape) for k in keys.keys}
             shape = ", ".join("×".join(str(v) for v in s) for s in sorted(shapes))
+            if getattr(keys, "scheme", "tree-ring") != "tree-ring":
+                schemes = ", ".join(getattr(keys, "schemes", (keys.scheme,)))
+                ids = ", ".join(keys.ids[:8]) + (" …" if len(keys) > 8 else "")
+                self.info.setText(f"{len(keys)} key(s) of {schemes}: {ids} · latents {shape}")
+                return
             radii = ", ".join(sorted({str(k.radius) for k in keys.keys}))
             chans = ", ".join(sorted({str(k.channel) for k in keys.keys}))
             self.info.setText(f"{len(keys)} key(s): {', '.join(keys.ids)} · latents {shape} · radius {radii} · "
@@ -241,9 +247,9 @@ class KeyChooser(QGroupBox):
 
 
 def _read_key_set(path: str):
-    from engine.treering import KeySet
+    from engine.key_vault import load_keys_for_scan
 
-    return KeySet.load(path)
+    return load_keys_for_scan(path)
 
 
 class NewKeysDialog(QDialog):

@@ -36,6 +36,7 @@ class KeyFiles(QObject):
             self.import_files(files)
 
     def import_files(self, files: list[str]) -> None:
+        from engine.key_vault import load_keys_for_scan
         from engine.treering import KeySet, import_reference_npy
 
         w = self.window
@@ -44,7 +45,7 @@ class KeyFiles(QObject):
             if f in npy:
                 continue
             try:
-                keys = KeySet.load(f)
+                keys = load_keys_for_scan(f)       # a Tree-Ring key file or a key vault of any schemes
             except ValueError as exc:
                 w.report_error(str(exc))
                 continue
@@ -80,6 +81,10 @@ class KeyFiles(QObject):
             self.save(keys, path)
 
     def save(self, keys, path: str) -> bool:
+        if not hasattr(keys, "save"):           # keys read from a key vault: the vault file is the record
+            self.window.report_error("keys of a key vault are exported by copying the vault file (it holds "
+                                     "their secrets and provenance)")
+            return False
         try:
             keys.save(path)
         except (OSError, ValueError) as exc:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy, QStackedWidget,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from forensics_app.scheme_arrays import evidence_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
 from forensics_app.gui.spectrum_image import ArrayView
@@ -211,8 +212,8 @@ class ResultView(QWidget):
             p.setParent(None)
             p.deleteLater()
         self.key_panels = []
-        if keys is None:
-            return
+        if keys is None or getattr(keys, "scheme", "tree-ring") != "tree-ring":
+            return                  # other schemes: no pattern thumbnails (RingID has up to 2048 keys)
         for k in keys.keys:
             panel = Panel(k.id, minimum=56, hint=90, colour_bar=False)
             panel.caption.setWordWrap(False)
@@ -310,12 +311,13 @@ class ResultView(QWidget):
         default = (c.key if c is not None and c.key else None) or r.verdict.nearest_key
         self.key_combo.setCurrentIndex(max(0, self.key_combo.findData(default)))
         key = self.current_key()
+        key_channel = watermark_channel(key) if key is not None else None
         c = r.z_t.shape[0]
         prev_channel = self.channel_combo.currentIndex()
         self.channel_combo.clear()
         for ch in range(c):
-            self.channel_combo.addItem(f"{ch} (watermark)" if key is not None and ch == key.channel else str(ch), ch)
-        self.channel_combo.setCurrentIndex(key.channel if key is not None else max(0, prev_channel))
+            self.channel_combo.addItem(f"{ch} (watermark)" if ch == key_channel else str(ch), ch)
+        self.channel_combo.setCurrentIndex(key_channel if key_channel is not None else max(0, prev_channel))
         self._updating = False
         self._redraw()
 
@@ -349,6 +351,9 @@ class ResultView(QWidget):
         self.evidence_panel.caption.setText(
             f"{e.pixels.shape[2]}×{e.pixels.shape[1]} as analysed (stored {e.width}×{e.height} {e.format})")
 
+        if key is not None and getattr(key, "scheme", "tree-ring") != "tree-ring":
+            self._redraw_other_scheme(r, key, logmag, ch)
+            return
         geometry = KeyGeometry.of(key) if key is not None else None
         crop = geometry.crop() if (geometry is not None and self.zoom_check.isChecked()) else None
         lo, hi = robust_range(logmag[ch])
@@ -399,6 +404,22 @@ class ResultView(QWidget):
             panel.title.setText(f"{k.id}{tag}")
             panel.caption.setText(f"L1 {s.l1:.2f} · p {s.p_value:.2g}" if s else "not scored")
             panel.setToolTip(f"{k.id}: L1 {s.l1:.4f}, p = {format_p(s.p_value)}" if s else k.id)
+        self._fill_verdict(r)
+
+    def _redraw_other_scheme(self, r, key, logmag, ch: int) -> None:
+        """Gaussian Shading, RingID: the spectrum without ring outlines, and the scheme's own evidence view."""
+        lo, hi = robust_range(logmag[ch])
+        self.spectrum_panel.view.set_scalar(logmag[ch], lo, hi, VIRIDIS, "log(1+|F|)", None, False)
+        self.spectrum_panel.title.setText(f"|F(z_T)|, log scale — channel {ch} ({r.method})")
+        self.spectrum_panel.caption.setText(f"log(1 + |fftshift(fft2(z_T))|); colour range {lo:.2f}–{hi:.2f}.")
+        try:
+            view = evidence_view(r.z_t, key)
+        except ValueError as exc:
+            self.diff_panel.view.clear(str(exc))
+        else:
+            self.diff_panel.view.set_scalar(view.values, view.low, view.high, INFERNO, view.label, None, False)
+            self.diff_panel.title.setText(view.title)
+            self.diff_panel.caption.setText(view.caption)
         self._fill_verdict(r)
 
     def _fill_verdict(self, r) -> None:

@@ -18,6 +18,7 @@ from engine.attribution_matrix import BatchMatrix, attribution_matrix
 from engine.model_kinds import KINDS, model_kind
 from engine.provenance import Reverification
 from engine.treering import KeySet, TreeRingKey
+from forensics_app.report import scheme_sections
 from forensics_app.report.page import BODY_WIDTH_MM, CSS_PX_PER_MM
 from forensics_app.report.text import byte_size, esc, esc_multiline, number
 
@@ -224,7 +225,7 @@ class ReportSections:
                     if run.not_analysed else "")),
                 ("Evidence integrity at export", integrity),
                 ("Question examined", "Is the initial noise z<sub>T</sub> recovered from each evidence image, under "
-                 f"model {esc(run.model_id)}, consistent with one of the {len(run.keys)} Tree-Ring key(s) tested?"),
+                 f"model {esc(run.model_id)}, consistent with one of the {len(run.keys)} {scheme_sections.scheme_label(run.keys)} key(s) tested?"),
                 ("Machine-readable twin", f'{esc(self.json_name)}<br><span class="mono">SHA-256 '
                  f'{esc(self.json_sha256)}</span>')]
         out = ("<h1>Tree-Ring watermark examination report</h1>"
@@ -331,6 +332,8 @@ class ReportSections:
 
     def _keys(self) -> str:
         keys = self.run.keys
+        if not scheme_sections.only_tree_ring(keys):
+            return scheme_sections.keys_section(keys)
         rows = [[esc(k.id), esc(k.scheme), esc(k.pattern), str(k.channel), str(k.radius), esc(k.centre),
                  esc(_key_description(k)) + (f'<br><span class="small muted">{esc(k.description)}</span>'
                                             if k.description else "")] for k in keys.keys]
@@ -450,9 +453,14 @@ class ReportSections:
                 cells.append(f"<b>{txt}</b>" if s and r.verdict.nearest_key == k else txt)
             rows.append(cells)
         out.append(_grid(header, rows))
-        out.append('<p class="small muted">Bold: the nearest key (smallest L1). Lower L1 = closer to the key; the '
-                   f"per-key p-value is the {esc(self._p_value_name())} (small ⇒ closer than chance), analytic; "
-                   "the conclusion below says which test, calibrated or not, decides.</p>")
+        if scheme_sections.only_tree_ring(run.keys):
+            out.append('<p class="small muted">Bold: the nearest key (smallest L1). Lower L1 = closer to the key; the '
+                       f"per-key p-value is the {esc(self._p_value_name())} (small ⇒ closer than chance), analytic; "
+                       "the conclusion below says which test, calibrated or not, decides.</p>")
+        else:
+            out.append('<p class="small muted">Bold: the nearest key. "L1" here is each scheme\'s own distance (lower = '
+                       "closer: 1 − bit accuracy, ring distance, or the negative normalised code statistic); the "
+                       "p-values are each scheme's own (see the limitations).</p>")
         out.append("<h3>Finding and interpretation</h3>")
         c = a.conclusion
         out.append(f"<p><b>Conclusion ({esc(METHOD_TITLES.get(c.method, c.method))}, the default pipeline): "
@@ -476,6 +484,10 @@ class ReportSections:
                        f"{trip}z<sub>T</sub> outside the key: {noise}. A z<sub>T</sub> unlike the model's own images "
                        "suggests altered or foreign evidence; a low residual is not evidence of authenticity, since "
                        "a forgery made by optimising a latent lies on the autoencoder's manifold too.</p>")
+        if not scheme_sections.only_tree_ring(run.keys):       # other schemes: their own evidence, no ring figure
+            out.append(scheme_sections.evidence_table({m: a.methods[m] for m in methods}, METHOD_TITLES,
+                                                      run.keys))
+            return "".join(out)
         fig = f"fig:{n}"
         try:
             self.resources[fig] = self.figures.fourier({m: a.methods[m] for m in methods}, run.keys,
@@ -611,6 +623,7 @@ In this report: {esc("; ".join(f"{m}: {self.run.calibration.status(m)}" for m in
 Evidence whose recovered noise lies outside the range the calibration saw on the model's own images (rotated, cropped,
 re-encoded images often do) is marked <i>outside calibration</i>, and a positive on it is not defended. The nearest key
 is the papers' classifier (smallest L1) and exists for every image, watermarked or not.</p>
+{scheme_sections.limitations(run.keys, fpr) if not scheme_sections.only_tree_ring(run.keys) else ''}
 <p><b>Operating point.</b> This report uses a family-wise false-positive level of <b>{fpr:g}</b>. Operating points in
 the literature:</p>
 <table {_TABLE}><thead><tr><th width="14%">Level</th><th width="56%">Where it is used</th><th width="16%">Per-key threshold
