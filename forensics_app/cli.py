@@ -263,8 +263,10 @@ def cmd_scan(args) -> int:
         raise UsageError(f"no images found in the given paths ({len(not_analysed)} other file(s) or folder(s) "
                          "found, none with an image suffix)" if not_analysed else "no images found in the given paths")
     _check_scan_outputs(args, paths + [Path(n.path) for n in not_analysed])
-    model = _load_model(args)
-    keys = _load_keys(args.keys, model.spec)
+    from forensics_app.scan_executor import check_executor_args, model_and_keys, run_with_executor
+
+    check_executor_args(args)
+    model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
     options = AnalysisOptions(
         methods=METHODS if args.method == "all" else (args.method,), iterations=args.iterations, lr=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, precision=args.precision, inversion=args.inversion,
@@ -272,20 +274,24 @@ def cmd_scan(args) -> int:
         guidance=args.guidance, fpr=args.fpr, score_target=args.score_target, batch_size=args.batch_size,
         device=args.device, dtype=args.dtype)
     try:
-        config = options.to_config(model)
+        config = options.to_config(model) if model is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     lines = _ProgressLines(len(paths), enabled=not args.quiet and not _is_terminal(sys.stderr))
     bar = _ProgressBar(not args.quiet)
     bar.state.add_listener(lines.on_event)
     try:
-        run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
-                      not_analysed=not_analysed)
+        if args.executor == "local" and not args.records:
+            run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
+                          not_analysed=not_analysed)
+        else:
+            run = run_with_executor(args, model, keys, options, paths, not_analysed, bar.state, lines.on_result)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     except KeyboardInterrupt:
         bar.close()
-        print("interrupted: nothing was written", file=sys.stderr)
+        print("interrupted: " + (f"the images finished so far are kept in {_one_line(args.records)}; run the same "
+                                 "command again to resume" if args.records else "nothing was written"), file=sys.stderr)
         return 130
     finally:
         bar.close()
@@ -526,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add this run to the case folder DIR (created if new): DIR/case.trcase and its history")
     s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
+    from forensics_app.scan_executor import add_executor_arguments
+
+    add_executor_arguments(s)
     s.set_defaults(func=cmd_scan)
 
     c = sub.add_parser("case", help="show a case folder or re-verify its evidence")
