@@ -10,7 +10,7 @@ rerun with the same settings skips what is done, and both give the same `Analysi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from engine.analysis import AnalysisRun, ImageAnalysis, ImageFailure, analyze, utc_now
 from engine.intake import NotAnalysed
@@ -18,7 +18,11 @@ from engine.options import AnalysisOptions
 from engine.progress import NULL_PROGRESS, Progress
 from engine.treering import KeySet
 
+if TYPE_CHECKING:
+    from engine.scan_records import RunMeta
+
 OnResult = Callable[[ImageAnalysis | ImageFailure], None]
+OnMeta = Callable[["RunMeta"], None]     # the model and settings as resolved, before the first result
 EXECUTORS = ("local", "ray")
 
 
@@ -38,8 +42,8 @@ class Executor(Protocol):
     def describe(self) -> str:
         """Where runs go, in words (recorded in the run's notes, so the case says where it ran)."""
 
-    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS,
-            on_result: OnResult | None = None) -> AnalysisRun: ...
+    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None,
+            on_meta: OnMeta | None = None) -> AnalysisRun: ...
 
 
 def resume_note(reused: int, folder: str) -> str:
@@ -56,16 +60,20 @@ class LocalExecutor:
     def describe(self) -> str:
         return "local"
 
-    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None) -> AnalysisRun:
+    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None,
+            on_meta: OnMeta | None = None) -> AnalysisRun:
         from engine.model_loader import load_model
+        from engine.scan_records import RunMeta
 
         model = self.model or load_model(job.model, dtype=job.options.dtype, device=job.options.device)
         config = job.options.to_config(model)
+        if on_meta is not None:
+            on_meta(RunMeta.of(model, job.keys, config, job.md5))
         if job.records is None:
             return analyze(model, job.keys, job.paths, config, progress=progress, on_result=on_result, md5=job.md5,
                            not_analysed=job.not_analysed)
         from engine.provenance import software_versions
-        from engine.scan_records import RecordStore, RunMeta, assemble_run, record_of, result_of_record, split_done
+        from engine.scan_records import RecordStore, assemble_run, record_of, result_of_record, split_done
 
         meta = RunMeta.of(model, job.keys, config, job.md5)
         store = RecordStore(job.records)

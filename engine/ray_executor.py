@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from engine.analysis import AnalysisRun, ImageFailure, analyze_batch, utc_now
-from engine.executors import OnResult, ScanJob, resume_note
+from engine.executors import OnMeta, OnResult, ScanJob, resume_note
 from engine.intake import EvidenceError, hash_file, load_evidence
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.scan_records import RecordStore, RunMeta, assemble_run, record_of, result_of_record, split_done
@@ -131,7 +131,8 @@ class RayExecutor:
         where = f"the Ray cluster at {self.address}" if self.address else "a Ray instance started on this machine"
         return f"Ray ({where})"
 
-    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None) -> AnalysisRun:
+    def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None,
+            on_meta: OnMeta | None = None) -> AnalysisRun:
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -143,7 +144,7 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ValueError(f"cannot reach the Ray cluster at {self.address}: {_first_line(exc)}") from None
         try:
-            return self._run(ray, job, progress, on_result)
+            return self._run(ray, job, progress, on_result, on_meta)
         finally:
             if started_here:
                 ray.shutdown()
@@ -161,7 +162,8 @@ class RayExecutor:
             return count
         return max(1, int(resources.get("CPU", 1)))
 
-    def _run(self, ray, job: ScanJob, progress: Progress, on_result: OnResult | None) -> AnalysisRun:
+    def _run(self, ray, job: ScanJob, progress: Progress, on_result: OnResult | None,
+             on_meta: OnMeta | None) -> AnalysisRun:
         from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
         started = utc_now()
@@ -195,6 +197,8 @@ class RayExecutor:
                 raise ValueError("the Ray workers resolved different settings (e.g. fp16 on a GPU, fp32 on a CPU): "
                                  "give --precision and --device explicitly")
             meta: RunMeta = described[0]["meta"]
+            if on_meta is not None:
+                on_meta(meta)
             store = RecordStore(job.records) if job.records else None
             reused = {}
             todo = list(job.paths)

@@ -123,3 +123,37 @@ def test_a_cancelled_ray_scan_keeps_what_finished_and_a_rerun_repeats_no_work(ra
     assert sorted(done_paths) == sorted(paths)                                     # each image analysed once
     assert f"{len(first.images)} image(s) taken from earlier records" in resumed.notes[1]
     assert comparable(run_to_json(resumed)) == comparable(run_to_json(local_one_thread(demo_model, demo_keys, paths)))
+
+
+def test_the_window_submits_to_a_ray_cluster_and_the_case_records_where_it_ran(ray_cluster, qtbot, tmp_path,
+                                                                             monkeypatch):
+    from engine.case_file import load_case, save_case
+    from engine.options import AnalysisOptions
+    from forensics_app.gui.evidence_list import Status
+    from forensics_app.gui.executor_setting import ray_address, set_ray_address
+    from forensics_app.gui.main_window import MainWindow
+
+    monkeypatch.setenv("TREERING_FORENSICS_CONFIG", str(tmp_path / "gui-config"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    set_ray_address(w, " auto ")          # this process is already connected: the run uses the module's cluster
+    assert ray_address(w.settings) == "auto"
+    w.model_chooser.select("demo")
+    w.set_analysis_settings(AnalysisOptions(methods=("gradient-free",), iterations=5, steps=5, batch_size=1,
+                                            device="cpu"))
+    paths = samples()[2:4]                # key1_00500, key1_00501
+    w.add_paths(paths)
+    events = []
+    w.session.progress.connect(events.append)
+    with qtbot.waitSignal(w.session.finished, timeout=240_000):
+        assert w.run_analysis()
+    run = w.last_run
+    assert run is not None and not run.cancelled and "Ray (the Ray cluster at auto), 2 worker(s)" in run.notes[0]
+    assert [i.status for i in w.evidence.items] == [Status.DONE, Status.DONE]
+    assert all(i.analysis.methods["gradient-free"].verdict.predicted_key == "key1" for i in w.evidence.items)
+    assert all(abs(i.analysis.evidence.pixels).sum() > 0 for i in w.evidence.items)   # shown as analysed
+    assert any(e.stage.startswith("analysis on 2 Ray worker(s)") for e in events)     # progress followed
+    case = save_case(run, tmp_path / "case.trcase")
+    assert load_case(case).run.notes == run.notes                                     # where it ran, kept
+    w.close()

@@ -81,6 +81,10 @@ def install_actions(w: MainWindow) -> None:
     w.import_keys_action = _action(w, "Import keys…", w.key_files.import_dialog)
     w.export_keys_action = _action(w, "Export keys…", w.key_files.export_dialog)
     w.new_keys_action = _action(w, "New keys…", w.key_files.new_dialog)
+    from forensics_app.gui.executor_setting import choose_executor_dialog
+
+    w.executor_action = _action(w, "Run &on…", lambda: choose_executor_dialog(w), tip=(
+        "Analyse on this computer (default) or submit runs to a Ray cluster"))
     w.remove_action = _action(w, "Remove selected", w.remove_selected)
     w.clear_action = _action(w, "Clear list", w.clear_evidence)
 
@@ -103,6 +107,7 @@ def install_actions(w: MainWindow) -> None:
     analysis_menu = mb.addMenu("&Analysis")
     analysis_menu.addAction(w.run_action)
     analysis_menu.addAction(w.cancel_action)
+    analysis_menu.addAction(w.executor_action)
     analysis_menu.addSeparator()
     analysis_menu.addAction(w.remove_action)
     analysis_menu.addAction(w.clear_action)
