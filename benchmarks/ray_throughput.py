@@ -153,7 +153,8 @@ def main() -> None:
              "(gradient-free, 100 iterations, 50-step DDIM inversion), batch size 1 (one Ray task per image). "
              f"Machine: 2 CPU cores **shared with other jobs** (load average {load_before[0]:.1f} before, "
              f"{load_after[0]:.1f} after; 2.0 would be this job alone), run under `nice -n 10`: absolute "
-             "times are inflated and noisy; the ratios between rows, taken minutes apart, are the result.", "",
+             "times are inflated and noisy, and the 2-vs-1-worker ratio measures what this scan got of the two "
+             "cores beside those jobs, not the ideal 2×.", "",
              "| configuration | images | wall (s) | first result (s) | steady s / image | steady images / s |",
              "|---|---|---|---|---|---|"]
     for name, r in rows.items():
@@ -161,10 +162,12 @@ def main() -> None:
                      f"{r['steady_s_per_image']:.3f} | {r['steady_images_per_s']:.2f} |")
     lines += ["", f"* 2 workers vs 1: **{summary['speedup_2_vs_1_workers']:.2f}×** steady throughput on 2 cores.",
               f"* Ray's overhead per image, measured alone ({args.echo_count} one-image tasks to a worker that answers "
-              f"with a ready record: task round trip, pickling the record with z_T, the driver's bookkeeping): "
+              f"with a ready record: task round trip, pickling and unpickling the record with z_T, turning it back "
+              "into a result; no record store): "
               f"**{overhead * 1000:.1f} ms**. The difference of the 1-worker and local rows "
               f"({difference * 1000:+.0f} ms) is the same quantity drowned in this machine's noise.",
-              f"* The driver's own work per image (record → result, append + fsync): **{driver_s * 1000:.2f} ms**, "
+              f"* The driver's own work per image with a record store (record → result, append + fsync): "
+              f"**{driver_s * 1000:.2f} ms**, "
               f"so one driver keeps up with about **{ceiling:.0f} images/s** from all workers together.",
               f"* Start-up (first result) is paid per scan: a worker process, torch, the model.", "",
               "## Projection for GPU workers", "",

@@ -73,7 +73,8 @@ class LocalExecutor:
             return analyze(model, job.keys, job.paths, config, progress=progress, on_result=on_result, md5=job.md5,
                            not_analysed=job.not_analysed)
         from engine.provenance import software_versions
-        from engine.scan_records import RecordStore, assemble_run, record_of, result_of_record, split_done
+        from engine.scan_records import (RecordStore, assemble_run, devices_of, record_of, result_of_record,
+                                         split_done)
 
         meta = RunMeta.of(model, job.keys, config, job.md5)
         store = RecordStore(job.records)
@@ -96,8 +97,10 @@ class LocalExecutor:
         for f in fresh.failures:
             results[f.path] = f
         notes = list(fresh.notes) + ([resume_note(len(reused), job.records)] if reused else [])
+        devices = devices_of(reused.values()) | ({meta.device} if todo else set())
         return assemble_run(meta, job.paths, results, started_utc=started, cancelled=fresh.cancelled,
-                            software=fresh.software, notes=notes, not_analysed=job.not_analysed)
+                            software=fresh.software, notes=notes, not_analysed=job.not_analysed,
+                            device=", ".join(sorted(devices)))
 
 
 def make_executor(name: str, *, address: str | None = None, workers: int | None = None,

@@ -25,7 +25,8 @@ from engine.analysis import AnalysisRun, ImageFailure, analyze_batch, utc_now
 from engine.executors import OnMeta, OnResult, ScanJob, resume_note
 from engine.intake import EvidenceError, hash_file, load_evidence
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
-from engine.scan_records import RecordStore, RunMeta, assemble_run, record_of, result_of_record, split_done
+from engine.scan_records import (RecordStore, RunMeta, assemble_run, devices_of, record_of, result_of_record,
+                                 split_done)
 
 RAY_INSTALL_HINT = ('the Ray executor needs Ray, which is not installed: pip install "treering-forensics[ray]" '
                     '(or "ray[default]")')
@@ -178,6 +179,7 @@ class RayExecutor:
             return remote.remote(model, job, device)
 
         self.retried_batches = self.workers_started = 0
+        self._devices: set[str] = set()        # of the images analysed in this run
         progress.report(ProgressEvent(f"starting {count} Ray worker(s) (each loads the model)", 0, 0,
                                       phase=Phase.LOADING_MODEL))
         actors = [start_worker() for _ in range(count)]
@@ -227,7 +229,8 @@ class RayExecutor:
         if reused:
             notes.append(resume_note(len(reused), job.records))
         return assemble_run(meta, job.paths, results, started_utc=started, cancelled=cancelled,
-                            software=described[0]["software"], notes=notes, not_analysed=job.not_analysed)
+                            software=described[0]["software"], notes=notes, not_analysed=job.not_analysed,
+                            device=", ".join(sorted(devices_of(reused.values()) | self._devices)))
 
     def _drive(self, ray, actors: list, start_worker, todo: list[str], job: ScanJob, settings_hash: str,
                store: RecordStore | None, results: dict, progress: Progress, on_result: OnResult | None,
@@ -296,6 +299,7 @@ class RayExecutor:
                             continue
                         if store is not None:
                             store.append(rec)
+                        self._devices |= devices_of([rec])
                         finish(result_of_record(rec, None, job.load_pixels))
         finally:
             for ref in inflight:        # a cancel: the actors are killed next, their batches are not kept

@@ -210,6 +210,10 @@ class RecordStore:
                 and isinstance(r.get("sha256"), str)}
 
 
+def devices_of(records: Iterable[dict]) -> set[str]:
+    return {r["device"] for r in records if isinstance(r.get("device"), str) and r["device"]}
+
+
 def split_done(paths: Iterable[str], done: dict[str, dict]) -> tuple[list[str], dict[str, dict]]:
     """(paths still to analyse, path → earlier record) by each file's SHA-256 now. A file that cannot be
     hashed is left to the analysis, which reports it."""
@@ -229,7 +233,8 @@ def assemble_run(meta: RunMeta, paths: Iterable[str], results: dict[str, ImageAn
                  started_utc: str, cancelled: bool, software: dict, notes: Iterable[str] = (),
                  not_analysed: Iterable[NotAnalysed] = (), device: str | None = None) -> AnalysisRun:
     """The `AnalysisRun` of a scan from its per-path results, in the order the paths were given (what
-    `engine.analysis.analyze` gives); paths with no result (a cancel) are left out."""
+    `engine.analysis.analyze` gives); paths with no result (a cancel) are left out. `device`: where the images
+    were analysed (a resumed or distributed run names every device its records come from)."""
     images, failures = [], []
     for p in paths:
         r = results.get(p)

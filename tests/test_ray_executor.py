@@ -157,3 +157,21 @@ def test_the_window_submits_to_a_ray_cluster_and_the_case_records_where_it_ran(r
     case = save_case(run, tmp_path / "case.trcase")
     assert load_case(case).run.notes == run.notes                                     # where it ran, kept
     w.close()
+
+
+def test_the_cli_scans_on_ray_and_a_local_rerun_resumes_from_its_records(ray_cluster, tmp_path, capsys):
+    from forensics_app.cli import main
+
+    paths = list(samples()[:2])
+    fast = ["--iterations", "5", "--steps", "5", "--batch-size", "1", "--records", str(tmp_path / "rec")]
+    assert main(["scan", *paths, "--workers", "1", *fast]) == 2            # Ray options need --executor ray
+    assert "--workers only apply with --executor ray" in capsys.readouterr().err
+    assert main(["scan", *paths, "--executor", "ray", "--workers", "1", "--json", str(tmp_path / "ray.json"),
+                 "--quiet", *fast]) == 0
+    assert main(["scan", *paths, "--json", str(tmp_path / "local.json"), "--quiet", *fast]) == 0
+    on_ray, local = (json.loads((tmp_path / n).read_text()) for n in ("ray.json", "local.json"))
+    assert on_ray["notes"][0].startswith("executor: Ray") and "1 worker(s)" in on_ray["notes"][0]
+    assert local["notes"] == [f"2 image(s) taken from earlier records in {tmp_path / 'rec'} (same SHA-256 and "
+                              "settings hash), not re-analysed"]                   # the records were shared
+    assert comparable(on_ray) == comparable(local)
+    assert len((tmp_path / "rec" / "records.jsonl").read_text().splitlines()) == 2

@@ -88,6 +88,16 @@ def test_a_resumed_local_scan_analyses_only_what_is_not_done(demo_model, demo_ke
     assert len(seen) == 4 and "2 image(s) taken from earlier records" in resumed.notes[0]
     whole = LocalExecutor(demo_model).run(ScanJob("demo", demo_keys, SINGLE, paths))
     assert comparable(run_to_json(resumed)) == comparable(run_to_json(whole))
+    # the report says how the run was made (here: a resume; a Ray run names its cluster the same way)
+    from engine.provenance import reverify
+    from forensics_app.report.sections import ReportInfo, ReportSections
+    from tests.test_report_sections import NoFigures
+
+    checks = [reverify(a.evidence.path, a.evidence.sha256) for a in resumed.images]
+    html, _ = ReportSections(run=resumed, info=ReportInfo(case_id="R"), generated_utc="now", commit="c", weights={},
+                             weights_note="", checks=checks, truth={}, json_name="r.json", json_sha256="0",
+                             figures=NoFigures()).build()
+    assert "Run notes" in html and "2 image(s) taken from earlier records" in html
 
 
 def test_a_local_scan_never_imports_ray():
