@@ -134,6 +134,9 @@ class RayExecutor:
 
     def run(self, job: ScanJob, progress: Progress = NULL_PROGRESS, on_result: OnResult | None = None,
             on_meta: OnMeta | None = None) -> AnalysisRun:
+        """The scan's run, `cancelled` if a cancel came after the workers were up (finished images kept);
+        a cancel while they start raises `Cancelled` (nothing ran). ValueError (one sentence): Ray missing,
+        the cluster unreachable, a worker that cannot load the model, workers that disagree on settings."""
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -225,7 +228,8 @@ class RayExecutor:
         notes = [f"executor: {self.describe()}, {count} worker(s)"
                  + (f" with {self.gpus_per_worker:g} GPU each" if self.gpus_per_worker else "")
                  + f" on {', '.join(hosts)}"
-                 + (f"; {self.retried_batches} batch(es) sent again after a worker stopped" if self.retried_batches else "")]
+                 + (f"; {self.retried_batches} batch(es) sent again after a worker stopped or failed"
+                    if self.retried_batches else "")]
         if reused:
             notes.append(resume_note(len(reused), job.records))
         return assemble_run(meta, job.paths, results, started_utc=started, cancelled=cancelled,

@@ -22,6 +22,7 @@ from engine.ray_executor import RayExecutor, ScanWorker
 from tests.test_scan_records import SINGLE, comparable, samples
 from tests.conftest import RESOURCES
 
+pytestmark = pytest.mark.slow      # a Ray cluster and several actor start-ups: about 2.5 min on the shared 2-core machine
 MANIFEST = json.loads((RESOURCES / "samples" / "manifest.json").read_text())
 
 

@@ -49,7 +49,7 @@ def choose_executor_dialog(w: MainWindow) -> None:
 
 def run_on_ray(session: RunSession, address: str, job: ScanJob, state: TaskState):
     """`RunSession._run` for a Ray cluster: progress, results and cancel as for a local run."""
-    from engine.progress import Phase, ProgressEvent
+    from engine.progress import Cancelled, Phase, ProgressEvent
     from engine.ray_executor import RayExecutor
 
     post = session.jobs.post
@@ -59,5 +59,8 @@ def run_on_ray(session: RunSession, address: str, job: ScanJob, state: TaskState
         post(session.config_ready.emit, meta.config)
 
     state.report(ProgressEvent(f"connecting to the Ray cluster at {address} …", 0, 0, phase=Phase.LOADING_MODEL))
-    return RayExecutor(address=address).run(job, state, on_result=lambda r: post(session._on_result, r),
-                                            on_meta=ready)
+    try:
+        return RayExecutor(address=address).run(job, state, on_result=lambda r: post(session._on_result, r),
+                                                on_meta=ready)
+    except Cancelled:          # before the workers were up: nothing ran (as a cancel while a local model loads)
+        return None
