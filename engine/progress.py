@@ -27,6 +27,7 @@ class Phase(enum.Enum):
     DIFFUSION_INVERSION = "diffusion inversion"  # z0 → z_T: DDIM, backward Euler, flow
     SAMPLING = "sampling"                        # z_T → z0 steps while generating
     GENERATING = "generating"                    # images finished while generating
+    REMOTE_ANALYSIS = "remote analysis"          # images finished by workers elsewhere (engine.ray_executor)
 
 
 @dataclass(frozen=True)

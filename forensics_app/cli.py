@@ -388,28 +388,37 @@ def cmd_scan(args) -> int:
         raise UsageError(f"no images found in the given paths ({len(not_analysed)} other file(s) or folder(s) "
                          "found, none with an image suffix)" if not_analysed else "no images found in the given paths")
     _check_scan_outputs(args, paths + [Path(n.path) for n in not_analysed])
+    from forensics_app.scan_executor import check_executor_args, model_and_keys, run_with_executor
+
+    check_executor_args(args)
     search = _search_config(args)
     models = args.model or ["demo"]
     if len(models) > 1:
-        if search is not None:
-            raise UsageError("--search takes one model")
+        if search is not None or args.executor != "local" or args.records:
+            raise UsageError("--search, --executor ray and --records take one model")
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
-    model = _load_model(args)
-    keys = _load_keys(args.keys, model.spec)
-    config = _config(_options(args), model)
-    calibration = _calibration_choice(args, model, keys, config)
+    model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
+    options = _options(args)
+    config = _config(options, model) if model is not None else None
+    calibration = _calibration_choice(args, model, keys, config) if model is not None else None
+    if search is not None and model is None:
+        raise UsageError("--search runs with the local executor")
     lines = _ProgressLines(len(paths), enabled=not args.quiet and not _is_terminal(sys.stderr))
     bar = _ProgressBar(not args.quiet)
     bar.state.add_listener(lines.on_event)
     try:
-        run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
-                      not_analysed=not_analysed, calibration=calibration)
+        if args.executor == "local" and not args.records:
+            run = analyze(model, keys, paths, config, progress=bar.state, on_result=lines.on_result, md5=args.md5,
+                          not_analysed=not_analysed, calibration=calibration)
+        else:
+            run = run_with_executor(args, model, keys, options, paths, not_analysed, bar.state, lines.on_result)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     except KeyboardInterrupt:
         bar.close()
-        print("interrupted: nothing was written", file=sys.stderr)
+        print("interrupted: " + (f"the images finished so far are kept in {_one_line(args.records)}; run the same "
+                                 "command again to resume" if args.records else "nothing was written"), file=sys.stderr)
         return 130
     finally:
         bar.close()
@@ -757,6 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoy key sets for the search's max-statistic p-value (default 999; 0: Bonferroni only)")
     s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
+    from forensics_app.scan_executor import add_executor_arguments
+
+    add_executor_arguments(s)
     s.set_defaults(func=cmd_scan)
 
     cal = sub.add_parser("calibrate", help="calibrate the conclusions on the model itself: clean and watermarked "

@@ -91,6 +91,10 @@ def install_actions(w: MainWindow) -> None:
     w.shipped_calibration_action = _action(w, "Use the shipped calibration", lambda: use_shipped_calibration(w))
     w.compare_models_action = _action(w, "Compare models…", lambda: open_model_comparison(w), tip=(
         "Analyse the last run's exhibits under another model and say which model explains each"))
+    from forensics_app.gui.executor_setting import choose_executor_dialog
+
+    w.executor_action = _action(w, "Run &on…", lambda: choose_executor_dialog(w), tip=(
+        "Analyse on this computer (default) or submit runs to a Ray cluster"))
     w.remove_action = _action(w, "Remove selected", w.remove_selected)
     w.clear_action = _action(w, "Clear list", w.clear_evidence)
 
@@ -113,6 +117,7 @@ def install_actions(w: MainWindow) -> None:
     analysis_menu = mb.addMenu("&Analysis")
     analysis_menu.addAction(w.run_action)
     analysis_menu.addAction(w.cancel_action)
+    analysis_menu.addAction(w.executor_action)
     analysis_menu.addSeparator()
     for a in (w.calibrate_action, w.use_calibration_action, w.shipped_calibration_action, w.compare_models_action):
         analysis_menu.addAction(a)

@@ -387,7 +387,10 @@ class MainWindow(QMainWindow):
                  f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}")
         self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
                                                    f"{s.inversion} {s.steps} steps")
-        self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, self.calibration_path))
+        from forensics_app.gui.executor_setting import ray_address
+
+        self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, ray_address(self.settings),
+                                      self.calibration_path))
         self.update_results_context()
         self._update_actions()
         self._refresh_current()

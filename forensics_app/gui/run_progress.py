@@ -35,6 +35,8 @@ class RunTracker:
             return                                 # not analysis work: the ETA's clock starts after them
         if self._analysis_started is None:
             self._analysis_started = time.monotonic()
+        if event.phase is Phase.REMOTE_ANALYSIS:   # whole images from Ray workers: counted by `on_results`
+            return
         frac = event.step / event.total if event.total else 1.0
         if event.phase is Phase.DIFFUSION_INVERSION:
             if event.step >= event.total:        # always delivered (never rate-limited away)

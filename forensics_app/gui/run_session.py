@@ -106,6 +106,7 @@ class RunRequest:
     paths: list[str]
     settings: AnalysisOptions
     not_analysed: tuple = ()     # engine NotAnalysed of the listed files that are not run, carried into the record
+    ray_address: str = ""        # "" = this computer; else the Ray cluster the run is submitted to (gui/executor_setting)
     calibration_path: str | None = None   # None: the calibration shipped for a bundled model, where it applies
 
 
@@ -188,13 +189,19 @@ class RunSession(QObject):
         return on_event
 
     def _run(self, req: RunRequest, state: TaskState) -> AnalysisRun | None:
-        from engine.analysis import analyze
         from engine.device import device_name
+        from engine.executors import LocalExecutor, ScanJob
         from engine.model_loader import ModelLoadError, load_model
 
         post = self.jobs.post
         try:
             s = req.settings
+            job = ScanJob(req.model, req.keys, s, tuple(req.paths), not_analysed=tuple(req.not_analysed),
+                          calibration_path=req.calibration_path)
+            if req.ray_address:
+                from forensics_app.gui.executor_setting import run_on_ray
+
+                return run_on_ray(self, req.ray_address, job, state)
             state.report(ProgressEvent(f"loading model {req.model} …", 0, 0, phase=Phase.LOADING_MODEL))
             model = load_model(req.model, dtype=s.dtype, device=s.device)
             freeze_long_lived_objects()
@@ -203,12 +210,7 @@ class RunSession(QObject):
                 return None
             config = s.to_config(model)
             post(self.config_ready.emit, config)
-            from engine.calibration import choose_calibration
-
-            calibration = choose_calibration(model, req.keys, config, req.calibration_path)
-            return analyze(model, req.keys, req.paths, config, progress=state,
-                           on_result=lambda r: post(self._on_result, r), not_analysed=req.not_analysed,
-                           calibration=calibration)
+            return LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
         except (ModelLoadError, ValueError) as exc:
             post(self.error.emit, str(exc))
         except Exception as exc:  # noqa: BLE001 — shown as a sentence, with the traceback in the log only

@@ -310,7 +310,9 @@ class ReportSections:
                         f'<th width="14%">{b[0]}</th><td width="36%">{b[1]}</td></tr>' for a, b in zip(rows[::2], rows[1::2]))
         wide = "".join(f'<tr><th>{k}</th><td colspan="3">{v}</td></tr>' for k, v in (
             ("Git commit", f'<span class="mono">{esc(self.commit)}</span>'),
-            ("Platform", esc(sw.get("platform", "unknown")))))
+            ("Platform", esc(sw.get("platform", "unknown"))))
+            # where the run happened when it was not simply here (a Ray cluster, a GPU → CPU fall-back, a resume)
+            + ((("Run notes", "<br/>".join(esc(n) for n in self.run.notes)),) if self.run.notes else ()))
         return ("<h2>2. Examination environment</h2><p>The software that produced the results (recorded at "
                 "analysis time; the git commit is that of the tool producing this report).</p>"
                 f"<table {_TABLE}>{pairs}{wide}</table>")
