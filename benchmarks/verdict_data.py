@@ -33,25 +33,60 @@ def group_path(model: str, group: str) -> Path:
     return CACHE / Path(model).name / f"{group}.npz"
 
 
-def save_run(path: Path, run, labels: list[str | None], seeds: list[int]) -> None:
+def save_run(path: Path, run, labels: list[str | None], seeds: list[int], extend: bool = False) -> None:
     """z_T per method, in the order of the paths analysed; failures are refused (they would bias counts)."""
     if run.failures:
         raise SystemExit(f"{len(run.failures)} images failed: {run.failures[0].message}")
     arrays = {"label": np.array([lab or "" for lab in labels]), "seed": np.array(seeds),
               "names": np.array([Path(im.evidence.path).name for im in run.images])}
+    from engine.noise_statistics import corner_fill
+
+    arrays["corner_fill"] = np.array([corner_fill(im.evidence.pixels) for im in run.images])
     for method in run.config.methods:
         arrays[f"z_t/{method}"] = np.stack([im.methods[method].z_t for im in run.images])
         arrays[f"z0_residual/{method}"] = np.array([im.methods[method].z0_residual for im in run.images])
         arrays[f"pixel_psnr_db/{method}"] = np.array([im.methods[method].pixel_psnr_db for im in run.images])
+    if extend and path.exists():
+        with np.load(path) as f:
+            arrays = merge_groups({k: f[k] for k in f.files}, arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
 
 
+def merge_groups(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([old[k], new[k]]) for k in old}
+
+
 def load_group(model: str, group: str) -> dict[str, np.ndarray]:
     with np.load(group_path(model, group)) as f:
-        return {k: f[k] for k in f.files}
+        data = {k: f[k] for k in f.files}
+    if "corner_fill" not in data:       # cached before the statistic existed: from the images, where still there
+        data["corner_fill"] = _corner_fill_from_files(group, data["names"])
+    return data
+
+
+def _corner_fill_from_files(group: str, names) -> np.ndarray:
+    import glob
+
+    from PIL import Image
+
+    from engine.noise_statistics import corner_fill
+
+    out = []
+    for name in names:
+        found = sorted(glob.glob(f"/tmp/verdict_data_*/{group}/{name}"))
+        if not found:
+            return np.full(len(names), np.nan)
+        x = np.asarray(Image.open(found[0]).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+        out.append(corner_fill(x))
+    return np.array(out)
+
+
+def pixel_statistics(group_data: dict[str, np.ndarray]) -> list[dict]:
+    """Per image, the statistics of the evidence itself that the analysis adds to the noise statistics."""
+    return [{} if not np.isfinite(v) else {"corner_fill": float(v)} for v in group_data["corner_fill"]]
 
 
 def main() -> None:
@@ -91,31 +126,32 @@ def main() -> None:
         if wanted is not None and group not in wanted:
             continue
         out = group_path(args.model, group)
-        if out.exists():            # whatever its count: delete the file to make it again
-            print(f"{group}: cached ({len(load_group(args.model, group)['seed'])} images)")
+        have = len(load_group(args.model, group)["seed"]) if out.exists() else 0
+        if have >= count:
+            print(f"{group}: cached ({have} images)")
             continue
         t = time.time()
-        folder = work / group
-        made = generate_reference_set(model, key, count, folder, seed=seed)
+        folder = work / group          # a smaller cached group is extended by the seeds that follow it
+        made = generate_reference_set(model, key, count - have, folder, seed=seed + have)
         paths = [str(folder / m.file) for m in made]
         run = analyze(model, keys, paths, config)
-        save_run(out, run, [m.key_id for m in made], [m.seed for m in made])
+        save_run(out, run, [m.key_id for m in made], [m.seed for m in made], extend=True)
         print(f"{group}: {count} images in {time.time() - t:.0f} s", flush=True)
     for name, (attack, strength) in ALTERATIONS.items():
         group = f"altered_clean_{name}"
         if wanted is not None and group not in wanted:
             continue
         out = group_path(args.model, group)
-        if out.exists():
-            print(f"{group}: cached ({len(load_group(args.model, group)['seed'])} images)")
+        have = len(load_group(args.model, group)["seed"]) if out.exists() else 0
+        if have >= args.altered:
+            print(f"{group}: cached ({have} images)")
             continue
         t = time.time()
-        seeds = list(range(EVALUATION_SEED, EVALUATION_SEED + args.altered))   # the evaluation's clean seeds
+        seeds = list(range(EVALUATION_SEED + have, EVALUATION_SEED + args.altered))   # the evaluation's clean seeds
         folder = work / group
         folder.mkdir(parents=True)
         if not (work / "evaluation_clean" / f"clean_{seeds[-1]:05d}.png").exists():
-            generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=EVALUATION_SEED,
-                                   force=True)
+            generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=seeds[0], force=True)
         paths = []
         for s in seeds:
             pixels = np.asarray(Image.open(work / "evaluation_clean" / f"clean_{s:05d}.png").convert("RGB"))
@@ -123,7 +159,7 @@ def main() -> None:
             paths.append(str(folder / f"clean_{s:05d}_{name}.png"))
             Image.fromarray(altered).save(paths[-1])
         run = analyze(model, keys, paths, config)
-        save_run(out, run, [None] * len(seeds), seeds)
+        save_run(out, run, [None] * len(seeds), seeds, extend=True)
         print(f"{group}: {len(seeds)} images in {time.time() - t:.0f} s", flush=True)
 
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import harness
-from verdict_data import ALTERATIONS, load_group
+from verdict_data import ALTERATIONS, load_group, pixel_statistics
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -40,7 +40,7 @@ def upper_bound(k: int, n: int, level: float = 0.95) -> float:
     return 1.0 if n == 0 or k == n else float(beta.ppf(level, k + 1, n - k))
 
 
-def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, method: str):
+def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, method: str, pixels=None):
     import torch
 
     from engine.noise_statistics import key_region, noise_statistics
@@ -54,7 +54,8 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
     region = key_region(keys)
     out = []
     for i in range(len(z_t)):
-        ev = Evidence(scores[i], excl[0][i], excl[1], noise_statistics(z_t[i], region).values)
+        extra = pixels[i] if pixels is not None else {}
+        ev = Evidence(scores[i], excl[0][i], excl[1], {**noise_statistics(z_t[i], region).values, **extra})
         out.append(conclude(ev, fpr, calibration, method))
     return out, scores
 
@@ -79,7 +80,8 @@ def main() -> None:
                   **{k: load_group(args.model, f"calibration_{k}") for k in keys.ids}}
     latents = {m: {g: d[f"z_t/{m}"] for g, d in cal_groups.items()} for m in methods}
     calibration = calibration_from_latents(model.spec.id, model.weight_sha256, keys, config, dtype, latents,
-                                           source="benchmark calibration range (seeds 100000…)")
+                                           source="benchmark calibration range (seeds 100000…)",
+                                           pixel_statistics={g: pixel_statistics(d) for g, d in cal_groups.items()})
     ev_clean = load_group(args.model, "evaluation_clean")
     ev_keyed = {k: load_group(args.model, f"evaluation_{k}") for k in keys.ids}
     altered = {name: load_group(args.model, f"altered_clean_{name}") for name in ALTERATIONS}
@@ -90,14 +92,16 @@ def main() -> None:
             cal = calibration.methods[method] if mode == "calibrated" else None
             for fpr in (0.01, 0.001):
                 row = {"method": method, "test": mode, "fpr": fpr}
-                cs, _ = conclusions(ev_clean[f"z_t/{method}"], keys, config.score_target, fpr, cal, method)
+                cs, _ = conclusions(ev_clean[f"z_t/{method}"], keys, config.score_target, fpr, cal, method,
+                                    pixel_statistics(ev_clean))
                 fp = sum(c.detected and c.calibration != "outside calibration" for c in cs)
                 row["clean"] = {"n": len(cs), "false_positives": fp, "ci95": clopper_pearson(fp, len(cs)),
                                 "outside_calibration": sum(c.calibration == "outside calibration" for c in cs)}
                 ident = wrong = inconclusive = missed = outside = n = 0
                 nearest_ok = predicted_ok = 0
                 for key_id, data in ev_keyed.items():
-                    cs, scores = conclusions(data[f"z_t/{method}"], keys, config.score_target, fpr, cal, method)
+                    cs, scores = conclusions(data[f"z_t/{method}"], keys, config.score_target, fpr, cal, method,
+                                             pixel_statistics(data))
                     for c, s in zip(cs, scores):
                         n += 1
                         if c.outcome == "identified":
@@ -117,7 +121,8 @@ def main() -> None:
                                       "table2_nearest_correct": nearest_ok, "table2_predicted_correct": predicted_ok}
                 row["altered_clean"] = {}
                 for name, data in altered.items():
-                    cs, _ = conclusions(data[f"z_t/{method}"], keys, config.score_target, fpr, cal, method)
+                    cs, _ = conclusions(data[f"z_t/{method}"], keys, config.score_target, fpr, cal, method,
+                                        pixel_statistics(data))
                     fp = sum(c.detected and c.calibration != "outside calibration" for c in cs)
                     row["altered_clean"][name] = {
                         "n": len(cs), "false_positives": fp, "ci95": clopper_pearson(fp, len(cs)),

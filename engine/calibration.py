@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -241,10 +241,11 @@ def shipped_calibration_path(model_id: str) -> Path | None:
 # -- making one ---------------------------------------------------------------------------------------------
 
 def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
-                       keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01
-                       ) -> MethodCalibration:
+                       keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01,
+                       pixel_statistics: Mapping[str, Sequence[dict]] | None = None) -> MethodCalibration:
     """One method's calibration from recovered latents: `clean_z_t` (N, C, h, w) of un-watermarked images and
-    `keyed_z_t[key_id]` of images watermarked with that key."""
+    `keyed_z_t[key_id]` of images watermarked with that key; `pixel_statistics[group]`: per image, statistics
+    of the evidence itself (e.g. `corner_fill`), in the same order."""
     import torch
 
     from engine.noise_statistics import key_region, noise_statistics
@@ -254,14 +255,17 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     scheme = scheme_for(keys)
     region = key_region(keys)
 
-    def analyse(z: np.ndarray):
+    pixel_statistics = pixel_statistics or {}
+
+    def analyse(z: np.ndarray, group: str):
         t = torch.from_numpy(np.asarray(z, dtype=np.float32))
         scores = scheme.score(t, keys, score_target)
         excl = scheme.exclusion(t, keys, score_target) if hasattr(scheme, "exclusion") else None
-        noise = [noise_statistics(x, region).values for x in z]
+        extra = pixel_statistics.get(group) or [{}] * len(z)
+        noise = [{**noise_statistics(x, region).values, **e} for x, e in zip(z, extra)]
         return scores, excl, noise
 
-    clean_scores, _, clean_noise = analyse(clean_z_t)
+    clean_scores, _, clean_noise = analyse(clean_z_t, "clean")
     clean_t = tuple(float(min(s.p_value for s in row)) for row in clean_scores)
     ident: list[float] = []
     all_noise = list(clean_noise)
@@ -269,7 +273,7 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     for key_id, z in keyed_z_t.items():
         if key_id not in keys.ids:
             raise ValueError(f"calibration images for {key_id!r}, which is not in the key set")
-        scores, excl, noise = analyse(z)
+        scores, excl, noise = analyse(z, key_id)
         all_noise += noise
         j = keys.ids.index(key_id)
         if excl is not None:
@@ -301,8 +305,10 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
 
 def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], keys: "KeySet",
                              config: "AnalysisConfig", dtype: str, latents: Mapping[str, Mapping[str, np.ndarray]],
-                             source: str) -> Calibration:
-    """A calibration from recovered latents: latents[method]["clean"] and latents[method][key_id]."""
+                             source: str, pixel_statistics: Mapping[str, Sequence[dict]] | None = None
+                             ) -> Calibration:
+    """A calibration from recovered latents: latents[method]["clean"] and latents[method][key_id];
+    `pixel_statistics[group]` as for `method_calibration`."""
     from engine.analysis import utc_now
     from engine.provenance import software_versions
 
@@ -311,7 +317,7 @@ def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], ke
         settings = method_settings(config, method, dtype)
         keyed = {k: v for k, v in groups.items() if k != "clean"}
         methods[method] = method_calibration(method, settings, keys, groups["clean"], keyed, config.score_target,
-                                             config.fpr)
+                                             config.fpr, pixel_statistics)
     first = next(iter(latents.values()))
     counts = {name: int(len(z)) for name, z in first.items()}
     return Calibration(model_id=model_id, model_weights_sha256=dict(weight_sha256), keyset_sha256=keyset_sha256(keys),
@@ -424,7 +430,10 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                   f"steps, into {work}")
     if len(groups.get("clean", ())) < MIN_CLEAN:
         raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
+    from engine.noise_statistics import corner_fill
+
     latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
+    pixels: dict[str, list[dict]] = {}
     for label, paths in groups.items():
         run = analyze(model, keys, paths, config, progress=progress, calibration=NO_CALIBRATION)
         if run.cancelled:
@@ -436,5 +445,6 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                              f"{run.failures[0].message}")
         for m in config.methods:
             latents[m][label] = np.stack([im.methods[m].z_t for im in run.images])
+        pixels[label] = [{"corner_fill": corner_fill(im.evidence.pixels)} for im in run.images]
     return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
-                                    str(model.dtype).replace("torch.", ""), latents, source)
+                                    str(model.dtype).replace("torch.", ""), latents, source, pixels)

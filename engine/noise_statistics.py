@@ -22,7 +22,21 @@ STATISTICS: dict[str, str] = {
     "excess_kurtosis": "excess kurtosis of z_T outside the key's channels (N(0, 1): 0)",
     "ks_normal": "Kolmogorov–Smirnov distance of z_T outside the key's channels to N(0, 1)",
     "low_frequency_power": "mean |FFT|² / (h·w) of the lowest frequencies outside the key's region (white noise: 1)",
+    "corner_fill": "share of pure-black pixels in the image's four corner squares (a rotation or padding fills them)",
 }
+
+
+def corner_fill(pixels: np.ndarray) -> float:
+    """Share of pixels at most 2/255 above black in all channels, in the four corner squares of side 1/6 of the
+    evidence as analysed ((3, H, W) in [−1, 1]). A rotation without expansion, or padding, fills the corners
+    with a constant; generated images almost never have pure black there (≤ 3 % on `demo`'s own images, 43 %
+    after a 10° rotation: benchmarks/results/verdicts/)."""
+    x = np.asarray(pixels, dtype=np.float64)
+    _, h, w = x.shape
+    k = max(1, min(h, w) // 6)
+    black = (x <= -1 + 4 / 255).all(axis=0)
+    corners = [black[:k, :k], black[:k, w - k:], black[h - k:, :k], black[h - k:, w - k:]]
+    return float(np.mean(np.concatenate([c.ravel() for c in corners])))
 
 
 @dataclass(frozen=True)

@@ -576,6 +576,8 @@ def classify_nearest(scores: Sequence[KeyScore]) -> str:
 def shares_geometry(keys: KeySet) -> bool:
     """Whether all keys mark the same coefficients (shape, channel, radius, centre), which the pairwise
     identification test needs: it compares the keys on one common set of coefficients."""
+    if not all(isinstance(k, TreeRingKey) for k in keys.keys):
+        return False                  # other schemes (a key vault) have no ring geometry
     first = keys.keys[0]
     return all((k.latent_shape, k.channel, k.radius, k.centre) == (first.latent_shape, first.channel, first.radius,
                                                                    first.centre) for k in keys.keys)

@@ -186,8 +186,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
         state = "uncalibrated"
         detection_p = bonferroni
         detected = detection_p <= fpr
-        det_test = (f"Bonferroni over {k} key(s) of the smallest per-key analytic p-value (non-central χ², which "
-                    f"assumes a Gaussian z_T; uncalibrated)")
+        det_test = (f"Bonferroni over {k} key(s) of the smallest per-key analytic p-value (each key's own scheme "
+                    f"test, e.g. Tree-Ring's non-central χ², which assumes a Gaussian z_T; uncalibrated)")
     else:
         state = "calibrated"
         null = np.asarray(calibration.clean_detection)
@@ -220,6 +220,15 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             id_test = (f"for each key, the largest t statistic of the evidence towards another key beyond what "
                        f"that key explains, as an empirical p-value among {len(inull)} watermarked calibration "
                        f"images at their own key")
+            floor = 1 / (len(inull) + 1)
+            if floor > fpr:
+                # too few watermarked calibration images to reach the level: a key is excluded when its analytic
+                # p-value is below the level *and* its statistic is beyond every calibration value
+                analytic = exclusion_p_values(z, evidence.exclusion_df, k)
+                p_excl = np.where(p_excl <= floor, analytic, np.maximum(p_excl, analytic))
+                id_test += (f"; the calibration's smallest p ({floor:.2g}) is above the level, so a key is excluded "
+                            f"only when its analytic p-value (Student t, Bonferroni) is below the level and its "
+                            f"statistic lies beyond every calibration value")
         else:
             p_excl = exclusion_p_values(z, evidence.exclusion_df, k)
             id_test = ("for each key, the largest t statistic of the evidence towards another key beyond what that "

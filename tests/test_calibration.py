@@ -152,3 +152,44 @@ def test_scan_with_two_models_says_which_explains_each_exhibit(calibrated, tiny_
         assert c["statement"]
         if sum(m["conclusion"]["outcome"] in ("identified", "inconclusive") for m in c["models"]) == 2:
             assert c["better_model"] is None and "cannot be told apart" in c["statement"]   # different kinds
+
+
+def test_the_bundled_samples_get_honest_calibrated_conclusions(tmp_path):
+    """A default scan of the bundled samples uses the calibration shipped for `demo` and never names a wrong key:
+    un-watermarked samples are not detected, watermarked ones are identified as their own key or inconclusive
+    with their key among the candidates."""
+    from engine.resources import resource_path
+
+    samples = resource_path("samples")
+    result = tmp_path / "samples.json"
+    assert main(["scan", str(samples), "--json", str(result), "--quiet"]) == 0
+    data = json.loads(result.read_text())
+    assert data["calibration"]["origin"] == "shipped"
+    assert "gradient-free" in data["calibration"]["methods_calibrated"]
+    for img in data["images"]:
+        name = Path(img["path"]).name
+        c = img["conclusion"]
+        assert c["calibration"] in ("calibrated", "outside calibration"), name
+        if name.startswith("clean"):
+            assert c["outcome"] == "not_detected", name
+        else:
+            truth = name.split("_")[0]
+            assert c["outcome"] in ("identified", "inconclusive") and truth in c["candidates"], name
+            assert c["key"] in (None, truth), name
+
+
+def test_the_shipped_calibration_applies_to_default_scans_only():
+    from dataclasses import replace
+
+    from engine.calibration import choose_calibration
+    from engine.model_loader import load_model
+    from engine.options import AnalysisOptions
+    from engine.treering import KeySet
+
+    model = load_model("demo", device="cpu")
+    keys = KeySet.load(model.spec.default_keys_path)
+    config = AnalysisOptions().to_config(model)
+    choice = choose_calibration(model, keys, config)
+    assert choice.origin == "shipped" and set(choice.usable) == {"encoder", "gradient-free"}
+    other = choose_calibration(model, keys, replace(config, diffusion=replace(config.diffusion, steps=20)))
+    assert not other.usable and all("settings" in r for r in other.reasons.values())

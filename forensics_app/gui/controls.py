@@ -293,13 +293,19 @@ class NewKeysDialog(QDialog):
 
     def make_keys(self):
         from engine.key_separability import new_separable_keys
+        from engine.treering import new_random_keys
 
         seed_text = self.seed.text().strip()
         seed = int(seed_text) if seed_text else None
         shape = (self.channels.value(), self.size.value(), self.size.value())
-        # drawn so that every key can be told apart from the others after inversion (a stated simulation)
-        return new_separable_keys(self.count.value(), latent_shape=shape, radius=self.radius.value(),
-                                  channel=self.channel.value(), seed=seed, prefix=self.prefix.text().strip() or "key")
+        # drawn so that every key can be told apart from the others after inversion (a stated simulation); when
+        # that is impossible at this size the keys are drawn anyway and the window warns about the close pairs
+        args = dict(latent_shape=shape, radius=self.radius.value(), channel=self.channel.value(), seed=seed,
+                    prefix=self.prefix.text().strip() or "key")
+        try:
+            return new_separable_keys(self.count.value(), attempts=2000, **args)
+        except ValueError:
+            return new_random_keys(self.count.value(), **args)
 
 
 # -- advanced settings -----------------------------------------------------------------------------

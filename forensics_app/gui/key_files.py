@@ -107,6 +107,7 @@ class KeyFiles(QObject):
         except ValueError as exc:
             self.window.report_error(str(exc))
             return
+        self.warn_if_close(keys)
         path, _ = QFileDialog.getSaveFileName(self.window, "Save the new key set", self._keys_dir(), KEY_SET_FILTER)
         if path:
             self.save(keys, path)
