@@ -187,7 +187,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
         detection_p = bonferroni
         detected = detection_p <= fpr
         det_test = (f"Bonferroni over {k} key(s) of the smallest per-key analytic p-value (each key's own scheme "
-                    f"test, e.g. Tree-Ring's non-central χ², which assumes a Gaussian z_T; uncalibrated)")
+                    f"test, which assumes an ideal Gaussian z_T; uncalibrated)")
     else:
         state = "calibrated"
         null = np.asarray(calibration.clean_detection)

@@ -42,7 +42,7 @@ def test_vault_runs_and_shows_scheme_evidence(qtbot, window, tiny_ddim_dir, vaul
     r = rv.current_result()
     assert rv.stack.currentIndex() == 1 and rv.score_table.rowCount() == 5
     assert rv.finding_label.text() == r.conclusion.finding() and r.verdict.keys_tested == 5
-    assert "each scheme" in r.conclusion.detection_test or "χ²" not in r.conclusion.detection_test
+    assert "own scheme test" in r.conclusion.detection_test and "χ²" not in r.conclusion.detection_test
     assert rv.spectrum_panel.view.image() is not None and rv.diff_panel.view.image() is not None
     assert rv.key_panels == []
     for i in range(rv.key_combo.count()):          # one key of each scheme: its own view

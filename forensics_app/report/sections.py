@@ -285,6 +285,12 @@ class ReportSections:
         m = next((m for m in DECIDING_ORDER if m in self.run.config.methods), self.run.config.methods[0])
         return METHOD_TITLES.get(m, m)
 
+    def _per_key_test(self) -> str:
+        if not scheme_sections.only_tree_ring(self.run.keys):
+            return "Each key's p-value is its own scheme's test (below), which assumes an ideal z<sub>T</sub>."
+        return (f"Each key's p-value is the {esc(self._p_value_name())}: {esc(self._p_value_detail())} It assumes a "
+                "Gaussian ẑ<sub>T</sub>, which real inversions only approximate.")
+
     def _p_value_name(self) -> str:
         return ("public reference code's non-central χ² test" if self.score_target == "reference" else
                 "non-central χ² test on the independent Fourier coefficients (the tool's default)")
@@ -614,8 +620,7 @@ resizing, rotation, noise, blur and regeneration (re-encoding through a diffusio
 an image made by another model, another sampler or with a different prompt inverts to a noise that need not match
 even if it was watermarked. The z<sub>0</sub> residual and the PSNR of D(z<sub>0</sub>) in each exhibit indicate how
 degraded or out-of-model the evidence is: a poor fit weakens any negative. Rotation misaligns the rings entirely.</p>
-<p><b>What the tests are.</b> Each key's p-value is the {esc(self._p_value_name())}: {esc(self._p_value_detail())}
-It assumes a Gaussian ẑ<sub>T</sub>, which real inversions only approximate. <i>Detection</i> takes the smallest
+<p><b>What the tests are.</b> {self._per_key_test()} <i>Detection</i> takes the smallest
 per-key p-value over the K = {k} key(s); uncalibrated, its family-wise p-value is Bonferroni's K·min p; calibrated, it
 is the share of the model's own un-watermarked calibration images with a statistic as extreme, (r + 1)/(n + 1), whose
 smallest possible value is 1/(n + 1). <i>Identification</i> tests each key against the others: with the ring's gain
