@@ -4,26 +4,21 @@ used by the window's runs."""
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
 
-from engine.progress import ProgressEvent, TaskState
-from forensics_app.gui.run_session import PROGRESS_INTERVAL_S, BackgroundJobs
+from forensics_app.gui.task_dialog import TaskDialog
 
 
-class CalibrationDialog(QDialog):
+class CalibrationDialog(TaskDialog):
     made = Signal(str)          # the path of the calibration written
+    failure_prefix = "Calibration failed"
 
     def __init__(self, model_id: str, keys, settings, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("Start", parent)
         self.setWindowTitle("Calibrate on the model")
         self.model_id, self.keys, self.settings = model_id, keys, settings
-        self.jobs = BackgroundJobs(self)
-        self.state: TaskState | None = None
         lay = QVBoxLayout(self)
         intro = QLabel(
             f"Generates un-watermarked and watermarked images with <b>{model_id}</b> and analyses them with the "
@@ -53,31 +48,14 @@ class CalibrationDialog(QDialog):
         form.addRow("First seed", self.seed)
         form.addRow("Calibration file", row)
         lay.addLayout(form)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.status)
-        self.buttons = QDialogButtonBox()
-        self.start_button = self.buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.ButtonRole.RejectRole)
-        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
-        self.cancel_button.setEnabled(False)
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.close_button.clicked.connect(self.close)
-        lay.addWidget(self.buttons)
+        for w in (self.progress, self.status, self.buttons):
+            lay.addWidget(w)
 
     def _choose_out(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Calibration file", f"{self.model_id}_calibration.json",
                                               "Calibration (*.json)")
         if path:
             self.out.setText(path)
-
-    @property
-    def running(self) -> bool:
-        return self.state is not None
 
     def start(self) -> None:
         from engine.output_paths import check_output
@@ -91,39 +69,10 @@ class CalibrationDialog(QDialog):
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        self.state = state = TaskState(self._throttled())
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText("Loading the model …")
         counts = (self.clean.value(), self.per_key.value(), self.seed.value())
-        self.jobs.submit(lambda: self._work(out, counts, state), self._done, self._failed)
+        self.run_task(lambda state: self._work(out, counts, state), self._done, "Loading the model …")
 
-    def cancel(self) -> None:
-        if self.state is not None:
-            self.state.cancel()
-            self.status.setText("Cancelling after the current step … nothing will be written.")
-
-    def closeEvent(self, event) -> None:  # noqa: N802
-        self.cancel()
-        self.jobs.wait(30000)
-        super().closeEvent(event)
-
-    def _throttled(self) -> Callable[[ProgressEvent], None]:
-        last = [0.0]
-
-        def on_event(ev: ProgressEvent) -> None:
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S or ev.step >= ev.total:
-                last[0] = now
-                self.jobs.post(self._on_progress, ev)
-        return on_event
-
-    def _on_progress(self, ev: ProgressEvent) -> None:
-        self.progress.setRange(0, max(ev.total, 1))
-        self.progress.setValue(min(ev.step, max(ev.total, 1)))
-        self.status.setText(f"{ev.stage} {ev.step}/{ev.total}")
-
-    def _work(self, out: str, counts, state: TaskState):
+    def _work(self, out: str, counts, state):
         from engine.calibration import calibrate
         from engine.model_loader import load_model
         from engine.progress import Cancelled
@@ -139,9 +88,6 @@ class CalibrationDialog(QDialog):
         return out, cal
 
     def _done(self, result) -> None:
-        self.state = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         if result is None:
             self.status.setText("Cancelled: no calibration was written.")
             return
@@ -151,12 +97,6 @@ class CalibrationDialog(QDialog):
             lines.append(f"{m}: smallest supportable detection p = {c.min_supported_p:.2g}.")
         self.status.setText(" ".join(lines) + " The window's runs now use it.")
         self.made.emit(out)
-
-    def _failed(self, message: str) -> None:
-        self.state = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.status.setText(f"Calibration failed: {message}")
 
 
 def open_calibration_dialog(w) -> None:

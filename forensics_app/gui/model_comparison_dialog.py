@@ -3,27 +3,25 @@ each exhibit which model explains it (engine.model_comparison), with progress an
 
 from __future__ import annotations
 
-import time
-
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView,
-                               QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.progress import TaskState
-from forensics_app.gui.run_session import PROGRESS_INTERVAL_S, BackgroundJobs
+from forensics_app.gui.task_dialog import TaskDialog
 
 COLUMNS = ("Exhibit", "Statement", "Model", "Conclusion", "Detection p", "Calibration", "Round trip (dB)",
            "z0 residual")
 
 
-class ModelComparisonDialog(QDialog):
+class ModelComparisonDialog(TaskDialog):
+    failure_prefix = "Comparison failed"
+
     def __init__(self, run, model_ids: list[str], settings, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("Compare", parent)
         self.setWindowTitle("Compare models on the same evidence")
         self.resize(1100, 520)
         self.run, self.settings = run, settings
-        self.jobs = BackgroundJobs(self)
-        self.state: TaskState | None = None
         self.comparison = []
         lay = QVBoxLayout(self)
         intro = QLabel(
@@ -41,10 +39,6 @@ class ModelComparisonDialog(QDialog):
                 self.model_combo.addItem(m, m)
         row.addWidget(self.model_combo, 1)
         lay.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -53,54 +47,14 @@ class ModelComparisonDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(True)
         lay.addWidget(self.table, 1)
-        self.buttons = QDialogButtonBox()
-        self.start_button = self.buttons.addButton("Compare", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel run", QDialogButtonBox.ButtonRole.RejectRole)
-        close = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
-        self.cancel_button.setEnabled(False)
         self.start_button.setEnabled(self.model_combo.count() > 0)
         if self.model_combo.count() == 0:
             self.status.setText("No other model is available on this machine.")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self.cancel)
-        close.clicked.connect(self.close)
         lay.addWidget(self.buttons)
-
-    @property
-    def running(self) -> bool:
-        return self.state is not None
 
     def start(self) -> None:
         other = self.model_combo.currentData()
-        self.state = state = TaskState(self._throttled())
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"Loading {other} …")
-        self.jobs.submit(lambda: self._work(other, state), self._done, self._failed)
-
-    def cancel(self) -> None:
-        if self.state is not None:
-            self.state.cancel()
-
-    def closeEvent(self, event) -> None:  # noqa: N802
-        self.cancel()
-        self.jobs.wait(30000)
-        super().closeEvent(event)
-
-    def _throttled(self):
-        last = [0.0]
-
-        def on_event(ev) -> None:
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S or ev.step >= ev.total:
-                last[0] = now
-                self.jobs.post(self._on_progress, ev)
-        return on_event
-
-    def _on_progress(self, ev) -> None:
-        self.progress.setRange(0, max(ev.total, 1))
-        self.progress.setValue(min(ev.step, max(ev.total, 1)))
-        self.status.setText(f"{ev.stage} {ev.step}/{ev.total}")
+        self.run_task(lambda state: self._work(other, state), self._done, f"Loading {other} …")
 
     def _work(self, other: str, state: TaskState):
         from engine.analysis import analyze
@@ -124,9 +78,6 @@ class ModelComparisonDialog(QDialog):
         return compare_models([self.run, other_run]), other_run.cancelled
 
     def _done(self, result) -> None:
-        self.state = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         self.comparison, cancelled = result
         self.status.setText(("Cancelled: the exhibits finished so far are compared. " if cancelled else "")
                             + "Round trip: the image regenerated from the recovered z_T, against the evidence "
@@ -145,12 +96,6 @@ class ModelComparisonDialog(QDialog):
                     it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(i, j, it)
         self.table.resizeRowsToContents()
-
-    def _failed(self, message: str) -> None:
-        self.state = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.status.setText(f"Comparison failed: {message}")
 
 
 def open_model_comparison(w) -> None:
