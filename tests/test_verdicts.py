@@ -104,7 +104,7 @@ def test_evidence_outside_the_calibration_is_never_a_defended_positive(separable
     z = recovered(separable, "key1", 1, 3) * 3.0          # far from the calibration's range of std
     c = conclusions(z, separable, calibration=cal)[0]
     assert c.outcome == "inconclusive" and c.calibration == "outside calibration"
-    assert "outside the calibration's range" in " ".join(c.notes)
+    assert "beyond the calibration's range" in " ".join(c.notes)
 
 
 def test_image_conclusion_is_the_default_pipelines_and_names_disagreements(separable):
