@@ -225,3 +225,25 @@ class SchemeVerdict(Verdict):
                     f"false-positive level of {self.fpr:g}. This is evidence, not proof of origin: {self.weakness}")
         return (f"No watermark detected at a family-wise false-positive level of {self.fpr:g}. This is not proof "
                 f"of absence: compression, cropping, rotation or regeneration weaken the watermark.")
+
+
+class VaultScheme:
+    """What Gaussian Shading, RingID and PRC share behind the scheme interface: keys come from a key vault,
+    shapes are checked alike, and the decision is the nearest key with its scheme's statistic. A subclass names
+    itself (`name`, `title`, `statistic`, `weakness`) and supplies `inject` and `score`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    statistic: ClassVar[str]
+    weakness: ClassVar[str]
+
+    def load_keys(self, path) -> "SchemeKeySet":
+        from engine.key_vault import load_vault
+
+        return load_vault(path).keyset(self.name)
+
+    def check_fits(self, keys: "SchemeKeySet", latent_shape, model_id: str) -> None:
+        check_shapes(keys, latent_shape, model_id)
+
+    def decide(self, scores, fpr: float) -> "SchemeVerdict":
+        return decide_nearest(scores, fpr, self.statistic, self.weakness)

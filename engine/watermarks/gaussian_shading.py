@@ -19,14 +19,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from scipy import special, stats
 
 from engine.treering import KeyScore, KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE
-from engine.watermarks.base import SchemeKeySet, SchemeVerdict, check_shapes, content_sha256, decide_nearest
+from engine.watermarks.base import SchemeKeySet, VaultScheme, content_sha256
 
 SCHEME = "gaussian-shading"
 WEAKNESS = ("with one (key, nonce, watermark) reused for every image, all images share one sign pattern of "
@@ -267,18 +267,11 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[BitScore]]:
     return out
 
 
-class GaussianShadingScheme:
+class GaussianShadingScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "Gaussian Shading (Yang et al. 2024)"
+    weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "1 − bit accuracy"
-
-    def load_keys(self, path) -> SchemeKeySet:
-        from engine.key_vault import load_vault
-
-        return load_vault(path).keyset(SCHEME)
-
-    def check_fits(self, keys: SchemeKeySet, latent_shape, model_id: str) -> None:
-        check_shapes(keys, latent_shape, model_id)
 
     def inject(self, z_t: torch.Tensor, key: GaussianShadingKey) -> torch.Tensor:
         return inject(z_t, key)
@@ -286,5 +279,3 @@ class GaussianShadingScheme:
     def score(self, z_t: torch.Tensor, keys: SchemeKeySet, target: str = "") -> list[list[BitScore]]:
         return score_keys(z_t, keys)
 
-    def decide(self, scores: Sequence[KeyScore], fpr: float) -> SchemeVerdict:
-        return decide_nearest(scores, fpr, self.statistic, WEAKNESS)

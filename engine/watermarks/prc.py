@@ -24,14 +24,14 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from scipy import special
 
 from engine.treering import KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE, KeyScore
-from engine.watermarks.base import SchemeKeySet, SchemeVerdict, check_shapes, content_sha256
+from engine.watermarks.base import SchemeKeySet, VaultScheme, content_sha256
 
 SCHEME = "prc"
 VAR = 1.5
@@ -232,18 +232,11 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[CodeScore]]:
     return [[scores[b] for scores in per_key] for b in range(z.shape[0])]
 
 
-class PRCScheme:
+class PRCScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "PRC watermark (Gunn, Zhao, Song 2025)"
+    weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "code statistic −(S − E0)/√Σ(lp − lm)²"
-
-    def load_keys(self, path) -> SchemeKeySet:
-        from engine.key_vault import load_vault
-
-        return load_vault(path).keyset(SCHEME)
-
-    def check_fits(self, keys: SchemeKeySet, latent_shape, model_id: str) -> None:
-        check_shapes(keys, latent_shape, model_id)
 
     def inject(self, z_t: torch.Tensor, key: PRCKey) -> torch.Tensor:
         return inject(z_t, key)
@@ -251,7 +244,3 @@ class PRCScheme:
     def score(self, z_t: torch.Tensor, keys: SchemeKeySet, target: str = "") -> list[list[CodeScore]]:
         return score_keys(z_t, keys)
 
-    def decide(self, scores: Sequence[KeyScore], fpr: float) -> SchemeVerdict:
-        from engine.watermarks.base import decide_nearest
-
-        return decide_nearest(scores, fpr, self.statistic, WEAKNESS)

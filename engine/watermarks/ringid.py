@@ -36,7 +36,7 @@ import torch
 from scipy import special
 
 from engine.treering import KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE, KeyScore
-from engine.watermarks.base import SchemeKeySet, SchemeVerdict, check_shapes, content_sha256, decide_nearest
+from engine.watermarks.base import SchemeKeySet, VaultScheme, content_sha256
 
 SCHEME = "ringid"
 R_OUT, R_IN = 14, 3
@@ -304,18 +304,11 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[RingScore]]:
     return out
 
 
-class RingIDScheme:
+class RingIDScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "RingID (Ci et al. 2024)"
+    weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "ring distance (min of the two channels)"
-
-    def load_keys(self, path) -> SchemeKeySet:
-        from engine.key_vault import load_vault
-
-        return load_vault(path).keyset(SCHEME)
-
-    def check_fits(self, keys: SchemeKeySet, latent_shape, model_id: str) -> None:
-        check_shapes(keys, latent_shape, model_id)
 
     def inject(self, z_t: torch.Tensor, key: RingIDKey) -> torch.Tensor:
         return inject(z_t, key)
@@ -323,5 +316,3 @@ class RingIDScheme:
     def score(self, z_t: torch.Tensor, keys: SchemeKeySet, target: str = "") -> list[list[RingScore]]:
         return score_keys(z_t, keys)
 
-    def decide(self, scores: Sequence[KeyScore], fpr: float) -> SchemeVerdict:
-        return decide_nearest(scores, fpr, self.statistic, WEAKNESS)
