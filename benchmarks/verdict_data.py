@@ -150,7 +150,7 @@ def main() -> None:
         seeds = list(range(EVALUATION_SEED + have, EVALUATION_SEED + args.altered))   # the evaluation's clean seeds
         folder = work / group
         folder.mkdir(parents=True)
-        if not (work / "evaluation_clean" / f"clean_{seeds[-1]:05d}.png").exists():
+        if not all((work / "evaluation_clean" / f"clean_{s:05d}.png").exists() for s in seeds):
             generate_reference_set(model, None, len(seeds), work / "evaluation_clean", seed=seeds[0], force=True)
         paths = []
         for s in seeds:

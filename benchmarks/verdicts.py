@@ -45,7 +45,7 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
 
     from engine.noise_statistics import key_region, noise_statistics
     from engine.verdicts import Evidence, conclude
-    from engine.watermarks import scheme_for
+    from engine.watermarks import keys_independent, scheme_for
 
     scheme = scheme_for(keys)
     t = torch.from_numpy(z_t.astype(np.float32))
@@ -55,7 +55,8 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
     out = []
     for i in range(len(z_t)):
         extra = pixels[i] if pixels is not None else {}
-        ev = Evidence(scores[i], excl[0][i], excl[1], {**noise_statistics(z_t[i], region).values, **extra})
+        ev = Evidence(scores[i], excl[0][i], excl[1], {**noise_statistics(z_t[i], region).values, **extra},
+                      keys_independent(keys))
         out.append(conclude(ev, fpr, calibration, method))
     return out, scores
 

@@ -26,7 +26,7 @@ from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget,
 from engine.calibration import NO_CALIBRATION, CalibrationChoice
 from engine.noise_statistics import corner_fill, key_region, noise_statistics
 from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
-from engine.watermarks import scheme_for
+from engine.watermarks import keys_independent, scheme_for
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
             noise = ({**noise_statistics(z_t[i], key_region_).values, "corner_fill": corner_fill(evidence[i].pixels)}
                      if i not in broken else {})
             evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
-                                  0 if exclusion is None else exclusion[1], noise)
+                                  0 if exclusion is None else exclusion[1], noise, keys_independent(keys))
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,

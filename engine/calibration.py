@@ -250,9 +250,10 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
 
     from engine.noise_statistics import key_region, noise_statistics
     from engine.verdicts import Evidence, conclude
-    from engine.watermarks import scheme_for
+    from engine.watermarks import keys_independent, scheme_for
 
     scheme = scheme_for(keys)
+    independent = keys_independent(keys)
     region = key_region(keys)
 
     pixel_statistics = pixel_statistics or {}
@@ -290,7 +291,8 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     def tally(truth: str, scores, excl, noise):
         row = confusion.setdefault(truth, {})
         for i, s in enumerate(scores):
-            ev = Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i])
+            ev = Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i],
+                          independent)
             c = conclude(ev, fpr, provisional, method)
             label = c.key if c.outcome == "identified" else c.outcome
             row[label] = row.get(label, 0) + 1
@@ -344,6 +346,13 @@ class CalibrationChoice:
         if method in self.reasons:
             return f"uncalibrated: {self.reasons[method]}"
         return "uncalibrated: no calibration for this model" if self.origin == "none" else "uncalibrated"
+
+    def identity(self) -> dict | None:
+        """What decides the conclusions: the calibration's content hash and the methods it calibrates (None
+        when no method is calibrated). Scan records are reused only under the same identity."""
+        if self.calibration is None or not self.usable:
+            return None
+        return {"content_sha256": self.calibration.content_sha256, "methods": sorted(self.usable)}
 
     def to_json_dict(self) -> dict:
         c = self.calibration

@@ -78,7 +78,7 @@ class LocalExecutor:
         config = job.options.to_config(model)
         calibration = job_calibration(model, job, config)
         if on_meta is not None:
-            on_meta(RunMeta.of(model, job.keys, config, job.md5))
+            on_meta(RunMeta.of(model, job.keys, config, job.md5, calibration))
         if job.records is None:
             return analyze(model, job.keys, job.paths, config, progress=progress, on_result=on_result, md5=job.md5,
                            not_analysed=job.not_analysed, calibration=calibration)
@@ -86,7 +86,7 @@ class LocalExecutor:
         from engine.scan_records import (RecordStore, assemble_run, devices_of, record_of, result_of_record,
                                          split_done)
 
-        meta = RunMeta.of(model, job.keys, config, job.md5)
+        meta = RunMeta.of(model, job.keys, config, job.md5, calibration)
         store = RecordStore(job.records)
         settings_hash = store.prepare(meta)
         started = utc_now()

@@ -61,7 +61,7 @@ class ScanWorker:
         from engine.executors import job_calibration
 
         self.calibration = job_calibration(self.model, job, self.config)
-        self.meta = RunMeta.of(self.model, self.keys, self.config, self.md5)
+        self.meta = RunMeta.of(self.model, self.keys, self.config, self.md5, self.calibration)
         self.settings_hash = self.meta.settings_hash()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 

@@ -54,26 +54,30 @@ class RunMeta:
     config: AnalysisConfig
     weight_sha256: dict
     md5: bool = False
+    calibration: dict | None = None     # which calibration the conclusions used (`CalibrationChoice.identity`)
 
     @classmethod
-    def of(cls, model, keys: KeySet, config: AnalysisConfig, md5: bool = False) -> "RunMeta":
+    def of(cls, model, keys: KeySet, config: AnalysisConfig, md5: bool = False, calibration=None) -> "RunMeta":
         from engine.device import device_name
 
         return cls(model.spec.id, str(model.path), model.kind, model.image_size, tuple(model.latent_shape),
                    device_name(model.device), str(model.dtype).replace("torch.", ""), keys, config,
-                   dict(model.weight_sha256), md5)
+                   dict(model.weight_sha256), md5, None if calibration is None else calibration.identity())
 
     def settings(self) -> dict:
         """Everything that decides an image's numbers, as plain JSON. The batch size is left out: an image's
         numbers do not depend on the batch it ran in (beyond float rounding), and a resumed scan may use
-        another; the device is left out because a cluster mixes machines (its name is in each record)."""
+        another; the device is left out because a cluster mixes machines (its name is in each record). The
+        calibration is in: a record's conclusions were drawn with it, so another calibration (or none) must not
+        reuse them."""
         import engine
 
         config = _config_json(self.config)
         config.pop("batch_size", None)
         return {"tool_version": engine.__version__, "model_id": self.model_id,
                 "model_weights_sha256": dict(sorted(self.weight_sha256.items())), "dtype": self.dtype,
-                "keys": json.loads(self.keys.to_json()), "config": config, "md5": self.md5}
+                "keys": json.loads(self.keys.to_json()), "config": config, "md5": self.md5,
+                "calibration": self.calibration}
 
     def settings_hash(self) -> str:
         canonical = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"), ensure_ascii=True,

@@ -61,8 +61,8 @@ def test_a_record_round_trips_every_number(demo_model, demo_keys, tmp_path):
 
 
 def test_the_settings_hash_follows_the_settings_that_change_numbers(demo_model, demo_keys):
-    def h(options, md5=False, keys=demo_keys):
-        return RunMeta.of(demo_model, keys, options.to_config(demo_model), md5).settings_hash()
+    def h(options, md5=False, keys=demo_keys, calibration=None):
+        return RunMeta.of(demo_model, keys, options.to_config(demo_model), md5, calibration).settings_hash()
 
     base = h(FAST)
     assert h(FAST) == base
@@ -72,6 +72,14 @@ def test_the_settings_hash_follows_the_settings_that_change_numbers(demo_model, 
         assert h(changed) != base, changed
     assert h(FAST, md5=True) != base
     assert h(FAST, keys=replace(demo_keys, keys=demo_keys.keys[:2])) != base
+    # records hold conclusions, so a scan under the shipped calibration reuses none made without one
+    from engine.calibration import NO_CALIBRATION, choose_calibration
+    from engine.options import AnalysisOptions
+
+    default = AnalysisOptions()
+    shipped = choose_calibration(demo_model, demo_keys, default.to_config(demo_model))
+    assert shipped.identity() is not None
+    assert h(default, calibration=shipped) != h(default) == h(default, calibration=NO_CALIBRATION)
 
 
 def test_a_resumed_local_scan_analyses_only_what_is_not_done(demo_model, demo_keys, tmp_path):

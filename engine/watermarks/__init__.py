@@ -26,3 +26,10 @@ def scheme_named(name: str) -> WatermarkScheme:
 def scheme_for(keys) -> WatermarkScheme:
     """The scheme of a key set (its `scheme` attribute)."""
     return scheme_named(getattr(keys, "scheme", "tree-ring"))
+
+
+def keys_independent(keys) -> bool:
+    """Whether one key's watermark leaves every other key's test at its null (keys drawn independently, as in
+    Gaussian Shading and PRC), so that "only this key's test passes" identifies a key without a pairwise test."""
+    schemes = getattr(keys, "schemes", None) or (getattr(keys, "scheme", "tree-ring"),)
+    return all(getattr(scheme_named(s), "independent_keys", False) for s in schemes)

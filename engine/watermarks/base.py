@@ -31,6 +31,7 @@ class KeySetLike(Protocol):
 class WatermarkScheme(Protocol):
     name: ClassVar[str]           # the key file's "scheme" field, e.g. "tree-ring"
     title: ClassVar[str]          # for people, e.g. "Tree-Ring (Wen et al. 2023)"
+    independent_keys: ClassVar[bool]  # keys are independent draws: one key's watermark is null for the others
 
     def load_keys(self, path) -> KeySetLike:
         """Read a key file of this scheme; ValueError (one sentence) for anything unreadable."""
@@ -236,6 +237,7 @@ class VaultScheme:
     title: ClassVar[str]
     statistic: ClassVar[str]
     weakness: ClassVar[str]
+    independent_keys: ClassVar[bool] = False
 
     def load_keys(self, path) -> "SchemeKeySet":
         from engine.key_vault import load_vault

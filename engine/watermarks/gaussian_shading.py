@@ -270,6 +270,7 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[BitScore]]:
 class GaussianShadingScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "Gaussian Shading (Yang et al. 2024)"
+    independent_keys: ClassVar[bool] = True   # random message and stream per key
     weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "1 − bit accuracy"
 

@@ -64,6 +64,7 @@ class MultiSchemeKeySet:
 class MultiScheme:
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "several schemes (key vault)"
+    independent_keys: ClassVar[bool] = False   # per vault: `engine.watermarks.keys_independent`
 
     def _scheme(self, part):
         from engine.watermarks import scheme_for

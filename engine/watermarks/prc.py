@@ -235,6 +235,7 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[CodeScore]]:
 class PRCScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "PRC watermark (Gunn, Zhao, Song 2025)"
+    independent_keys: ClassVar[bool] = True   # a random code per key
     weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "code statistic −(S − E0)/√Σ(lp − lm)²"
 

@@ -307,6 +307,7 @@ def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[RingScore]]:
 class RingIDScheme(VaultScheme):
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "RingID (Ci et al. 2024)"
+    independent_keys: ClassVar[bool] = False  # keys differ in a few ring signs
     weakness: ClassVar[str] = WEAKNESS
     statistic: ClassVar[str] = "ring distance (min of the two channels)"
 

@@ -13,6 +13,7 @@ from engine import treering
 class TreeRingScheme:
     name: ClassVar[str] = "tree-ring"
     title: ClassVar[str] = "Tree-Ring (Wen et al. 2023)"
+    independent_keys: ClassVar[bool] = False  # keys share the ring geometry
 
     def load_keys(self, path) -> treering.KeySet:
         return treering.KeySet.load(path)
