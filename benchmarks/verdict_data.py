@@ -29,8 +29,9 @@ ALTERATIONS = {"rot10": ("rotation", 10 / 45), "crop88": ("resizedcrop", (1 - 0.
                "jpeg50": ("jpeg", 0.5)}
 
 
-def group_path(model: str, group: str) -> Path:
-    return CACHE / Path(model).name / f"{group}.npz"
+def group_path(model: str, group: str, keys_tag: str = "") -> Path:
+    """A cached group; `keys_tag` names another key set's watermarked groups (clean groups are shared)."""
+    return CACHE / Path(model).name / keys_tag / f"{group}.npz"
 
 
 def save_run(path: Path, run, labels: list[str | None], seeds: list[int], extend: bool = False) -> None:
@@ -59,8 +60,8 @@ def merge_groups(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict
     return {k: np.concatenate([old[k], new[k]]) for k in old}
 
 
-def load_group(model: str, group: str) -> dict[str, np.ndarray]:
-    with np.load(group_path(model, group)) as f:
+def load_group(model: str, group: str, keys_tag: str = "") -> dict[str, np.ndarray]:
+    with np.load(group_path(model, group, keys_tag)) as f:
         data = {k: f[k] for k in f.files}
     if "corner_fill" not in data:       # cached before the statistic existed: from the images, where still there
         data["corner_fill"] = _corner_fill_from_files(group, data["names"])
@@ -96,6 +97,8 @@ def main() -> None:
     p.add_argument("--evaluation-clean", type=int, default=300)
     p.add_argument("--evaluation-per-key", type=int, default=100)
     p.add_argument("--altered", type=int, default=100, help="altered clean images per alteration")
+    p.add_argument("--keys-tag", default="", help="cache folder for the watermarked groups of a key set other "
+                   "than the demo keys (e.g. separable3); clean groups are shared")
     p.add_argument("--groups", help="only these groups (comma-separated names, e.g. calibration_clean,"
                    "altered_clean_rot10), so that several processes can share the work")
     args = p.parse_args()
@@ -125,8 +128,9 @@ def main() -> None:
     for group, key, seed, count in plan:
         if wanted is not None and group not in wanted:
             continue
-        out = group_path(args.model, group)
-        have = len(load_group(args.model, group)["seed"]) if out.exists() else 0
+        tag = args.keys_tag if key is not None else ""
+        out = group_path(args.model, group, tag)
+        have = len(load_group(args.model, group, tag)["seed"]) if out.exists() else 0
         if have >= count:
             print(f"{group}: cached ({have} images)")
             continue

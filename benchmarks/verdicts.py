@@ -63,6 +63,8 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
 
 def main() -> None:
     p = harness.parser(__doc__, "verdicts", keys=True)
+    p.add_argument("--keys-tag", default="", help="the cache folder of --keys' watermarked groups "
+                   "(verdict_data.py --keys-tag); the results are named after it")
     args = p.parse_args()
     started = time.time()
 
@@ -78,13 +80,13 @@ def main() -> None:
     dtype = str(model.dtype).replace("torch.", "")
     methods = config.methods
     cal_groups = {"clean": load_group(args.model, "calibration_clean"),
-                  **{k: load_group(args.model, f"calibration_{k}") for k in keys.ids}}
+                  **{k: load_group(args.model, f"calibration_{k}", args.keys_tag) for k in keys.ids}}
     latents = {m: {g: d[f"z_t/{m}"] for g, d in cal_groups.items()} for m in methods}
     calibration = calibration_from_latents(model.spec.id, model.weight_sha256, keys, config, dtype, latents,
                                            source="benchmark calibration range (seeds 100000…)",
                                            pixel_statistics={g: pixel_statistics(d) for g, d in cal_groups.items()})
     ev_clean = load_group(args.model, "evaluation_clean")
-    ev_keyed = {k: load_group(args.model, f"evaluation_{k}") for k in keys.ids}
+    ev_keyed = {k: load_group(args.model, f"evaluation_{k}", args.keys_tag) for k in keys.ids}
     from verdict_data import group_path
 
     altered = {name: load_group(args.model, f"altered_clean_{name}") for name in ALTERATIONS
@@ -176,7 +178,8 @@ def main() -> None:
         cells = [f"{pct(a['false_positives'], a['n'])} {ci(a['ci95'])} ({a['raw_detections']}; {a['outside_calibration']})"
                  for a in r["altered_clean"].values()]
         lines.append(f"| {r['method']} | {r['test']} | {r['fpr']:g} | " + " | ".join(cells) + " |")
-    harness.write_results(harness.out_stem(args), summary, lines)
+    name = f"verdicts_{args.model}" + (f"_{args.keys_tag}" if args.keys_tag else "")
+    harness.write_results(harness.out_stem(args, name), summary, lines)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class Conclusion:
         """The detection test was positive (identified, or inconclusive about which key)."""
         return self.outcome in ("identified", "inconclusive")
 
+    @property
+    def label(self) -> str | None:
+        """A confusion-matrix column: the identified key, "inconclusive", or None (not detected / analysed)."""
+        return self.key if self.outcome == "identified" else ("inconclusive" if self.outcome == "inconclusive" else None)
+
     def headline(self) -> str:
         if self.outcome == "identified":
             return f"Watermark detected; key {self.key} identified"

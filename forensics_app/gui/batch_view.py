@@ -26,7 +26,7 @@ def predicted(result, mode: str) -> str | None:
     c = result.conclusion
     if c is None:
         return result.verdict.predicted_key
-    return c.key if c.outcome == "identified" else ("inconclusive" if c.outcome == "inconclusive" else None)
+    return c.label
 
 
 def build_matrix(items, key_ids, method: str, mode: str = "verdict") -> BatchMatrix:

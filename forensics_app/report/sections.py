@@ -105,7 +105,7 @@ def _verdict_label(r: MethodResult) -> str | None:
     c = r.conclusion
     if c is None:
         return r.verdict.predicted_key
-    return c.key if c.outcome == "identified" else ("inconclusive" if c.outcome == "inconclusive" else None)
+    return c.label
 
 
 _TABLE = 'width="100%" border="1" cellspacing="0" cellpadding="3" style="border-collapse: collapse; border-color: #9aa3b0;"'
@@ -625,7 +625,9 @@ per-key p-value over the K = {k} key(s); uncalibrated, its family-wise p-value i
 is the share of the model's own un-watermarked calibration images with a statistic as extreme, (r + 1)/(n + 1), whose
 smallest possible value is 1/(n + 1). <i>Identification</i> tests each key against the others: with the ring's gain
 fitted, how far the evidence leans towards another key beyond what this key explains (a t statistic; empirical
-against watermarked calibration images when calibrated). A key is named only when every other key is excluded.
+against watermarked calibration images when calibrated). A key is named only when every other key is excluded, and
+only by the calibrated test: uncalibrated, the t test assumes an ideal inversion and excluded the true key too often
+on real ones, so a single remaining key is reported as the most likely one, not identified.
 In this report: {esc("; ".join(f"{m}: {self.run.calibration.status(m)}" for m in self.run.config.methods))}.
 Evidence whose recovered noise lies outside the range the calibration saw on the model's own images (rotated, cropped,
 re-encoded images often do) is marked <i>outside calibration</i>, and a positive on it is not defended. The nearest key
