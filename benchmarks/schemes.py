@@ -23,24 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import harness  # also puts the repository root on sys.path
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return float(max(0.0, c - h)), float(min(1.0, c + h))
-
-
-def auc_and_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float = 0.01) -> tuple[float, float]:
-    from scipy.stats import mannwhitneyu
-
-    auc = float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
-    threshold = np.quantile(neg, 1 - fpr, method="higher")
-    return auc, float(np.mean(pos > threshold))
+from engine import rates
+from engine.rates import wilson
 
 
 def main() -> None:
@@ -99,7 +83,7 @@ def main() -> None:
             wm, clean_ = list(range(len(wm))), list(range(len(wm), len(wm) + len(clean)))
             idx = [i for i, nm in enumerate(names) if truth[nm][0] == scheme_name]
             best = np.array([min(s.l1 for s in row_) for row_ in scores])
-            auc, tpr = auc_and_tpr(-best[wm], -best[clean_])
+            auc, tpr = rates.auc(-best[wm], -best[clean_]), rates.tpr_at_fpr(-best[wm], -best[clean_], 0.01)
             nearest = [min(s, key=lambda k: k.l1).key_id for s in scores]
             correct = sum(nearest[j] == truth[names[i]][1] for j, i in enumerate(idx))
             r = {"watermarked": len(wm), "auc": auc, "tpr_at_1pct_fpr": tpr,

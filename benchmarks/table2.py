@@ -21,15 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import harness  # also puts the repository root on sys.path
-
-
-def auc_and_tpr(pos: np.ndarray, neg: np.ndarray, fpr: float = 0.01) -> tuple[float, float]:
-    """AUC by the rank statistic (ties count half); TPR at the largest threshold keeping FPR ≤ fpr."""
-    from scipy.stats import mannwhitneyu
-
-    auc = float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
-    threshold = np.quantile(neg, 1 - fpr, method="higher")
-    return auc, float(np.mean(pos > threshold))
+from engine import rates
 
 
 def run_method(args: tuple) -> dict:
@@ -122,7 +114,7 @@ def main() -> None:
             min_l1 = np.array([min(k.l1 for k in s) for s in scores])
             pos = -min_l1[wm]
             neg = -min_l1[[i for i, nm in enumerate(names) if truth[nm] is None]]
-            auc, tpr = auc_and_tpr(pos, neg)
+            auc, tpr = rates.auc(pos, neg), rates.tpr_at_fpr(pos, neg, 0.01)
             rows[target] = {"correct": cm.correct, "total": cm.total, "confusion": [list(r) for r in cm.counts],
                             "labels": list(cm.labels), "auc": auc, "tpr_at_1pct_fpr": tpr}
         device_label = out["device"]

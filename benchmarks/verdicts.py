@@ -20,24 +20,8 @@ import time
 import numpy as np
 
 import harness
+from engine.rates import clopper_pearson, upper_bound
 from verdict_data import ALTERATIONS, load_group, pixel_statistics
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    if n == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
-
-
-def upper_bound(k: int, n: int, level: float = 0.95) -> float:
-    from scipy.stats import beta
-
-    return 1.0 if n == 0 or k == n else float(beta.ppf(level, k + 1, n - k))
 
 
 def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, method: str, pixels=None):

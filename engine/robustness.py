@@ -27,6 +27,7 @@ from engine.generation import GenerationConfig, decode_to_uint8, initial_noise, 
 from engine.limits import require_choice, require_number
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
+from engine.rates import auc, tpr_at_fpr, wilson
 from engine.realignment import SearchConfig, realign, search_statistic
 from engine.recovery import recover_z_t
 from engine.restoration import RestorationConfig, degradation_for_attack, restore
@@ -137,33 +138,6 @@ class Row:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """P(positive > negative) + ½ P(tie) (Mann–Whitney)."""
-    pos, neg = np.asarray(positives, float)[:, None], np.asarray(negatives, float)[None, :]
-    if not pos.size or not neg.size:
-        return float("nan")
-    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
-
-
-def tpr_at_fpr(positives: np.ndarray, negatives: np.ndarray, level: float) -> float:
-    """WAVES' rule: the threshold with strictly fewer than level·n negatives above it."""
-    neg = np.sort(np.asarray(negatives, float))[::-1]
-    if not neg.size or not len(positives):
-        return float("nan")
-    allowed = max(0, math.ceil(level * neg.size) - 1)
-    return float(np.mean(np.asarray(positives, float) > neg[allowed]))
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 @dataclass(frozen=True)

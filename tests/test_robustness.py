@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.attacks import ATTACKS, Attack, apply_attacks
-from engine.robustness import auc, tpr_at_fpr, wilson
+from engine.rates import auc, tpr_at_fpr, wilson
 
 
 def test_auc_and_tpr_known_answers():

@@ -1,0 +1,56 @@
+"""Detection rates and their uncertainty, one definition each for the engine (`robustness`) and the benchmarks:
+AUC, TPR at a false-positive level with WAVES' threshold rule, and binomial intervals (Wilson; Clopper–Pearson
+and its one-sided bound, for the small counts of wrong-key attributions)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def auc(positives, negatives) -> float:
+    """P(positive > negative) + ½ P(tie) (Mann–Whitney)."""
+    pos, neg = np.asarray(positives, float)[:, None], np.asarray(negatives, float)[None, :]
+    if not pos.size or not neg.size:
+        return float("nan")
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+def tpr_at_fpr(positives, negatives, level: float) -> float:
+    """WAVES' rule: the threshold with strictly fewer than level·n negatives above it."""
+    neg = np.sort(np.asarray(negatives, float))[::-1]
+    if not neg.size or not len(positives):
+        return float("nan")
+    allowed = max(0, math.ceil(level * neg.size) - 1)
+    return float(np.mean(np.asarray(positives, float) > neg[allowed]))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % at z = 1.96)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial interval."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def upper_bound(k: int, n: int, level: float = 0.95) -> float:
+    """Exact one-sided upper confidence bound of a binomial rate (e.g. wrong keys among those named)."""
+    from scipy.stats import beta
+
+    return 1.0 if n == 0 or k == n else float(beta.ppf(level, k + 1, n - k))
