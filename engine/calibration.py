@@ -334,7 +334,7 @@ class CalibrationChoice:
     calibration: Calibration | None
     usable: dict[str, MethodCalibration] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-    origin: str = "none"                  # "file" (asked for), "shipped" (bundled for the model) or "none"
+    origin: str = "none"                  # "file" (asked for), "shipped" (bundled for the model), "none", "off"
 
     def for_method(self, method: str) -> MethodCalibration | None:
         return self.usable.get(method)
@@ -365,11 +365,15 @@ NO_CALIBRATION = CalibrationChoice(None)
 
 
 def choose_calibration(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", path=None,
-                       use_shipped: bool = True) -> CalibrationChoice:
+                       use_shipped: bool = True, enabled: bool = True) -> CalibrationChoice:
     """The calibration a scan uses. An explicitly named file must load and apply to every method it has an
     entry for that the scan runs (CalibrationError otherwise: the user asked for it, so a mismatch is an
     error, not a silent fall-back). Without one, the calibration shipped for a bundled model is used where it
-    applies, and the reasons where it does not are kept."""
+    applies, and the reasons where it does not are kept. `enabled` False (`--no-calibration`): none, and
+    that is the reason stated."""
+    if not enabled:
+        return CalibrationChoice(None, {}, {m: "calibration turned off for this scan (--no-calibration)"
+                                           for m in config.methods}, "off")
     if path is not None:
         cal = Calibration.load(path)
         usable, reasons = cal.applicable(model, keys, config)

@@ -42,9 +42,9 @@ class ScanJob:
 
 def job_calibration(model, job: ScanJob, config):
     """The calibration a job's conclusions use, chosen where the model is loaded (engine.calibration)."""
-    from engine.calibration import NO_CALIBRATION, choose_calibration
+    from engine.calibration import choose_calibration
 
-    return choose_calibration(model, job.keys, config, job.calibration_path) if job.use_calibration else NO_CALIBRATION
+    return choose_calibration(model, job.keys, config, job.calibration_path, enabled=job.use_calibration)
 
 
 class Executor(Protocol):

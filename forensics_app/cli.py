@@ -329,12 +329,11 @@ def _config(options, model):
 
 
 def _calibration_choice(args, model, keys, config):
-    from engine.calibration import NO_CALIBRATION, CalibrationError, choose_calibration
+    from engine.calibration import CalibrationError, choose_calibration
 
-    if getattr(args, "no_calibration", False):
-        return NO_CALIBRATION
     try:
-        return choose_calibration(model, keys, config, getattr(args, "calibration", None))
+        return choose_calibration(model, keys, config, getattr(args, "calibration", None),
+                                  enabled=not getattr(args, "no_calibration", False))
     except CalibrationError as exc:
         raise UsageError(str(exc)) from None
 
@@ -744,10 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="analyse images or folders for Tree-Ring keys")
     s.add_argument("paths", nargs="+")
     model_args(s, several=True)
-    s.add_argument("--calibration", metavar="CAL.json",
-                   help="a calibration made by `calibrate` (default: the one shipped for a bundled model, where its "
-                        "settings match)")
-    s.add_argument("--no-calibration", action="store_true", help="analytic p-values only (uncalibrated)")
+    which_calibration = s.add_mutually_exclusive_group()
+    which_calibration.add_argument(
+        "--calibration", metavar="CAL.json",
+        help="a calibration made by `calibrate` (default: the one shipped for a bundled model, where its settings match)")
+    which_calibration.add_argument("--no-calibration", action="store_true",
+                                   help="analytic p-values only (uncalibrated: no key is named)")
     s.add_argument("--json", help="write the results as JSON here")
     s.add_argument("--report", help="write a PDF report here")
     s.add_argument("--case-id", default="")

@@ -72,6 +72,19 @@ def test_without_a_calibration_the_scan_says_uncalibrated(calibrated, tiny_ddim_
     assert "uncalibrated" in data["calibration"]["methods"]["encoder"]
 
 
+def test_no_calibration_is_stated_as_the_reason_and_excludes_a_file(calibrated, tiny_ddim_dir, tmp_path, capsys):
+    out, keys, cal = calibrated
+    result = tmp_path / "scan.json"
+    assert scan([str(out / "evidence"), "--no-calibration"], tiny_ddim_dir, keys, result) == 0
+    data = json.loads(result.read_text())
+    assert data["calibration"]["origin"] == "off"
+    assert "turned off" in data["calibration"]["uncalibrated_reasons"]["encoder"]
+    assert all(img["conclusion"]["outcome"] != "identified" for img in data["images"])   # uncalibrated names no key
+    with pytest.raises(SystemExit) as exc:
+        scan([str(out / "evidence"), "--no-calibration", "--calibration", str(cal)], tiny_ddim_dir, keys, result)
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
 def _edited(cal: Path, tmp_path: Path, edit) -> Path:
     d = json.loads(cal.read_text())
     edit(d)
