@@ -25,6 +25,7 @@ CALIBRATION_SEED = 100_000
 EVALUATION_SEED = 200_000
 # Altered clean evidence for the "outside what the calibration covers" check (engine.attacks strengths):
 # rotation by 10°, a square crop keeping 88 % of the side (77.4 % of the area) resized back, JPEG quality 50.
+EVIDENCE_STATISTICS = ("corner_fill",)     # engine.noise_statistics.evidence_statistics
 ALTERATIONS = {"rot10": ("rotation", 10 / 45), "crop88": ("resizedcrop", (1 - 0.88**2) / 0.5),
                "jpeg50": ("jpeg", 0.5)}
 
@@ -40,9 +41,11 @@ def save_run(path: Path, run, labels: list[str | None], seeds: list[int], extend
         raise SystemExit(f"{len(run.failures)} images failed: {run.failures[0].message}")
     arrays = {"label": np.array([lab or "" for lab in labels]), "seed": np.array(seeds),
               "names": np.array([Path(im.evidence.path).name for im in run.images])}
-    from engine.noise_statistics import corner_fill
+    from engine.noise_statistics import evidence_statistics
 
-    arrays["corner_fill"] = np.array([corner_fill(im.evidence.pixels) for im in run.images])
+    stats_ = [evidence_statistics(im.evidence.pixels) for im in run.images]
+    for name in EVIDENCE_STATISTICS:
+        arrays[name] = np.array([s[name] for s in stats_])
     for method in run.config.methods:
         arrays[f"z_t/{method}"] = np.stack([im.methods[method].z_t for im in run.images])
         arrays[f"z0_residual/{method}"] = np.array([im.methods[method].z0_residual for im in run.images])
@@ -57,37 +60,61 @@ def save_run(path: Path, run, labels: list[str | None], seeds: list[int], extend
 
 
 def merge_groups(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([old[k], new[k]]) for k in old}
+    """The arrays both have (a statistic one of them lacks is recomputed from the images at load)."""
+    return {k: np.concatenate([old[k], new[k]]) for k in old if k in new}
 
 
 def load_group(model: str, group: str, keys_tag: str = "") -> dict[str, np.ndarray]:
     with np.load(group_path(model, group, keys_tag)) as f:
         data = {k: f[k] for k in f.files}
-    if "corner_fill" not in data:       # cached before the statistic existed: from the images, where still there
-        data["corner_fill"] = _corner_fill_from_files(group, data["names"])
+    missing = [n for n in EVIDENCE_STATISTICS if n not in data]
+    if missing:         # cached before the statistic existed: from the images, where still there
+        data.update(_statistics_from_files(model, group, keys_tag, data["names"], missing))
     return data
 
 
-def _corner_fill_from_files(group: str, names) -> np.ndarray:
-    import glob
+def _work_folder_identity(folder: Path) -> tuple[str | None, str]:
+    """(model, keys tag) of one run's work folder: its own record, else (older runs, the demo keys) the model
+    named by a manifest of its generated images."""
+    import json
 
+    own = folder / "verdict_data.json"
+    if own.exists():
+        d = json.loads(own.read_text())
+        return d.get("model"), d.get("keys_tag", "")
+    for manifest in folder.glob("*/manifest.json"):
+        return json.loads(manifest.read_text()).get("model"), ""
+    return None, ""
+
+
+def _statistics_from_files(model: str, group: str, keys_tag: str, names, wanted: list[str]) -> dict[str, np.ndarray]:
+    """The evidence statistics of a cached group's images, from the work folders of runs of the same model
+    (and, for watermarked groups, the same key set); NaN for all when an image is gone."""
     from PIL import Image
 
-    from engine.noise_statistics import corner_fill
+    from engine.noise_statistics import evidence_statistics
 
-    out = []
+    keyed = not group.endswith("_clean") and not group.startswith("altered_")
+    folders = [f for f in sorted(Path("/tmp").glob("verdict_data_*")) if (f / group).is_dir()
+               and _work_folder_identity(f)[0] == Path(model).name
+               and (not keyed or _work_folder_identity(f)[1] == keys_tag)]
+    out: dict[str, list[float]] = {n: [] for n in wanted}
     for name in names:
-        found = sorted(glob.glob(f"/tmp/verdict_data_*/{group}/{name}"))
-        if not found:
-            return np.full(len(names), np.nan)
-        x = np.asarray(Image.open(found[0]).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
-        out.append(corner_fill(x))
-    return np.array(out)
+        found = next((f / group / str(name) for f in folders if (f / group / str(name)).exists()), None)
+        if found is None:
+            return {n: np.full(len(names), np.nan) for n in wanted}
+        x = np.asarray(Image.open(found).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+        s = evidence_statistics(x)
+        for n in wanted:
+            out[n].append(s[n])
+    return {n: np.array(v) for n, v in out.items()}
 
 
 def pixel_statistics(group_data: dict[str, np.ndarray]) -> list[dict]:
     """Per image, the statistics of the evidence itself that the analysis adds to the noise statistics."""
-    return [{} if not np.isfinite(v) else {"corner_fill": float(v)} for v in group_data["corner_fill"]]
+    names = [n for n in EVIDENCE_STATISTICS if n in group_data]
+    return [{n: float(group_data[n][i]) for n in names if np.isfinite(group_data[n][i])}
+            for i in range(len(group_data["seed"]))]
 
 
 def main() -> None:
@@ -120,6 +147,9 @@ def main() -> None:
     keys = KeySet.load(args.keys)
     config = AnalysisOptions().to_config(model)     # exactly a default scan's settings
     work = Path(tempfile.mkdtemp(prefix="verdict_data_"))
+    import json
+
+    (work / "verdict_data.json").write_text(json.dumps({"model": Path(args.model).name, "keys_tag": args.keys_tag}))
     plan = [("calibration_clean", None, CALIBRATION_SEED, args.calibration_clean),
             *[(f"calibration_{k.id}", k, CALIBRATION_SEED, args.calibration_per_key) for k in keys.keys],
             ("evaluation_clean", None, EVALUATION_SEED, args.evaluation_clean),

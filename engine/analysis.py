@@ -24,7 +24,7 @@ from engine.strict_json import finite_or_null
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
 from engine.calibration import NO_CALIBRATION, CalibrationChoice
-from engine.noise_statistics import corner_fill, key_region, noise_statistics
+from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
 from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
 from engine.watermarks import keys_independent, scheme_for
 
@@ -175,7 +175,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
                                         "non-finite values (NaN or infinity), so no finding can be made — "
                                         "the model or the settings diverge on this image")
                 broken[i] = (str(problem), problem.problem)
-            noise = ({**noise_statistics(z_t[i], key_region_).values, "corner_fill": corner_fill(evidence[i].pixels)}
+            noise = ({**noise_statistics(z_t[i], key_region_).values, **evidence_statistics(evidence[i].pixels)}
                      if i not in broken else {})
             evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
                                   0 if exclusion is None else exclusion[1], noise, keys_independent(keys))

@@ -443,7 +443,7 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                   f"steps, into {work}")
     if len(groups.get("clean", ())) < MIN_CLEAN:
         raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
-    from engine.noise_statistics import corner_fill
+    from engine.noise_statistics import evidence_statistics
 
     latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
     pixels: dict[str, list[dict]] = {}
@@ -458,6 +458,6 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                              f"{run.failures[0].message}")
         for m in config.methods:
             latents[m][label] = np.stack([im.methods[m].z_t for im in run.images])
-        pixels[label] = [{"corner_fill": corner_fill(im.evidence.pixels)} for im in run.images]
+        pixels[label] = [evidence_statistics(im.evidence.pixels) for im in run.images]
     return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
                                     str(model.dtype).replace("torch.", ""), latents, source, pixels)

@@ -39,6 +39,12 @@ def corner_fill(pixels: np.ndarray) -> float:
     return float(np.mean(np.concatenate([c.ravel() for c in corners])))
 
 
+def evidence_statistics(pixels: np.ndarray) -> dict[str, float]:
+    """The statistics of the evidence itself (as analysed: (3, H, W) in [−1, 1]) that join the noise
+    statistics in the calibration's coverage check."""
+    return {"corner_fill": corner_fill(pixels)}
+
+
 @dataclass(frozen=True)
 class NoiseStatistics:
     values: dict[str, float]
