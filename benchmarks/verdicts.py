@@ -87,13 +87,16 @@ def main() -> None:
                 fp = sum(c.detected and c.calibration != "outside calibration" for c in cs)
                 row["clean"] = {"n": len(cs), "false_positives": fp, "ci95": clopper_pearson(fp, len(cs)),
                                 "outside_calibration": sum(c.calibration == "outside calibration" for c in cs)}
-                ident = wrong = inconclusive = missed = outside = n = 0
+                ident = wrong = inconclusive = missed = outside = n = single = single_wrong = 0
                 nearest_ok = predicted_ok = 0
                 for key_id, data in ev_keyed.items():
                     cs, scores = conclusions(data[f"z_t/{method}"], keys, config.score_target, fpr, cal, method,
                                              pixel_statistics(data))
                     for c, s in zip(cs, scores):
                         n += 1
+                        if c.detected and len(c.candidates) == 1 and c.calibration != "outside calibration":
+                            single += 1         # one key left: named when the test is valid, else "most likely"
+                            single_wrong += c.candidates[0] != key_id
                         if c.outcome == "identified":
                             ident += 1
                             wrong += c.key != key_id
@@ -108,6 +111,7 @@ def main() -> None:
                 row["watermarked"] = {"n": n, "identified": ident, "wrong_key": wrong,
                                       "wrong_key_upper95": upper_bound(wrong, ident), "inconclusive": inconclusive,
                                       "inconclusive_outside_calibration": outside, "not_detected": missed,
+                                      "single_candidate": single, "single_candidate_wrong": single_wrong,
                                       "table2_nearest_correct": nearest_ok, "table2_predicted_correct": predicted_ok}
                 row["altered_clean"] = {}
                 for name, data in altered.items():
@@ -147,13 +151,18 @@ def main() -> None:
              "A false positive is a clean image concluded `identified` or `inconclusive` with candidates (a "
              "positive the tool would present); one marked *outside calibration* is counted apart. Intervals: "
              "Clopper–Pearson 95 %; wrong-key bound: one-sided 95 %.", "",
+             "'One key left' counts the detected exhibits whose identification test excludes every key but one: "
+             "the calibrated test then names it (`identified`); the uncalibrated one does not (`inconclusive`, "
+             "'most likely'), and this column shows why.", "",
              "| method | test | nominal FPR | clean FPR [95 % CI] | identified | wrong key (≤ 95 % bound) | "
-             "inconclusive | not detected | Table 2: argmin L1 / predicted |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "one key left: wrong | inconclusive | not detected | Table 2: argmin L1 / predicted |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c, w = r["clean"], r["watermarked"]
         lines.append(f"| {r['method']} | {r['test']} | {r['fpr']:g} | {pct(c['false_positives'], c['n'])} {ci(c['ci95'])} | "
-                     f"{pct(w['identified'], w['n'])} | {w['wrong_key']} (≤ {100 * w['wrong_key_upper95']:.1f} %) | "
+                     f"{pct(w['identified'], w['n'])} | "
+                     + (f"{w['wrong_key']} (≤ {100 * w['wrong_key_upper95']:.1f} %)" if w['identified'] else "–")
+                     + f" | {w['single_candidate_wrong']} of {w['single_candidate']} | "
                      f"{pct(w['inconclusive'], w['n'])} | {pct(w['not_detected'], w['n'])} | "
                      f"{w['table2_nearest_correct']} / {w['table2_predicted_correct']} of {w['n']} |")
     lines += ["", "Altered clean images: presented positives [95 % CI] (raw detections; marked outside calibration)", "",
