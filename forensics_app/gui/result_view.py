@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy, QStackedWidget,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from forensics_app.scheme_arrays import evidence_view, watermark_channel
+from forensics_app.scheme_arrays import evidence_view, key_for_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
 from forensics_app.gui.spectrum_image import ArrayView
@@ -76,6 +76,7 @@ class ResultView(QWidget):
         self._keys = None
         self._device = ""
         self._item = None
+        self.loaded_key_sets = lambda: ()     # the key sets loaded in the window (set by the main window)
         self._target = None                    # the run's score target (AnalysisConfig.score_target)
         self._spectra: dict[int, np.ndarray] = {}
         self._patterns: dict[tuple, np.ndarray] = {}
@@ -311,7 +312,7 @@ class ResultView(QWidget):
         default = (c.key if c is not None and c.key else None) or r.verdict.nearest_key
         self.key_combo.setCurrentIndex(max(0, self.key_combo.findData(default)))
         key = self.current_key()
-        key_channel = watermark_channel(key) if key is not None else None
+        key_channel = watermark_channel(self.view_key(key)[0] or key) if key is not None else None
         c = r.z_t.shape[0]
         prev_channel = self.channel_combo.currentIndex()
         self.channel_combo.clear()
@@ -406,21 +407,37 @@ class ResultView(QWidget):
             panel.setToolTip(f"{k.id}: L1 {s.l1:.4f}, p = {format_p(s.p_value)}" if s else k.id)
         self._fill_verdict(r)
 
+    def view_key(self, key):
+        """(key, "") with what the scheme's evidence view needs, or (None, why not): a reopened case keeps the
+        keys' public records only (`key_for_view`)."""
+        return key_for_view(key, self.loaded_key_sets())
+
+    def refresh(self) -> None:
+        """Redraw the image shown (e.g. a key vault was imported that a reopened case's evidence view needs)."""
+        self._redraw()
+
     def _redraw_other_scheme(self, r, key, logmag, ch: int) -> None:
-        """Gaussian Shading, RingID: the spectrum without ring outlines, and the scheme's own evidence view."""
+        """Gaussian Shading, RingID, PRC: the spectrum without ring outlines, and the scheme's own evidence view."""
+        self._fill_verdict(r)               # first: the conclusion stands whether or not the view can be drawn
         lo, hi = robust_range(logmag[ch])
         self.spectrum_panel.view.set_scalar(logmag[ch], lo, hi, VIRIDIS, "log(1+|F|)", None, False)
         self.spectrum_panel.title.setText(f"|F(z_T)|, log scale — channel {ch} ({r.method})")
         self.spectrum_panel.caption.setText(f"log(1 + |fftshift(fft2(z_T))|); colour range {lo:.2f}–{hi:.2f}.")
+        full, why = self.view_key(key)
+        if full is None:
+            self.diff_panel.view.clear("key not loaded")
+            self.diff_panel.title.setText(f"{key.id}: the scheme's evidence view")
+            self.diff_panel.caption.setText(why)
+            return
         try:
-            view = evidence_view(r.z_t, key)
+            view = evidence_view(r.z_t, full)
         except ValueError as exc:
             self.diff_panel.view.clear(str(exc))
+            self.diff_panel.caption.setText(str(exc))
         else:
             self.diff_panel.view.set_scalar(view.values, view.low, view.high, INFERNO, view.label, None, False)
             self.diff_panel.title.setText(view.title)
             self.diff_panel.caption.setText(view.caption)
-        self._fill_verdict(r)
 
     def _fill_verdict(self, r) -> None:
         v = r.verdict
