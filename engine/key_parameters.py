@@ -67,11 +67,11 @@ KEY_OPTIONS: dict[str, SchemeKeyOptions] = {o.scheme: o for o in (
                      "repeat one watermark bit (must divide the channel count)"),
         KeyParameter("hw", "--gs-hw", "Pixels per bit (side)", int, None, 1, 512, "Gaussian Shading: side of the "
                      "square of latent pixels that repeats one bit (must divide the side)",
-                     derived="side/8, the reference's 256 bits"),
+                     derived="side/8: 256 bits"),
     )),
     SchemeKeyOptions("ringid", 64, 2048, "ringid", (
         KeyParameter("value", "--ringid-value", "Ring value", float, None, 1e-3, 1e6, "RingID: magnitude of the "
-                     "ring values", derived="the latent side, 64 on 64×64 as the reference"),
+                     "ring values", derived="the latent side"),
         KeyParameter("r_out", "--ringid-r-out", "Outer ring radius", int, None, 2, 256, "RingID: outer ring radius",
                      derived="14 × side/64"),
         KeyParameter("r_in", "--ringid-r-in", "Inner ring radius", int, None, 0, 255, "RingID: inner ring radius "

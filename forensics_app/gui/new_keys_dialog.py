@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
-                               QStackedWidget, QWidget)
+                               QWidget)
 
 from engine.key_parameters import KEY_OPTIONS, KeyParameter, key_options
 
@@ -50,6 +50,7 @@ class NewKeysDialog(QDialog):
     def __init__(self, latent_shape=(4, 32, 32), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("New keys")
+        self.setMinimumWidth(480)
         form = QFormLayout(self)
         self.scheme = QComboBox()
         for options in KEY_OPTIONS.values():
@@ -64,25 +65,23 @@ class NewKeysDialog(QDialog):
         self.size.setRange(4, 512)
         self.size.setValue(int(latent_shape[1]))
         self.seed = QLineEdit()
-        self.seed.setPlaceholderText("random (the operating system's generator)")
+        self.seed.setPlaceholderText("random")
+        self.seed.setToolTip("A whole number makes the same keys again (tests, benchmarks); empty: the operating "
+                             "system's random generator")
         self.prefix = QLineEdit()
         self.provenance = QLineEdit()
-        self.provenance.setPlaceholderText("who made the keys, for what (kept in the key vault)")
+        self.provenance.setPlaceholderText("who made the keys, for what")
+        self.provenance.setToolTip("Free text kept in the key vault with its creation time")
         form.addRow("Scheme", self.scheme)
         form.addRow("Number of keys", self.count)
         form.addRow("Latent channels", self.channels)
         form.addRow("Latent size (square)", self.size)
-        self.pages = QStackedWidget()
         self.fields: dict[str, list[ParameterField]] = {}
-        for options in KEY_OPTIONS.values():
-            page = QWidget()
-            pf = QFormLayout(page)
-            pf.setContentsMargins(0, 0, 0, 0)
+        for options in KEY_OPTIONS.values():        # every scheme's rows; only the chosen scheme's are shown
             self.fields[options.scheme] = [ParameterField(p) for p in options.parameters]
             for f in self.fields[options.scheme]:
-                pf.addRow(f.parameter.label, f.widget)
-            self.pages.addWidget(page)
-        form.addRow(self.pages)
+                form.addRow(f.parameter.label, f.widget)
+        self.form = form
         form.addRow("Seed", self.seed)
         form.addRow("Id prefix", self.prefix)
         form.addRow("Provenance", self.provenance)
@@ -105,7 +104,9 @@ class NewKeysDialog(QDialog):
 
     def _on_scheme(self) -> None:
         options = key_options(self.current_scheme())
-        self.pages.setCurrentIndex(self.scheme.currentIndex())
+        for scheme, fields in self.fields.items():
+            for f in fields:
+                self.form.setRowVisible(f.widget, scheme == options.scheme)
         self.count.setRange(1, options.max_count)
         self.count.setValue(options.default_count)
         self.prefix.setPlaceholderText(options.prefix)

@@ -195,7 +195,17 @@ class ResultView(QWidget):
         verdict.addWidget(self.interpretation_box, 1)
         for box in (self.finding_box, self.interpretation_box):
             box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        grid.addLayout(verdict, 0)
+        # in a scroll area: when the window is too low for a long key list, the finding scrolls instead of being
+        # drawn over the score table
+        verdict_page = QWidget()
+        verdict_page.setLayout(verdict)
+        verdict.setContentsMargins(0, 0, 0, 0)
+        self.verdict_scroll = QScrollArea()
+        self.verdict_scroll.setWidgetResizable(True)
+        self.verdict_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.verdict_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.verdict_scroll.setWidget(verdict_page)
+        grid.addWidget(self.verdict_scroll, 0)
 
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.channel_combo.currentIndexChanged.connect(self._redraw)
@@ -213,7 +223,9 @@ class ResultView(QWidget):
             p.setParent(None)
             p.deleteLater()
         self.key_panels = []
-        if keys is None or getattr(keys, "scheme", "tree-ring") != "tree-ring":
+        tree_ring = keys is not None and getattr(keys, "scheme", "tree-ring") == "tree-ring"
+        self.keys_box.setVisible(tree_ring or keys is None)
+        if not tree_ring:
             return                  # other schemes: no pattern thumbnails (RingID has up to 2048 keys)
         for k in keys.keys:
             panel = Panel(k.id, minimum=56, hint=90, colour_bar=False)
@@ -439,8 +451,23 @@ class ResultView(QWidget):
             self.diff_panel.title.setText(view.title)
             self.diff_panel.caption.setText(view.caption)
 
+    def _fit_verdict(self) -> None:
+        """The finding and interpretation get the height they need, up to half the view (the pictures give way);
+        past that they scroll."""
+        page = self.verdict_scroll.widget()
+        page.adjustSize()
+        width = self.verdict_scroll.viewport().width()
+        need = page.heightForWidth(width) if page.hasHeightForWidth() else page.sizeHint().height()
+        self.verdict_scroll.setMinimumHeight(min(max(need, 0), max(200, self.height() // 2)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_verdict()
+
     def _fill_verdict(self, r) -> None:
         v = r.verdict
+        own = any(hasattr(s, "scheme") for s in r.scores)      # another scheme's distance: not a ring L1
+        self.score_table.horizontalHeaderItem(1).setText("Distance" if own else "L1 distance")
         self.score_table.setRowCount(len(r.scores))
         rows_shown = min(len(r.scores), 6)
         self.score_table.setFixedHeight(self.score_table.horizontalHeader().sizeHint().height()
@@ -473,6 +500,7 @@ class ResultView(QWidget):
             interpretation += (" The decoder inversions disagree — " + "; ".join(exhibit.disagreements)
                                + f" (the default pipeline, {exhibit.method}, decides).")
         self.interpretation_label.setText(interpretation)
+        self._fit_verdict()
         noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
         trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
                 if np.isfinite(r.round_trip_psnr_db) else "")
