@@ -265,3 +265,9 @@ def test_case_file_keeps_each_schemes_score_detail_without_secrets(scheme_case):
     assert details == {"gaussian-shading": {"scheme", "matched", "bits", "soft"},
                        "ringid": {"scheme", "heter_distance", "ring_distance", "heter_p", "ring_p"},
                        "prc": {"scheme", "statistic", "threshold", "null_mean", "detected_at_key_fpr"}}
+    from forensics_app.report.scheme_sections import evidence_table
+
+    run = reopened.last_run               # the report of a reopened case states each scheme's own statistic
+    tables = " ".join(evidence_table(a.methods, {}, run.keys) for a in run.images)
+    assert "bits match" in tables and "ring distance" in tables and "code statistic" in tables
+    assert "older case file" not in tables
