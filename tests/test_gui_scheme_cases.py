@@ -245,6 +245,12 @@ def test_reopened_case_evidence_views(scheme_case):
             assert caption == expected[name][1] and "ring bins" in caption and image is not None
         else:
             assert "keeps only the public record" in caption and "Import the key vault" in caption
+    for window in (fresh, reopened):                 # the comparison view shows RingID's ring channel in both
+        window.select_item(next(i for i in window.evidence.items if i.name.startswith("ringid")).path)
+        window.tabs.setCurrentWidget(window.comparison_view)
+    assert [p.title.text() for p in reopened.comparison_view.panels.values()] == \
+        [p.title.text() for p in fresh.comparison_view.panels.values()]
+    assert "channel 3" in reopened.comparison_view.panels["gradient-free"].title.text()
     reopened.key_files.import_files([str(vault)])
     after = captions(reopened)
     assert {n: c[:2] for n, c in after.items()} == {n: c[:2] for n, c in expected.items()}
