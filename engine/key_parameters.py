@@ -106,10 +106,11 @@ def key_options(scheme: str) -> SchemeKeyOptions:
 
 
 def make_keys(scheme: str, count: int, latent_shape, values: dict | None = None, seed: int | None = None,
-              prefix: str | None = None, separable: bool = False):
+              prefix: str | None = None, separable: bool = False, attempts: int | None = None):
     """Fresh keys of one scheme: a Tree-Ring `KeySet`, or the other schemes' `SchemeKeySet` (for a key vault).
     `values`: the table's parameters (None or missing: the default). `separable`: Tree-Ring keys drawn so every
-    key can be told apart after inversion (`engine.key_separability`; ValueError when impossible)."""
+    key can be told apart after inversion (`engine.key_separability`; ValueError when `attempts` draws, default
+    the CLI's 20000, cannot make them)."""
     import os
 
     options = key_options(scheme)
@@ -122,8 +123,10 @@ def make_keys(scheme: str, count: int, latent_shape, values: dict | None = None,
         from engine.key_separability import new_separable_keys
         from engine.treering import new_random_keys
 
-        make = new_separable_keys if separable else new_random_keys
-        return make(count, latent_shape=shape, seed=seed, prefix=prefix, **values)
+        if separable:
+            return new_separable_keys(count, latent_shape=shape, seed=seed, prefix=prefix,
+                                      **({"attempts": attempts} if attempts else {}), **values)
+        return new_random_keys(count, latent_shape=shape, seed=seed, prefix=prefix, **values)
     if scheme == "gaussian-shading":
         from engine.watermarks import gaussian_shading
 

@@ -146,7 +146,8 @@ class NewKeysDialog(QDialog):
             # drawn so that every key can be told apart from the others after inversion (a stated simulation);
             # when that is impossible at this size they are drawn anyway and the window warns about close pairs
             try:
-                return make_keys(scheme, self.count.value(), shape, separable=True, **args)
+                # 2000 draws (the CLI: 20000) keep the window responsive when the size allows no separable set
+                return make_keys(scheme, self.count.value(), shape, separable=True, attempts=2000, **args)
             except ValueError:
                 return make_keys(scheme, self.count.value(), shape, **args)
         keys = make_keys(scheme, self.count.value(), shape, **args).keys
