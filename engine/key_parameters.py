@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.watermarks.base import MAX_SCHEME_KEYS
+# the most keys one set holds, as engine.watermarks.base.MAX_SCHEME_KEYS (not imported: this table is read by the
+# window and the CLI's parser, which come up without torch; tests/test_gui_scheme_cases.py checks they agree)
+MAX_SCHEME_KEYS = 4096
 
 SCHEME_TITLES = {"tree-ring": "Tree-Ring", "gaussian-shading": "Gaussian Shading", "ringid": "RingID", "prc": "PRC"}
 

@@ -73,6 +73,13 @@ def test_new_keys_dialog_offers_the_cli_parameters_with_their_limits(qtbot, caps
                 assert d.values()[p.name] is None                # empty: the CLI's default (or derived)
 
 
+def test_key_parameter_table_limits_agree_with_the_engine():
+    from engine import key_parameters
+    from engine.watermarks.base import MAX_SCHEME_KEYS
+
+    assert key_parameters.MAX_SCHEME_KEYS == MAX_SCHEME_KEYS
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_new_keys_dialog_writes_the_same_vault_as_the_cli(qtbot, window, tmp_path, scheme):  # noqa: F811
     from engine.key_vault import load_vault
