@@ -3,7 +3,9 @@
 A case file is one UTF-8 JSON document (``{"format": "treering-forensics/case", "version": 1, ...}``)
 holding the complete `AnalysisRun`: model identity, software versions, keys, every setting, each
 evidence file's path, SHA-256 and intake metadata, and every method's results, the recovered initial
-noise z_T included (base64 of little-endian float32 with its shape). Evidence itself is never copied
+noise z_T included (base64 of little-endian float32 with its shape), and each score's scheme-specific
+statistic and its verdict's wording (`engine.watermarks.records`; keys of schemes other than Tree-Ring as their
+public records only, never a secret). Evidence itself is never copied
 into it: reopening re-hashes each evidence file where it was (or, if it moved together with the case
 file, at the same relative place), reloads its pixels only when the bytes are unchanged, and returns a
 warning for every file that changed, is missing or cannot be read.
@@ -32,9 +34,10 @@ from engine.atomic_write import write_text_atomic
 from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, shown_path, load_evidence,
                            sha256_file)
 from engine.provenance import EvidenceStatus
-from engine.treering import KeyScore, Verdict
+from engine.treering import Verdict
 from engine.verdicts import Conclusion
 from engine.watermarks.base import keys_from_record
+from engine.watermarks.records import score_detail, score_from_detail, verdict_with_wording, verdict_wording
 
 CASE_FORMAT = "treering-forensics/case"
 CASE_VERSION = 1
@@ -196,10 +199,11 @@ def _method_json(r: MethodResult) -> dict:
             "decoder_seconds": _f(r.decoder_seconds), "inversion_seconds": _f(r.inversion_seconds),
             "peak_memory_bytes": r.peak_memory_bytes, "inversion_residual": _f(r.inversion_residual),
             "z_t": encode_array(r.z_t),
-            "scores": [{"key_id": s.key_id, "l1": _f(s.l1), "p_value": _f(s.p_value)} for s in r.scores],
+            "scores": [{"key_id": s.key_id, "l1": _f(s.l1), "p_value": _f(s.p_value),
+                        **({"detail": d} if (d := score_detail(s)) else {})} for s in r.scores],
             "verdict": {"predicted_key": v.predicted_key, "nearest_key": v.nearest_key, "nearest_l1": _f(v.nearest_l1),
                         "nearest_p_value": _f(v.nearest_p_value), "fpr": _f(v.fpr), "keys_tested": v.keys_tested,
-                        "corrected_threshold": _f(v.corrected_threshold)},
+                        "corrected_threshold": _f(v.corrected_threshold), **verdict_wording(v)},
             "conclusion": r.conclusion.to_json_dict() if r.conclusion is not None else None,
             "noise_statistics": {k: _f(x) for k, x in r.noise.items()},
             "round_trip_psnr_db": _f(r.round_trip_psnr_db)}
@@ -287,8 +291,15 @@ def _method_from(d: dict, what: str) -> MethodResult:
                       corrected_threshold=_unf(vd.get("corrected_threshold"), f"{what} threshold"))
     if verdict.predicted_key is not None and not isinstance(verdict.predicted_key, str):
         raise CaseFileError(f"damaged case file: {what} predicted key is not a string")
-    scores = tuple(KeyScore(_get(s, "key_id", str, what), _unf(s.get("l1"), f"{what} L1"),
-                            _unf(s.get("p_value"), f"{what} p-value")) for s in _get(d, "scores", list, what))
+    verdict = verdict_with_wording(verdict, vd)      # a scheme's own wording; Tree-Ring's and older files: as is
+    try:
+        scores = tuple(score_from_detail(_get(s, "key_id", str, what), _unf(s.get("l1"), f"{what} L1"),
+                                         _unf(s.get("p_value"), f"{what} p-value"), s.get("detail"), f"{what} score")
+                       for s in _get(d, "scores", list, what))
+    except ValueError as exc:
+        if isinstance(exc, CaseFileError):
+            raise
+        raise CaseFileError(f"damaged case file: {exc}") from None
     conclusion = None
     if d.get("conclusion") is not None:         # cases saved before conclusions existed have none
         try:

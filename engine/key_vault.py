@@ -13,7 +13,6 @@ every load, so an edited vault is refused rather than silently used. Tree-Ring k
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,21 +188,9 @@ def load_keys_for_scan(path):
     return load_vault(path).for_scan()
 
 
-def new_vault_keys(scheme: str, count: int | None, latent_shape, seed: int | None = None, **tree_ring_options):
-    """Fresh keys of one scheme (the `keys new --scheme` of the CLI)."""
-    if scheme == "tree-ring":
-        return treering.new_random_keys(count or 3, latent_shape=latent_shape, seed=seed, **tree_ring_options).keys
-    if scheme == "gaussian-shading":
-        from engine.watermarks import gaussian_shading
+def new_vault_keys(scheme: str, count: int | None, latent_shape, seed: int | None = None, **options):
+    """Fresh keys of one scheme (the `keys new --scheme` of the CLI; `engine.key_parameters` holds the options,
+    their defaults and limits)."""
+    from engine.key_parameters import key_options, make_keys
 
-        return gaussian_shading.new_keys(count or 1, latent_shape=latent_shape, seed=seed).keys
-    if scheme == "ringid":
-        from engine.watermarks import ringid
-
-        base = int.from_bytes(os.urandom(6), "big") if seed is None else seed     # heter-noise seeds: base + index
-        return ringid.new_keys(count, latent_shape=latent_shape, seed=base).keys
-    if scheme == "prc":
-        from engine.watermarks import prc
-
-        return prc.new_keys(count or 1, latent_shape=latent_shape, seed=seed).keys
-    raise ValueError(f"unknown scheme {scheme!r} (known: {', '.join(SCHEME_NAMES)})")
+    return make_keys(scheme, count or key_options(scheme).default_count, latent_shape, options, seed=seed).keys

@@ -177,9 +177,26 @@ def _warn_if_close(keys) -> None:
         print(f"warning: {_one_line(line)}", file=sys.stderr)
 
 
+def _key_values(args) -> dict:
+    """The scheme's own `keys new` options (engine.key_parameters: one table for the CLI and the window)."""
+    from engine.key_parameters import KEY_OPTIONS
+
+    mine = {p.name for p in KEY_OPTIONS[args.scheme].parameters}
+    others = [p.flag for o in KEY_OPTIONS.values() for p in o.parameters
+              if p.name not in mine and getattr(args, p.name, None) is not None]
+    if others:
+        raise UsageError(f"{', '.join(others)}: not an option of --scheme {args.scheme}")
+    return {name: getattr(args, name) for name in mine}
+
+
+def _key_count(args) -> int:
+    from engine.key_parameters import key_options
+
+    return args.count if args.count is not None else key_options(args.scheme).default_count
+
+
 def cmd_keys_new(args) -> int:
-    from engine.key_separability import new_separable_keys
-    from engine.treering import new_random_keys
+    from engine.key_parameters import make_keys
 
     if args.model:
         shape = _load_model(args).latent_shape
@@ -193,9 +210,8 @@ def cmd_keys_new(args) -> int:
     if args.scheme != "tree-ring":
         return _new_vault(args, shape)
     try:
-        make = new_random_keys if args.unchecked else new_separable_keys
-        keys = make(args.count, latent_shape=shape, radius=args.radius, channel=args.channel, scale=args.scale,
-                    seed=args.seed)
+        keys = make_keys("tree-ring", _key_count(args), shape, _key_values(args), seed=args.seed,
+                         separable=not args.unchecked)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     _warn_if_close(keys)
@@ -204,13 +220,13 @@ def cmd_keys_new(args) -> int:
 
 
 def _new_vault(args, shape) -> int:
-    from engine.key_vault import KeyVault, new_vault_keys
+    from engine.key_parameters import default_provenance, make_keys
+    from engine.key_vault import KeyVault
 
     try:
-        keys = new_vault_keys(args.scheme, args.count, shape, seed=args.seed)
-        note = args.provenance or (f"{len(keys)} {args.scheme} keys made by `treering-forensics keys new` for "
-                                   f"latents {'x'.join(map(str, shape))}" + (f", seed {args.seed}" if args.seed
-                                                                             is not None else ""))
+        keys = make_keys(args.scheme, _key_count(args), shape, _key_values(args), seed=args.seed).keys
+        note = args.provenance or default_provenance(args.scheme, len(keys), shape, args.seed,
+                                                     "`treering-forensics keys new`")
         vault = KeyVault(tuple(keys), provenance=note)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -662,15 +678,20 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="create or import key sets")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     kn = ksub.add_parser("new", help="new random ring keys (dec-inv style per-ring constants), drawn separable")
-    kn.add_argument("--count", type=int, required=True)
+    kn.add_argument("--count", type=int, help="number of keys (default per scheme: tree-ring 3, gaussian-shading 1, "
+                    "ringid 64, prc 1)")
     kn.add_argument("--out", required=True)
     kn.add_argument("--model", help="take the latent shape from this model")
     kn.add_argument("--latent-shape", default="4,32,32", help="C,H,W (default 4,32,32, the demo models')")
     kn.add_argument("--device", default="cpu")
     kn.add_argument("--dtype", default="fp32")
-    kn.add_argument("--radius", type=int, default=6)
-    kn.add_argument("--channel", type=int, default=0)
-    kn.add_argument("--scale", type=float, help="ring value scale (default 80 × side/64, dec-inv's strength)")
+    from engine.key_parameters import KEY_OPTIONS
+
+    for options in KEY_OPTIONS.values():        # each scheme's own options, from the table the window uses too
+        for opt in options.parameters:
+            kn.add_argument(opt.flag, dest=opt.name, type=opt.kind, help=f"{opt.help} (default "
+                            f"{opt.derived if opt.default is None else format(opt.default, 'g')}; {opt.low:g} … "
+                            f"{opt.high:g})")
     kn.add_argument("--seed", type=int)
     kn.add_argument("--unchecked", action="store_true",
                     help="draw keys without the separability check (default: every key can be told apart from the "

@@ -26,6 +26,33 @@ def watermark_channel(key) -> int | None:
     return None
 
 
+def key_for_view(key, key_sets=()) -> tuple[object | None, str]:
+    """(the key with what its evidence view needs, "") or (None, why not). A key read back from a case file is
+    its public record only: RingID's is rebuilt from it (RingID keys have no secret), Gaussian Shading's and
+    PRC's are taken from a key set the examiner has loaded that holds the same key (same id and SHA-256)."""
+    record = getattr(key, "record", None)
+    if not isinstance(record, dict):
+        return key, ""                          # a key of a vault: it carries its secrets
+    sha = record.get("sha256")
+    if key.scheme == "ringid":
+        from engine.watermarks.ringid import RingIDKey
+
+        try:
+            rebuilt = RingIDKey.from_vault_dict(record)
+        except (ValueError, TypeError) as exc:
+            return None, f"the recorded RingID key {key.id} cannot be rebuilt ({exc})"
+        if rebuilt.sha256 != sha:
+            return None, f"the recorded RingID key {key.id} does not match its recorded SHA-256"
+        return rebuilt, ""
+    for keys in key_sets:
+        for k in getattr(keys, "keys", ()):
+            if k.id == key.id and getattr(k, "scheme", None) == key.scheme and not hasattr(k, "record") \
+                    and getattr(k, "sha256", None) == sha:
+                return k, ""
+    return None, (f"The case file keeps only the public record of key {key.id} (no secrets). Import the key vault "
+                  f"that holds it (SHA-256 {str(sha)[:16]}…) to see this view.")
+
+
 def evidence_view(z_t: np.ndarray, key) -> EvidenceView:
     """Gaussian Shading: which of the key's watermark bits were recovered (1 = match), channels side by side.
     RingID: |F(z_T) − key| on the ring bins of the ring channel (dark = close). PRC: its parity checks."""

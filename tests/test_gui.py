@@ -619,11 +619,11 @@ def test_keys_import_export_new(qtbot, window, tmp_path, tiny_keys_file):
     bad.write_text("{not json")
     window.key_files.import_files([str(bad)])
     assert "cannot read key file" in window.log_dock.view.toPlainText()
-    from forensics_app.gui.controls import NewKeysDialog
+    from forensics_app.gui.new_keys_dialog import NewKeysDialog
 
     d = NewKeysDialog((4, 16, 16))
     d.count.setValue(5)
-    d.radius.setValue(3)
+    d.field("radius").setValue(3)
     d.seed.setText("1")
     keys = d.make_keys()
     assert len(keys) == 5 and keys.keys[0].latent_shape == (4, 16, 16)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from forensics_app.gui.result_view import METHOD_ORDER, Panel, format_memory, format_p, verdict_headline
 from forensics_app.figure_arrays import VIRIDIS, KeyGeometry, robust_range, spectrum_log_magnitude
-from forensics_app.scheme_arrays import watermark_channel
+from forensics_app.scheme_arrays import key_for_view, watermark_channel
 
 NOT_RUN = "not run"
 
@@ -105,7 +105,8 @@ class ComparisonView(QWidget):
                 p.caption.setText("")
                 continue
             key = self._keys[key_for[m]] if self._keys is not None else None
-            ch = (watermark_channel(key) or 0) if key is not None else 0
+            # a reopened case holds public key records: RingID's ring channel is read from the rebuilt key
+            ch = (watermark_channel(key_for_view(key)[0] or key) or 0) if key is not None else 0
             allv = np.concatenate([s[ch].ravel() for s in spectra.values()])
             lo, hi = robust_range(allv)
             g = KeyGeometry.of(key) if key is not None and key.scheme == "tree-ring" else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDoubleValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -186,6 +186,10 @@ class KeyChooser(QGroupBox):
     def paths(self) -> list[str]:
         return [e["path"] for e in self._entries if e["path"]]
 
+    def loaded_key_sets(self) -> list:
+        """Every key set the chooser has read (a reopened case's evidence views look up its keys here)."""
+        return [e["keys"] for e in self._entries if e["keys"] is not None]
+
     def current_keys(self):
         """The selected key set (a Tree-Ring key file or a key vault of any schemes), loaded on first use; None
         (and an `error`) if it cannot be read."""
@@ -250,62 +254,6 @@ def _read_key_set(path: str):
     from engine.key_vault import load_keys_for_scan
 
     return load_keys_for_scan(path)
-
-
-class NewKeysDialog(QDialog):
-    """Parameters for `engine.treering.new_random_keys` (dec-inv style per-ring constants)."""
-
-    def __init__(self, latent_shape=(4, 32, 32), parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("New key set")
-        form = QFormLayout(self)
-        self.count = QSpinBox()
-        self.count.setRange(1, 1000)
-        self.count.setValue(3)
-        self.channels = QSpinBox()
-        self.channels.setRange(1, 64)
-        self.channels.setValue(int(latent_shape[0]))
-        self.size = QSpinBox()
-        self.size.setRange(8, 1024)
-        self.size.setValue(int(latent_shape[1]))
-        self.radius = QSpinBox()
-        self.radius.setRange(1, 500)
-        self.radius.setValue(6)
-        self.channel = QSpinBox()
-        self.channel.setRange(0, 63)
-        self.seed = QLineEdit()
-        self.seed.setPlaceholderText("random")
-        self.prefix = QLineEdit("key")
-        form.addRow("Number of keys", self.count)
-        form.addRow("Latent channels", self.channels)
-        form.addRow("Latent size (square)", self.size)
-        form.addRow("Ring radius", self.radius)
-        form.addRow("Watermark channel", self.channel)
-        form.addRow("Seed", self.seed)
-        form.addRow("Id prefix", self.prefix)
-        note = QLabel("The latent shape must match the model (the demo models: 4 × 32 × 32).")
-        note.setWordWrap(True)
-        form.addRow(note)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def make_keys(self):
-        from engine.key_separability import new_separable_keys
-        from engine.treering import new_random_keys
-
-        seed_text = self.seed.text().strip()
-        seed = int(seed_text) if seed_text else None
-        shape = (self.channels.value(), self.size.value(), self.size.value())
-        # drawn so that every key can be told apart from the others after inversion (a stated simulation); when
-        # that is impossible at this size the keys are drawn anyway and the window warns about the close pairs
-        args = dict(latent_shape=shape, radius=self.radius.value(), channel=self.channel.value(), seed=seed,
-                    prefix=self.prefix.text().strip() or "key")
-        try:
-            return new_separable_keys(self.count.value(), attempts=2000, **args)
-        except ValueError:
-            return new_random_keys(self.count.value(), **args)
 
 
 # -- advanced settings -----------------------------------------------------------------------------

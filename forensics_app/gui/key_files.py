@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QFileDialog
 
-from forensics_app.gui.controls import NewKeysDialog
+from forensics_app.gui.new_keys_dialog import NewKeysDialog
 from forensics_app.gui.settings import read_str
 
 if TYPE_CHECKING:
@@ -102,14 +102,44 @@ class KeyFiles(QObject):
         dialog = NewKeysDialog(self._current_latent_shape(), self.window)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
+        self.make_new(dialog)
+
+    def make_new(self, dialog: NewKeysDialog, path: str | None = None) -> bool:
+        """Make the dialog's keys and write them to `path` (asked for when None). Tree-Ring keys not saved stay
+        in the chooser (export them later); a key vault not saved is discarded: its file is the keys' only
+        record, and secrets held nowhere else must not be scanned with."""
         try:
             keys = dialog.make_keys()
         except ValueError as exc:
             self.window.report_error(str(exc))
-            return
-        self.warn_if_close(keys)
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save the new key set", self._keys_dir(), KEY_SET_FILTER)
-        if path:
-            self.save(keys, path)
-        else:
-            self.chooser.add_entry(f"new key set ({len(keys)} keys, unsaved)", None, keys)
+            return False
+        if getattr(keys, "schemes", ("tree-ring",)) == ("tree-ring",) and hasattr(keys, "save"):
+            self.warn_if_close(keys)
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self.window, "Save the new keys", self._keys_dir(),
+                                                  KEY_SET_FILTER)
+        if not path:
+            if not hasattr(keys, "for_scan"):
+                self.chooser.add_entry(f"new key set ({len(keys)} keys, unsaved)", None, keys)
+                return True
+            self.window.log("the new keys were not saved, so they were discarded (a key vault file is their only "
+                            "record)", "warning")
+            return False
+        if not hasattr(keys, "for_scan"):
+            return self.save(keys, path)
+        return self.save_vault(keys, path)
+
+    def save_vault(self, vault, path: str) -> bool:
+        """Write a key vault (atomically) and select it; the log names its keys by id and hash, never a secret."""
+        try:
+            vault.save(path)
+        except (OSError, ValueError) as exc:
+            self.window.report_error(f"could not write {path}: {exc}")
+            return False
+        keys = vault.for_scan()
+        ids = ", ".join(keys.ids[:8]) + (" …" if len(keys) > 8 else "")
+        self.window.log(f"wrote {len(keys)} {', '.join(vault.schemes)} key(s) to {path}: {ids}; content sha256 "
+                        f"{vault.content_sha256()[:16]}")
+        self.chooser.add_entry(Path(path).name, path, keys)
+        self.window.record_keys_imported(f"{len(keys)} new key(s) ({ids}) written to {path}")
+        return True

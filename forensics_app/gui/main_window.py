@@ -180,6 +180,8 @@ class MainWindow(QMainWindow):
         self.key_chooser.new_requested.connect(self.key_files.new_dialog)
         self.key_chooser.error.connect(self.report_error)
         self.key_chooser.changed.connect(self._update_actions)
+        self.result_view.loaded_key_sets = self.key_chooser.loaded_key_sets     # reopened cases' evidence views
+        self.key_chooser.changed.connect(self.result_view.refresh)
         self.advanced.reset_requested.connect(self.reset_model_defaults)
         self.advanced_section.toggle.toggled.connect(self._on_advanced_toggled)
         for w in self.advanced.findChildren(QWidget):

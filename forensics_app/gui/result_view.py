@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy, QStackedWidget,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from forensics_app.scheme_arrays import evidence_view, watermark_channel
+from forensics_app.scheme_arrays import evidence_view, key_for_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
 from forensics_app.gui.spectrum_image import ArrayView
@@ -76,6 +76,7 @@ class ResultView(QWidget):
         self._keys = None
         self._device = ""
         self._item = None
+        self.loaded_key_sets = lambda: ()     # the key sets loaded in the window (set by the main window)
         self._target = None                    # the run's score target (AnalysisConfig.score_target)
         self._spectra: dict[int, np.ndarray] = {}
         self._patterns: dict[tuple, np.ndarray] = {}
@@ -194,7 +195,17 @@ class ResultView(QWidget):
         verdict.addWidget(self.interpretation_box, 1)
         for box in (self.finding_box, self.interpretation_box):
             box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        grid.addLayout(verdict, 0)
+        # in a scroll area: when the window is too low for a long key list, the finding scrolls instead of being
+        # drawn over the score table
+        verdict_page = QWidget()
+        verdict_page.setLayout(verdict)
+        verdict.setContentsMargins(0, 0, 0, 0)
+        self.verdict_scroll = QScrollArea()
+        self.verdict_scroll.setWidgetResizable(True)
+        self.verdict_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.verdict_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.verdict_scroll.setWidget(verdict_page)
+        grid.addWidget(self.verdict_scroll, 0)
 
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.channel_combo.currentIndexChanged.connect(self._redraw)
@@ -212,7 +223,9 @@ class ResultView(QWidget):
             p.setParent(None)
             p.deleteLater()
         self.key_panels = []
-        if keys is None or getattr(keys, "scheme", "tree-ring") != "tree-ring":
+        tree_ring = keys is not None and getattr(keys, "scheme", "tree-ring") == "tree-ring"
+        self.keys_box.setVisible(tree_ring or keys is None)
+        if not tree_ring:
             return                  # other schemes: no pattern thumbnails (RingID has up to 2048 keys)
         for k in keys.keys:
             panel = Panel(k.id, minimum=56, hint=90, colour_bar=False)
@@ -311,7 +324,7 @@ class ResultView(QWidget):
         default = (c.key if c is not None and c.key else None) or r.verdict.nearest_key
         self.key_combo.setCurrentIndex(max(0, self.key_combo.findData(default)))
         key = self.current_key()
-        key_channel = watermark_channel(key) if key is not None else None
+        key_channel = watermark_channel(self.view_key(key)[0] or key) if key is not None else None
         c = r.z_t.shape[0]
         prev_channel = self.channel_combo.currentIndex()
         self.channel_combo.clear()
@@ -406,24 +419,55 @@ class ResultView(QWidget):
             panel.setToolTip(f"{k.id}: L1 {s.l1:.4f}, p = {format_p(s.p_value)}" if s else k.id)
         self._fill_verdict(r)
 
+    def view_key(self, key):
+        """(key, "") with what the scheme's evidence view needs, or (None, why not): a reopened case keeps the
+        keys' public records only (`key_for_view`)."""
+        return key_for_view(key, self.loaded_key_sets())
+
+    def refresh(self) -> None:
+        """Redraw the image shown (e.g. a key vault was imported that a reopened case's evidence view needs)."""
+        self._redraw()
+
     def _redraw_other_scheme(self, r, key, logmag, ch: int) -> None:
-        """Gaussian Shading, RingID: the spectrum without ring outlines, and the scheme's own evidence view."""
+        """Gaussian Shading, RingID, PRC: the spectrum without ring outlines, and the scheme's own evidence view."""
+        self._fill_verdict(r)               # first: the conclusion stands whether or not the view can be drawn
         lo, hi = robust_range(logmag[ch])
         self.spectrum_panel.view.set_scalar(logmag[ch], lo, hi, VIRIDIS, "log(1+|F|)", None, False)
         self.spectrum_panel.title.setText(f"|F(z_T)|, log scale — channel {ch} ({r.method})")
         self.spectrum_panel.caption.setText(f"log(1 + |fftshift(fft2(z_T))|); colour range {lo:.2f}–{hi:.2f}.")
+        full, why = self.view_key(key)
+        if full is None:
+            self.diff_panel.view.clear("key not loaded")
+            self.diff_panel.title.setText(f"{key.id}: the scheme's evidence view")
+            self.diff_panel.caption.setText(why)
+            return
         try:
-            view = evidence_view(r.z_t, key)
+            view = evidence_view(r.z_t, full)
         except ValueError as exc:
             self.diff_panel.view.clear(str(exc))
+            self.diff_panel.caption.setText(str(exc))
         else:
             self.diff_panel.view.set_scalar(view.values, view.low, view.high, INFERNO, view.label, None, False)
             self.diff_panel.title.setText(view.title)
             self.diff_panel.caption.setText(view.caption)
-        self._fill_verdict(r)
+
+    def _fit_verdict(self) -> None:
+        """The finding and interpretation get the height they need, up to half the view (the pictures give way);
+        past that they scroll."""
+        page = self.verdict_scroll.widget()
+        page.adjustSize()
+        width = self.verdict_scroll.viewport().width()
+        need = page.heightForWidth(width) if page.hasHeightForWidth() else page.sizeHint().height()
+        self.verdict_scroll.setMinimumHeight(min(max(need, 0), max(200, self.height() // 2)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_verdict()
 
     def _fill_verdict(self, r) -> None:
         v = r.verdict
+        own = any(hasattr(s, "scheme") for s in r.scores)      # another scheme's distance: not a ring L1
+        self.score_table.horizontalHeaderItem(1).setText("Distance" if own else "L1 distance")
         self.score_table.setRowCount(len(r.scores))
         rows_shown = min(len(r.scores), 6)
         self.score_table.setFixedHeight(self.score_table.horizontalHeader().sizeHint().height()
@@ -456,6 +500,7 @@ class ResultView(QWidget):
             interpretation += (" The decoder inversions disagree — " + "; ".join(exhibit.disagreements)
                                + f" (the default pipeline, {exhibit.method}, decides).")
         self.interpretation_label.setText(interpretation)
+        self._fit_verdict()
         noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
         trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
                 if np.isfinite(r.round_trip_psnr_db) else "")

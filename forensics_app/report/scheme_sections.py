@@ -66,7 +66,8 @@ def keys_section(keys) -> str:
 
 def evidence_table(results: dict, method_titles: dict, keys) -> str:
     """The recovered evidence in each scheme's own terms, for the nearest key of each method. A run read back
-    from a case file keeps only each score's distance and p-value: then those are shown."""
+    from a case file saved before the scores' own statistics were kept has only each score's distance and
+    p-value: then those are shown."""
     rows = []
     for m, r in results.items():
         s = next((s for s in r.scores if s.key_id == r.verdict.nearest_key), None)
@@ -77,7 +78,7 @@ def evidence_table(results: dict, method_titles: dict, keys) -> str:
         if s is None:
             detail = "n/a"
         elif not hasattr(s, "scheme"):
-            detail = f"distance {s.l1:.4g} (the detailed statistic is not kept in case files)"
+            detail = f"distance {s.l1:.4g} (the detailed statistic is not in this older case file)"
         elif scheme == "gaussian-shading":
             detail = (f"{s.matched} of {s.bits} bits match (bit accuracy {s.bit_accuracy:.3f}; the reference's "
                       f"1e-6 threshold for 256 bits is 166/256 = 0.648); soft correlation {s.soft:.3f}")
