@@ -82,12 +82,13 @@ class Conclusion:
         return "Not analysed"
 
     def interpretation(self) -> str:
-        tail = (" This is evidence, not proof of origin: published attacks can place a Tree-Ring-type pattern on "
+        tail = (" This is evidence, not proof of origin: published attacks can place an initial-noise watermark on "
                 "images the key holder never made.")
         if self.outcome == "identified":
+            excluded = ("each other key's own test is negative" if self.identification_p is None
+                        else f"runner-up excluded at p = {_p(self.identification_p)}")
             return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}) and every other "
-                    f"key of the set is excluded (runner-up excluded at p = {_p(self.identification_p)}); the "
-                    f"recovered initial noise is consistent with key {self.key} at a false-positive level of "
+                    f"key of the set is excluded ({excluded}); the recovered initial noise is consistent with key {self.key} at a false-positive level of "
                     f"{self.fpr:g}." + tail)
         if self.outcome == "inconclusive":
             if self.calibration == "outside calibration":
@@ -95,16 +96,15 @@ class Conclusion:
                         "the p-values rest on an assumption this evidence does not meet; a positive cannot be "
                         "defended. Altered evidence (rotated, cropped, re-encoded) often does this.")
             if len(self.candidates) == 1:
-                return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}) and the "
-                        f"uncalibrated test excludes every key but {self.candidates[0]}; that test assumes an ideal "
-                        f"inversion and was measured to exclude the true key too often on real ones, so no key "
-                        f"holder is named. Calibrating on the model (treering-forensics calibrate) makes the "
-                        f"identification test exact." + tail)
+                return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}) and only key "
+                        f"{self.candidates[0]} remains, but the identification test used here is not valid enough on "
+                        f"real inversions to name a key holder (see the finding), so none is named. Calibrating on "
+                        f"the model (treering-forensics calibrate) makes the identification test exact." + tail)
             if self.candidates:
                 return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}), but the evidence "
                         f"does not exclude {', '.join(self.candidates[1:])} beside {self.candidates[0]} at the "
-                        f"level {self.fpr:g} (runner-up p = {_p(self.identification_p)}): no single key holder "
-                        f"can be named." + tail)
+                        f"level {self.fpr:g}{'' if self.identification_p is None else f' (runner-up p = {_p(self.identification_p)})'}"
+                        f": no single key holder can be named." + tail)
             return (f"The detection test is positive (p = {_p(self.detection_p)}) but every key of the set is "
                     "excluded: the signal is not any of these keys' patterns.")
         if self.outcome == "not_detected":
@@ -117,8 +117,10 @@ class Conclusion:
         """The numbers and which test produced each, one line per question (every number says its test)."""
         lines = [f"Detection: p = {_p(self.detection_p)} — {self.detection_test}."]
         if self.outcome in ("identified", "inconclusive"):
-            lines.append(f"Identification: candidates {', '.join(self.candidates) or 'none'}; runner-up excluded at "
-                         f"p = {_p(self.identification_p)} — {self.identification_test}.")
+            runner_up = ("" if self.identification_p is None
+                         else f"; runner-up excluded at p = {_p(self.identification_p)}")
+            lines.append(f"Identification: candidates {', '.join(self.candidates) or 'none'}{runner_up} — "
+                         f"{self.identification_test}.")
         lines.append(f"Level: {self.fpr:g} for each question; calibration: {self.calibration}.")
         lines += [f"Note: {n}." for n in self.notes]
         if self.disagreements:
@@ -271,7 +273,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             unproven_identification = True
     order = sorted(range(k), key=lambda i: (-p_excl[i], p_keys[i]))
     candidates = tuple(ids[i] for i in order if p_excl[i] > fpr)
-    runner_up_p = float(p_excl[order[1]]) if k > 1 else None
+    # without a pairwise test a key is a candidate or not (its own test passes or fails): no exclusion p-value
+    runner_up_p = float(p_excl[order[1]]) if k > 1 and evidence.exclusion is not None else None
 
     if not detected:
         if outside:
