@@ -430,16 +430,14 @@ def cmd_scan(args) -> int:
 
         for n in run.not_analysed:
             print(f"not analysed: {shown_path(n.path)}: {_one_line(n.reason)}", file=sys.stderr)
+    if search is not None:          # each image gains its search ("realignment"), its own conclusions unchanged
+        from engine.search_record import search_run
+
+        run = search_run(model, keys, run, search, bar.state)
     audit = None
     if args.case:
         audit = _record_run_in_case(args, run)
     result = run_to_json(run)
-    if search is not None:          # additive: a "realignment" object per image, the verdict fields unchanged
-        from engine.realignment import realign_run, realignment_json
-
-        found = realignment_json(run, realign_run(model, keys, run, search, bar.state), search)
-        for image in result["images"]:
-            image["realignment"] = found.get(image["path"])
     exported = []
     if args.json:
         _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
