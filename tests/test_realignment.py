@@ -149,4 +149,10 @@ def test_scan_search_adds_a_realignment_object_and_keeps_the_verdict(tmp_path):
     # the identity candidate is the scan's own reading (grid resampling at the identity: float rounding only)
     assert m["identity_min_p"] == pytest.approx(min(s["p_value"] for s in a["methods"]["encoder"]["scores"].values()),
                                                 rel=1e-3)
+    # the search's conclusion sits in its own object; the exhibit's conclusion is the plain analysis's
+    assert a["conclusion"] == b["conclusion"]
+    assert m["conclusion"]["outcome"] in ("not_detected", "inconclusive") and m["conclusion"]["key"] is None
+    assert m["conclusion"]["detection_p"] == m["corrected_p"] and r["conclusion"] == m["conclusion"]
+    assert "3 candidate transform(s) × 3 key(s)" in m["conclusion"]["detection_test"]
+    assert "consistent with key" not in m["finding"]
     assert main([*common, "--search", "shear", "--json", str(tmp_path / "x.json")]) == 2

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
 from forensics_app.scheme_arrays import evidence_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
+from forensics_app.gui.search_view import SearchResultBox
 from forensics_app.gui.spectrum_image import ArrayView
 
 METHOD_ORDER = ("encoder", "gradient-free", "gradient-based")
@@ -190,9 +191,11 @@ class ResultView(QWidget):
         self.caveat_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         il.addWidget(self.caveat_label)
         il.addStretch(1)
+        self.search_box = SearchResultBox()        # beside the exhibit's conclusion, shown when a search ran
         verdict.addWidget(self.finding_box, 1)
         verdict.addWidget(self.interpretation_box, 1)
-        for box in (self.finding_box, self.interpretation_box):
+        verdict.addWidget(self.search_box, 1)
+        for box in (self.finding_box, self.interpretation_box, self.search_box):
             box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         grid.addLayout(verdict, 0)
 
@@ -456,6 +459,8 @@ class ResultView(QWidget):
             interpretation += (" The decoder inversions disagree — " + "; ".join(exhibit.disagreements)
                                + f" (the default pipeline, {exhibit.method}, decides).")
         self.interpretation_label.setText(interpretation)
+        self.search_box.show_search(getattr(self._item.analysis, "realignment", None) if self._item else None,
+                                    r.method)
         noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
         trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
                 if np.isfinite(r.round_trip_psnr_db) else "")
