@@ -191,13 +191,13 @@ class ResultView(QWidget):
         self.caveat_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         il.addWidget(self.caveat_label)
         il.addStretch(1)
-        self.search_box = SearchResultBox()        # beside the exhibit's conclusion, shown when a search ran
         verdict.addWidget(self.finding_box, 1)
         verdict.addWidget(self.interpretation_box, 1)
-        verdict.addWidget(self.search_box, 1)
-        for box in (self.finding_box, self.interpretation_box, self.search_box):
+        for box in (self.finding_box, self.interpretation_box):
             box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         grid.addLayout(verdict, 0)
+        self.search_box = SearchResultBox()        # under the exhibit's conclusion, shown when a search ran
+        grid.addWidget(self.search_box, 0)
 
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.channel_combo.currentIndexChanged.connect(self._redraw)

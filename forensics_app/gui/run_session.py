@@ -218,7 +218,7 @@ class RunSession(QObject):
             config = s.to_config(model)
             post(self.config_ready.emit, config)
             run = LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
-            if req.search is not None and run.images and not state.is_cancelled:
+            if req.search is not None and run.images:      # a cancel before or during it: the plain run, noted
                 run = self._search(model, req, run, state)
             return run
         except (ModelLoadError, ValueError) as exc:
