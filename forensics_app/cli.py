@@ -586,6 +586,13 @@ def _print_summary(run) -> None:
     for a in run.images:
         name = escape_invisible(Path(a.evidence.path).name)     # one line per image, whatever the name holds
         print(f"{name}: {_one_line(_conclusion_line(a.conclusion))}")
+        if a.realignment is not None:           # a separate test, printed apart from the exhibit's conclusion
+            from engine.search_verdict import search_headline
+
+            s = a.realignment
+            r = s.results[s.conclusion.method]
+            print(f"{name}: re-alignment search (separate, search-corrected): {_one_line(search_headline(s.conclusion))}"
+                  f" (p = {s.conclusion.detection_p:.3g}; winner {r.best.describe()}; {len(r.transforms)} transforms)")
 
 
 def _scan_models(args, models, paths, not_analysed) -> int:

@@ -156,3 +156,15 @@ def test_scan_search_adds_a_realignment_object_and_keeps_the_verdict(tmp_path):
     assert "3 candidate transform(s) × 3 key(s)" in m["conclusion"]["detection_test"]
     assert "consistent with key" not in m["finding"]
     assert main([*common, "--search", "shear", "--json", str(tmp_path / "x.json")]) == 2
+
+
+def test_scan_search_prints_its_conclusion_apart(capsys):
+    from engine.resources import resource_path
+    from forensics_app.cli import main
+
+    sample = str(resource_path("samples") / "key1_00500.png")
+    assert main(["scan", sample, "--method", "encoder", "--steps", "5", "--search", "flip", "--search-decoys", "9"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("key1_00500.png: ")]
+    assert len(lines) == 2 and "re-alignment" not in lines[0]
+    assert lines[1].startswith("key1_00500.png: re-alignment search (separate, search-corrected): ")
+    assert "3 transforms)" in lines[1] and "identified" not in lines[1].replace("not identified", "")
