@@ -305,9 +305,17 @@ def realign(model: LoadedModel, keys: KeySet, pixels: np.ndarray | torch.Tensor,
     return score_search(z_t, keys, transforms, method, search, config.score_target)
 
 
+def check_search_keys(keys) -> None:
+    """The search scores Tree-Ring keys (its decoys are drawn like them): ValueError, one sentence, otherwise."""
+    if getattr(keys, "scheme", "tree-ring") != "tree-ring":
+        raise ValueError(f"the re-alignment search scores Tree-Ring keys only; this key set is "
+                         f"{getattr(keys, 'scheme', 'another scheme')}: run without the search")
+
+
 def realign_run(model: LoadedModel, keys: KeySet, run, search: SearchConfig,
                 progress: Progress = NULL_PROGRESS) -> dict[str, dict[str, RealignmentResult]]:
     """The search for every analysed image of an `AnalysisRun` and every method it ran: path → method → result."""
+    check_search_keys(keys)
     out: dict[str, dict[str, RealignmentResult]] = {}
     for image in run.images:
         name = image.evidence.path.rsplit("/", 1)[-1]

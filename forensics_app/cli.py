@@ -399,6 +399,13 @@ def cmd_scan(args) -> int:
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
     model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
+    if search is not None:
+        from engine.realignment import check_search_keys
+
+        try:
+            check_search_keys(keys)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     options = _options(args)
     config = _config(options, model) if model is not None else None
     calibration = _calibration_choice(args, model, keys, config) if model is not None else None

@@ -97,3 +97,25 @@ def test_cancel_during_the_search_keeps_the_plain_run(qtbot, window, tiny_ddim_d
     run = window.last_run
     assert run is not None and len(run.images) == 1 and run.images[0].realignment is None
     assert any("re-alignment search was cancelled" in n for n in run.notes)
+    assert "re-alignment search was cancelled" in window.log_dock.view.toPlainText()
+
+
+def test_search_with_keys_of_another_scheme_keeps_the_analysis(qtbot, window, tiny_ddim_dir, tiny_samples,
+                                                               tmp_path):
+    """A Gaussian Shading vault: the search cannot score it, the analysis stands and the log says why."""
+    from engine.key_vault import KeyVault
+    from engine.options import AnalysisOptions
+    from engine.watermarks import gaussian_shading
+
+    vault = tmp_path / "gs.json"
+    KeyVault(gaussian_shading.new_keys(2, (4, 16, 16), seed=1).keys, provenance="search test").save(vault)
+    assert window.model_folders.add(str(tiny_ddim_dir)) is not None
+    window.key_files.import_files([str(vault)])
+    window.set_analysis_settings(AnalysisOptions(methods=("encoder",), steps=5, device="cpu"))
+    window.add_paths([str(sorted(tiny_samples.glob("*.png"))[0])])
+    _search_on(window)
+    run_and_wait(qtbot, window)
+    run = window.last_run
+    assert run is not None and len(run.images) == 1 and run.images[0].realignment is None
+    assert "the re-alignment search did not run: the re-alignment search scores Tree-Ring keys only" \
+        in window.log_dock.view.toPlainText()

@@ -460,6 +460,8 @@ class MainWindow(QMainWindow):
         if run is not None:
             self._batch_key_ids, self._batch_fpr = run.keys.ids, run.config.fpr
             self._schedule_batch_refresh()
+            for note in run.notes:                        # e.g. a GPU fall-back, a re-alignment search not run
+                self.log(note, "warning")
             if run.failures:
                 self.banner.show_message(f"{len(run.failures)} file(s) could not be analysed; the others were. "
                                          f"See the list and the log for the reasons.")

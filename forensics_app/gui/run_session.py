@@ -243,6 +243,8 @@ class RunSession(QObject):
         except Cancelled:
             return replace(run, notes=run.notes + ("the re-alignment search was cancelled: no search result is "
                                                    "kept",))
+        except ValueError as exc:                  # e.g. keys of another scheme: the analysis itself stands
+            return replace(run, notes=run.notes + (f"the re-alignment search did not run: {exc}",))
 
     # -- GUI thread ----------------------------------------------------------------------------------------
     def _on_progress(self, ev: ProgressEvent) -> None:
