@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from engine.calibration import NO_CALIBRATION, CalibrationChoice
 from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
 from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
 from engine.watermarks import keys_independent, scheme_for
+
+if TYPE_CHECKING:
+    from engine.search_record import ImageSearch
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class MethodResult:
 class ImageAnalysis:
     evidence: EvidenceImage
     methods: dict[str, MethodResult]
+    realignment: "ImageSearch | None" = None   # a re-alignment search, a separate test (engine.search_record)
 
     @property
     def conclusion(self) -> Conclusion:
@@ -320,6 +324,8 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
                 "preprocessing": e.preprocessing.describe(), "exif": dict(e.exif),
                 "methods": {m: method_json(r) for m, r in a.methods.items()},
                 "conclusion": a.conclusion.to_json_dict()}
+        if a.realignment is not None:
+            d["realignment"] = a.realignment.to_json_dict()
         if e.md5 is not None:
             d["md5"] = e.md5
         return d

@@ -232,7 +232,9 @@ def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None, aud
             "keys": json.loads(run.keys.to_json()),
             "config": _dataclass_to_json(run.config),
             "images": [{"evidence": _evidence_json(a.evidence, case_dir),
-                        "methods": [_method_json(r) for r in a.methods.values()]} for a in run.images],
+                        "methods": [_method_json(r) for r in a.methods.values()],
+                        **({"realignment": _f_tree(a.realignment.to_json_dict())} if a.realignment else {})}
+                       for a in run.images],
             "failures": [_failure_json(f) for f in run.failures],
             "not_analysed": [{**n.to_json_dict(), "abs_path": os.path.abspath(n.path)} for n in run.not_analysed],
         },
@@ -320,6 +322,35 @@ def _method_from(d: dict, what: str) -> MethodResult:
         peak_memory_bytes=_opt_int(d.get("peak_memory_bytes"), f"{what} peak memory"),
         z_t=decode_array(d.get("z_t"), f"{what} z_t"), scores=scores, verdict=verdict,
         inversion_residual=_unf(d.get("inversion_residual"), f"{what} inversion residual"))
+
+
+def _f_tree(v: Any) -> Any:
+    """Floats of a JSON tree in the case file's encoding (non-finite as strings)."""
+    if isinstance(v, dict):
+        return {k: _f_tree(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_f_tree(x) for x in v]
+    return _f(v) if isinstance(v, float) else v
+
+
+def _unf_tree(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _unf_tree(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unf_tree(x) for x in v]
+    return _unf(v, "a number") if v in ("NaN", "Infinity", "-Infinity") else v
+
+
+def _search_from(d: Any, what: str):
+    """An image's re-alignment search as saved (cases saved without one, or before searches existed: None)."""
+    if d is None:
+        return None
+    from engine.search_record import ImageSearch
+
+    try:
+        return ImageSearch.from_json_dict(_unf_tree(d))
+    except ValueError as exc:
+        raise CaseFileError(f"damaged case file: {what} re-alignment search: {exc}") from None
 
 
 def _tuple_or_none(v: Any, n: int, what: str) -> tuple | None:
@@ -489,7 +520,7 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         for md in _get(item, "methods", list, what):
             r = _method_from(md, f"{what} method")
             methods[r.method] = r
-        images.append(ImageAnalysis(ev, methods))
+        images.append(ImageAnalysis(ev, methods, _search_from(item.get("realignment"), what)))
         checks.append(check)
         warnings += w
     failures = tuple(_failure_from(f) for f in _get(rd, "failures", list, "run"))

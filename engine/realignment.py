@@ -2,7 +2,8 @@
 (rotations, centre rescales, crops at a grid of positions, flips) applied to its pixels, each run through the
 normal decoder and diffusion inversion and scored; the best candidate is reported with a family-wise
 corrected p-value — Bonferroni over every (candidate, key) and the decoy-key max-statistic p-value
-(`engine.decoys`) — never the uncorrected minimum, never Šidák (nearby candidates are strongly correlated).
+(`engine.decoys`) — never the uncorrected minimum, never Šidák (nearby candidates are strongly correlated) —
+and a conclusion on the verdict scale that never names a key (`engine.search_verdict`).
 
 Transforms work on the model-size pixels the intake produced (an image of another size or aspect was already
 resized and centre-cropped there, and the intake says so): a crop candidate places the suspect, shrunk to the
@@ -27,7 +28,9 @@ from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Progress
 from engine.recovery import recover_z_t
-from engine.treering import KeySet
+from engine.search_verdict import search_conclusion, search_headline
+from engine.treering import KeySet, exclusion_statistics
+from engine.verdicts import Conclusion
 
 FAMILIES = ("rotation", "scale", "crop", "flip")
 FILLS = ("black", "grey", "border", "reflection")
@@ -173,6 +176,9 @@ class RealignmentResult:
     decoy_p: float | None                      # (1 + #{S_j ≥ S}) / (M + 1); None when no decoys were drawn
     decoys: int
     identity_p: float                          # the smallest p-value of the suspect as submitted (no search)
+    # the identification test on the winning candidate's z_T (`exclusion_statistics`): (N,), None without one
+    exclusion: np.ndarray | None = field(default=None, repr=False)
+    exclusion_df: int = 0
 
     @property
     def best(self) -> Transform:
@@ -192,24 +198,81 @@ class RealignmentResult:
     def detected(self, fpr: float) -> bool:
         return self.corrected_p() <= fpr
 
+    def conclusion(self, fpr: float) -> Conclusion:
+        """On the verdict scale (`engine.search_verdict`): at most inconclusive, never a named key."""
+        return search_conclusion(self, fpr)
+
     def to_json_dict(self, fpr: float) -> dict:
+        """The scan JSON's per-method search object; with the candidates' parameters, the p-value table and the
+        winner's exclusion statistics it is complete, so `from_json_dict` rebuilds the result (case files)."""
         return {"method": self.method, "candidates": len(self.transforms), "keys": len(self.key_ids),
                 "tests": self.tests, "transforms_tried": [t.describe() for t in self.transforms],
                 "best_transform": self.best.to_json_dict(), "best_key": self.best_key,
                 "identity_min_p": self.identity_p, "uncorrected_min_p": self.min_p,
                 "bonferroni_p": self.bonferroni_p, "decoy_p": self.decoy_p, "decoy_keys": self.decoys,
                 "corrected_p": self.corrected_p(), "fpr": fpr, "detected": self.detected(fpr),
-                "finding": self.finding(fpr)}
+                "finding": self.finding(fpr), "conclusion": self.conclusion(fpr).to_json_dict(),
+                "key_ids": list(self.key_ids), "transforms": [t.to_json_dict() for t in self.transforms],
+                "best_index": self.best_index, "p_values": self.p_values.tolist(),
+                "winner_exclusion": None if self.exclusion is None else self.exclusion.tolist(),
+                "exclusion_df": self.exclusion_df}
+
+    @classmethod
+    def from_json_dict(cls, d: dict) -> "RealignmentResult":
+        """Back from `to_json_dict`; ValueError naming the field when it is not a search result."""
+        if not isinstance(d, dict):
+            raise ValueError("a re-alignment result is not an object")
+        keys = d.get("key_ids")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ValueError("a re-alignment result has no key ids")
+        raw = d.get("transforms")
+        if not isinstance(raw, list) or not raw or not all(isinstance(t, dict) for t in raw):
+            raise ValueError("a re-alignment result has no transforms")
+        try:
+            transforms = tuple(Transform(**{k: t[k] for k in ("angle", "side", "cx", "cy", "hflip", "vflip", "fill")})
+                               for t in raw)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"a re-alignment transform is incomplete ({exc})") from None
+        p = np.asarray(d.get("p_values"), dtype=np.float64)
+        if p.shape != (len(transforms), len(keys)) or not np.all((p >= 0) & (p <= 1)):
+            raise ValueError(f"the re-alignment p-values are not {len(transforms)} × {len(keys)} numbers in [0, 1]")
+        best = d.get("best_index")
+        if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best < len(transforms):
+            raise ValueError("the re-alignment winner is not one of its candidates")
+        excl = d.get("winner_exclusion")
+        exclusion = None if excl is None else np.asarray(excl, dtype=np.float64)
+        if exclusion is not None and exclusion.shape != (len(keys),):
+            raise ValueError("the re-alignment exclusion statistics do not match its keys")
+
+        def number(name, optional=False):
+            v = d.get(name)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"re-alignment field {name} is not a finite number")
+            return float(v)
+
+        decoys, df = d.get("decoy_keys"), d.get("exclusion_df", 0)
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in (decoys, df)):
+            raise ValueError("re-alignment decoy count or degrees of freedom is not a count")
+        if d.get("best_key") not in keys:
+            raise ValueError("the re-alignment winner's key is not among its keys")
+        identity = d.get("identity_min_p")     # NaN (null in the scan JSON) when no identity candidate was tried
+        return cls(method=str(d.get("method", "")), transforms=transforms, key_ids=tuple(keys), p_values=p,
+                   best_index=best, best_key=d["best_key"], min_p=number("uncorrected_min_p"),
+                   bonferroni_p=number("bonferroni_p"), decoy_p=number("decoy_p", optional=True), decoys=decoys,
+                   identity_p=float("nan") if identity is None or (isinstance(identity, float) and math.isnan(identity))
+                   else number("identity_min_p"),
+                   exclusion=exclusion, exclusion_df=df)
 
     def finding(self, fpr: float) -> str:
+        """One line: the outcome in the verdict scale's words (never a named key), the search and its numbers."""
         decoy = (f", decoy-key max-statistic p = {self.decoy_p:.3g} ({self.decoys} decoy key sets)"
                  if self.decoy_p is not None else "")
-        outcome = (f"consistent with key {self.best_key} after re-alignment" if self.detected(fpr)
-                   else "no watermark after re-alignment")
-        return (f"{outcome} at family-wise level {fpr:g}: {len(self.transforms)} candidate transforms × "
-                f"{len(self.key_ids)} key(s) tried ({self.method}); best: {self.best.describe()} with key "
-                f"{self.best_key}; Bonferroni p = {self.bonferroni_p:.3g}{decoy}; as submitted min p = "
-                f"{self.identity_p:.3g}")
+        return (f"{search_headline(self.conclusion(fpr))} at family-wise level {fpr:g}: {len(self.transforms)} "
+                f"candidate transforms × {len(self.key_ids)} key(s) tried ({self.method}); best: "
+                f"{self.best.describe()} with key {self.best_key}; Bonferroni p = {self.bonferroni_p:.3g}{decoy}; "
+                f"as submitted min p = {self.identity_p:.3g}")
 
 
 def score_search(z_t: torch.Tensor, keys: KeySet, transforms: tuple[Transform, ...], method: str,
@@ -223,10 +286,12 @@ def score_search(z_t: torch.Tensor, keys: KeySet, transforms: tuple[Transform, .
         decoy = decoy_p_value(search_statistic(p),
                               decoy_statistics(z_t, draw_decoy_sets(keys, search.decoys, search.seed), target))
     identity = [i for i, t in enumerate(transforms) if t.is_identity]
+    excl = exclusion_statistics(z_t[k:k + 1], keys, target)
     return RealignmentResult(method=method, transforms=transforms, key_ids=keys.ids, p_values=p, best_index=int(k),
                              best_key=keys.ids[n], min_p=min_p, bonferroni_p=bonferroni(min_p, p.size),
                              decoy_p=decoy, decoys=search.decoys,
-                             identity_p=float(p[identity[0]].min()) if identity else float("nan"))
+                             identity_p=float(p[identity[0]].min()) if identity else float("nan"),
+                             exclusion=None if excl is None else excl[0][0], exclusion_df=0 if excl is None else excl[1])
 
 
 def realign(model: LoadedModel, keys: KeySet, pixels: np.ndarray | torch.Tensor, config, method: str,
@@ -240,9 +305,17 @@ def realign(model: LoadedModel, keys: KeySet, pixels: np.ndarray | torch.Tensor,
     return score_search(z_t, keys, transforms, method, search, config.score_target)
 
 
+def check_search_keys(keys) -> None:
+    """The search scores Tree-Ring keys (its decoys are drawn like them): ValueError, one sentence, otherwise."""
+    if getattr(keys, "scheme", "tree-ring") != "tree-ring":
+        raise ValueError(f"the re-alignment search scores Tree-Ring keys only; this key set is "
+                         f"{getattr(keys, 'scheme', 'another scheme')}: run without the search")
+
+
 def realign_run(model: LoadedModel, keys: KeySet, run, search: SearchConfig,
                 progress: Progress = NULL_PROGRESS) -> dict[str, dict[str, RealignmentResult]]:
     """The search for every analysed image of an `AnalysisRun` and every method it ran: path → method → result."""
+    check_search_keys(keys)
     out: dict[str, dict[str, RealignmentResult]] = {}
     for image in run.images:
         name = image.evidence.path.rsplit("/", 1)[-1]
@@ -258,11 +331,3 @@ def intake_note(image) -> str:
         return f"analysed as submitted ({p.original_size[0]}×{p.original_size[1]}, the model's size)"
     return (f"{p.original_size[0]}×{p.original_size[1]} brought to the model's {p.target_size}×{p.target_size} "
             f"by the intake ({p.describe()}); the search works on that")
-
-
-def realignment_json(run, results: dict[str, dict[str, RealignmentResult]], search: SearchConfig) -> dict:
-    """path → the scan JSON's "realignment" object."""
-    return {image.evidence.path: {
-        "families": list(search.families), "intake": intake_note(image),
-        "methods": {m: r.to_json_dict(run.config.fpr) for m, r in results[image.evidence.path].items()}}
-        for image in run.images if image.evidence.path in results}

@@ -414,6 +414,13 @@ def cmd_scan(args) -> int:
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
     model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
+    if search is not None:
+        from engine.realignment import check_search_keys
+
+        try:
+            check_search_keys(keys)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     options = _options(args)
     config = _config(options, model) if model is not None else None
     calibration = _calibration_choice(args, model, keys, config) if model is not None else None
@@ -445,16 +452,14 @@ def cmd_scan(args) -> int:
 
         for n in run.not_analysed:
             print(f"not analysed: {shown_path(n.path)}: {_one_line(n.reason)}", file=sys.stderr)
+    if search is not None:          # each image gains its search ("realignment"), its own conclusions unchanged
+        from engine.search_record import search_run
+
+        run = search_run(model, keys, run, search, bar.state)
     audit = None
     if args.case:
         audit = _record_run_in_case(args, run)
     result = run_to_json(run)
-    if search is not None:          # additive: a "realignment" object per image, the verdict fields unchanged
-        from engine.realignment import realign_run, realignment_json
-
-        found = realignment_json(run, realign_run(model, keys, run, search, bar.state), search)
-        for image in result["images"]:
-            image["realignment"] = found.get(image["path"])
     exported = []
     if args.json:
         _write_output(args.json, lambda: write_json_atomic(args.json, result, indent=2))
@@ -603,6 +608,13 @@ def _print_summary(run) -> None:
     for a in run.images:
         name = escape_invisible(Path(a.evidence.path).name)     # one line per image, whatever the name holds
         print(f"{name}: {_one_line(_conclusion_line(a.conclusion))}")
+        if a.realignment is not None:           # a separate test, printed apart from the exhibit's conclusion
+            from engine.search_verdict import search_headline
+
+            s = a.realignment
+            r = s.results[s.conclusion.method]
+            print(f"{name}: re-alignment search (separate, search-corrected): {_one_line(search_headline(s.conclusion))}"
+                  f" (p = {s.conclusion.detection_p:.3g}; winner {r.best.describe()}; {len(r.transforms)} transforms)")
 
 
 def _scan_models(args, models, paths, not_analysed) -> int:

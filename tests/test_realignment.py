@@ -149,4 +149,22 @@ def test_scan_search_adds_a_realignment_object_and_keeps_the_verdict(tmp_path):
     # the identity candidate is the scan's own reading (grid resampling at the identity: float rounding only)
     assert m["identity_min_p"] == pytest.approx(min(s["p_value"] for s in a["methods"]["encoder"]["scores"].values()),
                                                 rel=1e-3)
+    # the search's conclusion sits in its own object; the exhibit's conclusion is the plain analysis's
+    assert a["conclusion"] == b["conclusion"]
+    assert m["conclusion"]["outcome"] in ("not_detected", "inconclusive") and m["conclusion"]["key"] is None
+    assert m["conclusion"]["detection_p"] == m["corrected_p"] and r["conclusion"] == m["conclusion"]
+    assert "3 candidate transform(s) × 3 key(s)" in m["conclusion"]["detection_test"]
+    assert "consistent with key" not in m["finding"]
     assert main([*common, "--search", "shear", "--json", str(tmp_path / "x.json")]) == 2
+
+
+def test_scan_search_prints_its_conclusion_apart(capsys):
+    from engine.resources import resource_path
+    from forensics_app.cli import main
+
+    sample = str(resource_path("samples") / "key1_00500.png")
+    assert main(["scan", sample, "--method", "encoder", "--steps", "5", "--search", "flip", "--search-decoys", "9"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("key1_00500.png: ")]
+    assert len(lines) == 2 and "re-alignment" not in lines[0]
+    assert lines[1].startswith("key1_00500.png: re-alignment search (separate, search-corrected): ")
+    assert "3 transforms)" in lines[1] and "identified" not in lines[1].replace("not identified", "")

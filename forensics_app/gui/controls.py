@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.model_kinds import model_kind
 from engine.resources import bundled_keys
 from engine.options import AnalysisOptions, model_defaults
+from forensics_app.gui.search_controls import SearchOptions
 
 DEMO_KEYS = bundled_keys("demo.json")
 
@@ -390,6 +391,8 @@ class AdvancedSettings(QWidget):
         self.dtype.addItems(["fp32", "fp16"])
         h.addRow("Weights", self.dtype)
         lay.addWidget(det)
+        self.search = SearchOptions()           # run after the analysis; its choice is not an AnalysisOptions
+        lay.addWidget(self.search)
         self.reset_button = QPushButton("Reset to this model's defaults")
         self.reset_button.clicked.connect(self.reset_requested)
         lay.addWidget(self.reset_button)
@@ -443,4 +446,9 @@ class AdvancedSettings(QWidget):
             s = self.settings()
         except ValueError as exc:
             return str(exc)
-        return (f"{' + '.join(s.methods)}, {s.iterations} it · {s.inversion} {s.steps} steps · FPR {s.fpr:g}")
+        try:
+            search = self.search.choice()
+        except ValueError:
+            search = None
+        return (f"{' + '.join(s.methods)}, {s.iterations} it · {s.inversion} {s.steps} steps · FPR {s.fpr:g}"
+                + (f" · search: {', '.join(search.families)}" if search is not None else ""))

@@ -368,6 +368,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             s = self.advanced.settings()
+            search = self.advanced.search.choice()
         except ValueError as exc:
             self.report_error(str(exc))
             return False
@@ -386,13 +387,14 @@ class MainWindow(QMainWindow):
         skipped = tuple(i.not_analysed for i in self.evidence.items if not i.runnable)
         self.status.run_started(len(paths))
         self.log(f"run: {len(paths)} file(s), model {loc.spec.id}, keys {', '.join(keys.ids)}, "
-                 f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}")
+                 f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}"
+                 + (f"; {search.describe()}" if search is not None else ""))
         self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
                                                    f"{s.inversion} {s.steps} steps")
         from forensics_app.gui.executor_setting import ray_address
 
         self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, ray_address(self.settings),
-                                      self.calibration_path))
+                                      self.calibration_path, search))
         self.update_results_context()
         self._update_actions()
         self._refresh_current()
@@ -460,6 +462,8 @@ class MainWindow(QMainWindow):
         if run is not None:
             self._batch_key_ids, self._batch_fpr = run.keys.ids, run.config.fpr
             self._schedule_batch_refresh()
+            for note in run.notes:                        # e.g. a GPU fall-back, a re-alignment search not run
+                self.log(note, "warning")
             if run.failures:
                 self.banner.show_message(f"{len(run.failures)} file(s) could not be analysed; the others were. "
                                          f"See the list and the log for the reasons.")

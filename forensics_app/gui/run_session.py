@@ -108,6 +108,7 @@ class RunRequest:
     not_analysed: tuple = ()     # engine NotAnalysed of the listed files that are not run, carried into the record
     ray_address: str = ""        # "" = this computer; else the Ray cluster the run is submitted to (gui/executor_setting)
     calibration_path: str | None = None   # None: the calibration shipped for a bundled model, where it applies
+    search: object = None        # gui.search_controls.SearchChoice: a re-alignment search after the analysis
 
 
 class RunSession(QObject):
@@ -201,7 +202,13 @@ class RunSession(QObject):
             if req.ray_address:
                 from forensics_app.gui.executor_setting import run_on_ray
 
-                return run_on_ray(self, req.ray_address, job, state)
+                run = run_on_ray(self, req.ray_address, job, state)
+                if run is not None and req.search is not None:
+                    from dataclasses import replace
+
+                    run = replace(run, notes=run.notes + ("the re-alignment search runs on this computer only: it was "
+                                                          "not run on the Ray cluster",))
+                return run
             state.report(ProgressEvent(f"loading model {req.model} …", 0, 0, phase=Phase.LOADING_MODEL))
             model = load_model(req.model, dtype=s.dtype, device=s.device)
             freeze_long_lived_objects()
@@ -210,7 +217,10 @@ class RunSession(QObject):
                 return None
             config = s.to_config(model)
             post(self.config_ready.emit, config)
-            return LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
+            run = LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
+            if req.search is not None and run.images:      # a cancel before or during it: the plain run, noted
+                run = self._search(model, req, run, state)
+            return run
         except (ModelLoadError, ValueError) as exc:
             post(self.error.emit, str(exc))
         except Exception as exc:  # noqa: BLE001 — shown as a sentence, with the traceback in the log only
@@ -218,6 +228,23 @@ class RunSession(QObject):
             first_line = str(exc).splitlines()[0] if str(exc) else ""
             post(self.error.emit, f"unexpected error ({type(exc).__name__}): {first_line}")
         return None
+
+    @staticmethod
+    def _search(model, req: RunRequest, run, state: TaskState):
+        """The run with each image's re-alignment search (engine.search_record), or, when cancelled during the
+        search, the plain run with a note: the analysis itself finished."""
+        from dataclasses import replace
+
+        from engine.progress import Cancelled
+        from engine.search_record import search_run
+
+        try:
+            return search_run(model, req.keys, run, req.search.to_config(), state)
+        except Cancelled:
+            return replace(run, notes=run.notes + ("the re-alignment search was cancelled: no search result is "
+                                                   "kept",))
+        except ValueError as exc:                  # e.g. keys of another scheme: the analysis itself stands
+            return replace(run, notes=run.notes + (f"the re-alignment search did not run: {exc}",))
 
     # -- GUI thread ----------------------------------------------------------------------------------------
     def _on_progress(self, ev: ProgressEvent) -> None:
@@ -266,6 +293,10 @@ class RunSession(QObject):
         self._last_cancelled = self._state is not None and self._state.is_cancelled
         self._state = None
         cancelled = (run is not None and run.cancelled) or self._last_cancelled
+        for a in run.images if run is not None else ():
+            item = self.evidence.item_for(a.evidence.path)
+            if item is not None and a.realignment is not None:
+                item.analysis = a                          # the same analysis, with its re-alignment search
         for item in self.evidence.items:
             if item.path not in self.paths:
                 continue                                   # added during the run: still queued for the next

@@ -20,6 +20,7 @@ from engine.provenance import Reverification
 from engine.treering import KeySet, TreeRingKey
 from forensics_app.report import scheme_sections
 from forensics_app.report.page import BODY_WIDTH_MM, CSS_PX_PER_MM
+from forensics_app.report.search_section import search_section
 from forensics_app.report.text import byte_size, esc, esc_multiline, number
 
 LITERATURE_LEVELS = ((1e-2, "Tree-Ring (Wen et al. 2023), dec-inv (Hong et al. 2024): TPR at 1% FPR"),
@@ -429,6 +430,7 @@ class ReportSections:
                    f"<p><b>EXIF summary</b> <span class=\"small muted\">(untrusted text, printed as found)</span></p>"
                    f"{exif}{warn_html}</td></tr></table>")
         out.append(self._method_tables(n, a))
+        out.append(search_section(a, METHOD_TITLES))       # "" unless a re-alignment search ran
         return "".join(out)
 
     def _method_tables(self, n: int, a: ImageAnalysis) -> str:

@@ -1,0 +1,111 @@
+"""The re-alignment search's outcome on the verdict scale (docs/algorithms.md §4, §6): a `Conclusion` per decoder
+inversion, drawn apart from the plain analysis's and never replacing it.
+
+Detection: the search's family-wise corrected p-value (`RealignmentResult.corrected_p`: the decoy-key
+max-statistic p-value when decoys were drawn, else Bonferroni over every candidate × key). Identification: the
+keys the scheme's exclusion test (`engine.treering.exclusion_statistics`, analytic Student t) does not exclude
+on the winning candidate's z_T. Neither the per-candidate p-values nor the exclusion test is calibrated on
+re-aligned images (a rotation's black corners, an undone crop's repeated edges and the resampling change the
+inverted noise; a calibration is drawn on the model's own, unaltered images), so a positive search is at most
+`inconclusive` — the most likely key, or the keys that cannot be told apart, are named as candidates, and no
+key holder is named. This is the same rule as `engine.verdicts.conclude` applies to an uncalibrated
+identification, made unconditional here: no calibration covers a re-aligned image.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.treering import exclusion_p_values
+from engine.verdicts import Conclusion
+
+if TYPE_CHECKING:
+    from engine.realignment import RealignmentResult
+
+# The state a search conclusion reports: no calibration applies to re-aligned images.
+SEARCH_CALIBRATION = "uncalibrated"
+WHY_NO_KEY = ("the search names no key holder: neither the per-candidate p-values nor the identification test is "
+              "calibrated on re-aligned images (the undone transform's fill and resampling change the inverted "
+              "noise, and a calibration covers only the model's own unaltered images), so a positive search is at "
+              "most inconclusive")
+
+
+def detection_test(result: "RealignmentResult") -> str:
+    """One sentence: which corrected test produced the search's detection p-value, over what, and the winner."""
+    over = (f"{len(result.transforms)} candidate transform(s) × {len(result.key_ids)} key(s) = {result.tests} tests "
+            f"({result.method})")
+    winner = f"winner: {result.best.describe()} with key {result.best_key}"
+    if result.decoy_p is not None:
+        return (f"decoy-key max-statistic p-value of the re-alignment search over {over}, against "
+                f"{result.decoys} decoy key sets drawn like the keys (exact over the key draw, smallest possible "
+                f"p = {1 / (result.decoys + 1):.2g}); {winner}")
+    return (f"Bonferroni over the {over} of the smallest per-candidate analytic p-value (valid only as far as each "
+            f"candidate's p-value is; no decoy keys were drawn); {winner}")
+
+
+def search_conclusion(result: "RealignmentResult", fpr: float) -> Conclusion:
+    """The search's conclusion at the family-wise level `fpr`: `not_detected` or `inconclusive`, never
+    `identified` (see the module docstring)."""
+    ids = list(result.key_ids)
+    k = len(ids)
+    p_keys = np.asarray(result.p_values[result.best_index], dtype=np.float64)   # the winner's per-key p-values
+    detection_p = float(result.corrected_p())
+    detected = detection_p <= fpr
+    if result.exclusion is not None and k > 1:
+        p_excl = exclusion_p_values(np.asarray(result.exclusion, dtype=np.float64), result.exclusion_df, k)
+        id_test = ("on the winning candidate's z_T, for each key the largest t statistic of the evidence towards "
+                   f"another key beyond what that key explains (Student t, {result.exclusion_df} df, Bonferroni over "
+                   f"the {k - 1} others; analytic, not calibrated on re-aligned images: it ranks the keys but names "
+                   "none)")
+    elif k == 1:
+        p_excl = np.ones(1)
+        id_test = "one key tested: identification is among the keys tested only"
+    else:
+        p_excl = np.ones(k)            # no pairwise test for these keys: none is excluded
+        id_test = "these keys have no pairwise exclusion test: no key is excluded, the keys are ranked by p-value"
+    order = sorted(range(k), key=lambda i: (-p_excl[i], p_keys[i]))
+    candidates = tuple(ids[i] for i in order if p_excl[i] > fpr)
+    runner_up_p = float(p_excl[order[1]]) if k > 1 else None
+    notes = [f"a separate, search-corrected test beside the plain analysis, which it does not change: "
+             f"{len(result.transforms)} candidate inverse transforms tried, the winner {result.best.describe()} "
+             f"(as submitted, the smallest p-value was {result.identity_p:.3g})", WHY_NO_KEY]
+    if not detected:
+        return Conclusion("not_detected", None, (), detection_p, None, SEARCH_CALIBRATION, fpr,
+                          detection_test(result), id_test, None, tuple(notes), result.method)
+    return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, SEARCH_CALIBRATION, fpr,
+                      detection_test(result), id_test, None, tuple(notes), result.method)
+
+
+def search_headline(c: Conclusion) -> str:
+    """The search conclusion in one line, worded after `Conclusion.headline` with "after re-alignment"."""
+    if c.outcome == "not_detected":
+        return f"No watermark detected after re-alignment at FPR {c.fpr:g} (search-corrected)"
+    if c.outcome == "not_analysed":
+        return "Re-alignment search not run"
+    if len(c.candidates) == 1:
+        return f"Watermark detected after re-alignment; key {c.candidates[0]} most likely, not identified (uncalibrated)"
+    if c.candidates:
+        return f"Watermark detected after re-alignment; key {' or '.join(c.candidates)} (cannot be told apart)"
+    if c.outcome == "identified":      # never drawn by `search_conclusion`; a hand-edited record says so
+        return f"Watermark detected after re-alignment; key {c.key} (recorded as identified)"
+    return "Watermark-like signal after re-alignment that no key of the set explains"
+
+
+def search_interpretation(c: Conclusion) -> str:
+    """What the search conclusion may claim."""
+    p = "—" if c.detection_p is None else f"{c.detection_p:.3g}"
+    if c.outcome == "not_detected":
+        return (f"No candidate re-alignment brings out a watermark at the family-wise level {c.fpr:g} (corrected "
+                f"p = {p}). The transforms tried are listed; a transform outside them is not covered, so this is not "
+                "proof of absence.")
+    if c.outcome in ("inconclusive", "identified"):
+        which = (f"key {c.candidates[0]} is the most likely" if len(c.candidates) == 1 else
+                 f"keys {', '.join(c.candidates)} cannot be told apart" if c.candidates else
+                 "no key of the set explains it")
+        return (f"A watermark-like signal appears after re-alignment (corrected p = {p}, the search's own test over "
+                f"every candidate and key); {which}. No key holder is named: the tests behind the candidates are not "
+                "calibrated on re-aligned images, and the exhibit's own conclusion, from the image as submitted, "
+                "stands as drawn.")
+    return "The re-alignment search did not run on this image."
