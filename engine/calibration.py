@@ -69,6 +69,18 @@ class MethodCalibration:
     def min_supported_p(self) -> float:
         return 1 / (len(self.clean_detection) + 1)
 
+    def identified_share(self) -> float | None:
+        """The share of the calibration's watermarked images that its own conclusions named a key for
+        (in-sample), or None when the summary does not say."""
+        confusion = self.summary.get("in_sample_conclusions") if isinstance(self.summary, dict) else None
+        if not isinstance(confusion, dict):
+            return None
+        rows = [row for truth, row in confusion.items() if truth != "clean" and isinstance(row, dict)]
+        total = sum(v for row in rows for v in row.values() if isinstance(v, int))
+        named = sum(v for row in rows for label, v in row.items()
+                    if isinstance(v, int) and label not in ("inconclusive", "not_detected", "not_analysed"))
+        return named / total if total else None
+
     def to_json_dict(self) -> dict:
         return {"method": self.method, "settings_sha256": self.settings_sha256, "settings": self.settings,
                 "clean_detection": list(self.clean_detection),

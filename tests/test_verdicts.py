@@ -76,8 +76,13 @@ def test_separable_keys_are_identified_and_never_attributed_to_another_key(separ
         identified = [c for c in cs if c.outcome == "identified"]
         assert len(identified) >= 45, key_id
         assert all(c.key == key_id for c in identified)
-        # the calibrated exclusion test drops the true key at its level (1 %) by chance, never as a rule
+        # the calibrated exclusion test drops the true key at its level by chance, never as a rule
         assert sum(key_id not in c.candidates for c in cs) <= 3, key_id
+    # a key is excluded at a tenth of the level, and the finding states both levels
+    c = identified[0]
+    assert c.identification_level == pytest.approx(0.001) and c.fpr == 0.01
+    assert "Levels: detection 0.01; identification 0.001" in c.finding()
+    assert Conclusion.from_json_dict(c.to_json_dict()) == c
 
 
 def test_without_a_calibration_the_analytic_test_ranks_the_keys_but_names_none(separable):

@@ -627,7 +627,8 @@ per-key p-value over the K = {k} key(s); uncalibrated, its family-wise p-value i
 is the share of the model's own un-watermarked calibration images with a statistic as extreme, (r + 1)/(n + 1), whose
 smallest possible value is 1/(n + 1). <i>Identification</i> tests each key against the others: with the ring's gain
 fitted, how far the evidence leans towards another key beyond what this key explains (a t statistic; empirical
-against watermarked calibration images when calibrated). A key is named only when every other key is excluded, and
+against watermarked calibration images when calibrated), at a tenth of the level so that wrong keys stay rare among the
+keys named. A key is named only when every other key is excluded, and
 only by the calibrated test: uncalibrated, the t test assumes an ideal inversion and excluded the true key too often
 on real ones, so a single remaining key is reported as the most likely one, not identified.
 In this report: {esc("; ".join(f"{m}: {self.run.calibration.status(m)}" for m in self.run.config.methods))}.
