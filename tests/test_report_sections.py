@@ -47,6 +47,9 @@ def test_batch_section_without_manifest_is_the_windows_matrix(tiny_ddim_dir, tmp
                               truth={}, json_name="r.json", json_sha256="0", figures=NoFigures())
     html, resources = sections.build()
     assert "No ground truth" in html and "folder \\ verdict" in html and "folder \\ nearest key (L1)" in html
+    # the summary states each question's level: a key is excluded at a tenth of the detection level
+    assert f"at a false-positive level of <b>{run.config.fpr:g}</b>" in html
+    assert f"every other key must be excluded, at <b>{run.config.fpr / 10:g}</b>" in html
     verdicts = attribution_matrix([(a.evidence.path, a.methods["encoder"].verdict.predicted_key) for a in run.images],
                                   keys.ids)
     row = "".join(f"<td>{v}</td>" for v in verdicts.counts[0])

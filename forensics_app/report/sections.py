@@ -243,10 +243,14 @@ class ReportSections:
         run = self.run
         methods = list(run.config.methods)
         k = len(run.keys)
+        id_levels = sorted({r.conclusion.identification_level for im in run.images for r in im.methods.values()
+                            if r.conclusion is not None and r.conclusion.identification_level is not None})
+        id_level = " / ".join(f"{v:g}" for v in id_levels) or f"{run.config.fpr:g}"
         out = ["<h2>1. Summary of findings</h2>",
-               f"<p>One conclusion per exhibit, at a false-positive level of <b>{run.config.fpr:g}</b> for each of "
-               f"two separate questions over K = {k} key(s): <i>detection</i> (is there a watermark of any key?) and "
-               "<i>identification</i> (which key? every other key must be excluded). The scale: "
+               f"<p>One conclusion per exhibit, from two separate questions over K = {k} key(s): <i>detection</i> "
+               f"(is there a watermark of any key?) at a false-positive level of <b>{run.config.fpr:g}</b>, and "
+               f"<i>identification</i> (which key? every other key must be excluded, at <b>{id_level}</b>, so that "
+               "wrong keys stay rare among the keys named; without a calibration no Tree-Ring key is named). The scale: "
                "<b>identified</b>, <b>inconclusive</b> (detected, but the keys named cannot be told apart, or the "
                "evidence lies outside what the calibration covers), <b>not detected</b>. The default pipeline "
                f"({esc(self._deciding())}) decides; the other decoder inversions corroborate, and a disagreement "
