@@ -36,11 +36,12 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
     scores = scheme.score(t, keys, target)
     excl = scheme.exclusion(t, keys, target)
     region = key_region(keys)
+    independent = keys_independent(keys)
     out = []
     for i in range(len(z_t)):
         extra = pixels[i] if pixels is not None else {}
         ev = Evidence(scores[i], excl[0][i], excl[1], {**noise_statistics(z_t[i], region).values, **extra},
-                      keys_independent(keys))
+                      independent)
         out.append(conclude(ev, fpr, calibration, method))
     return out, scores
 

@@ -161,6 +161,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
     key_region_ = key_region(keys)
+    independent = keys_independent(keys)      # a property of the key set: once, not per image
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)
@@ -182,7 +183,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
             noise = ({**noise_statistics(z_t[i], key_region_).values, **evidence_statistics(evidence[i].pixels)}
                      if i not in broken else {})
             evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
-                                  0 if exclusion is None else exclusion[1], noise, keys_independent(keys))
+                                  0 if exclusion is None else exclusion[1], noise, independent)
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
