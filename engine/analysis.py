@@ -26,7 +26,7 @@ from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget,
 from engine.calibration import NO_CALIBRATION, CalibrationChoice
 from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
 from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
-from engine.watermarks import keys_independent, scheme_for
+from engine.watermarks import independent_key_ids, scheme_for
 
 if TYPE_CHECKING:
     from engine.search_record import ImageSearch
@@ -161,7 +161,7 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
     key_region_ = key_region(keys)
-    independent = keys_independent(keys)      # a property of the key set: once, not per image
+    independent = independent_key_ids(keys)      # a property of the key set: once, not per image
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)

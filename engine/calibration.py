@@ -262,10 +262,10 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
 
     from engine.noise_statistics import key_region, noise_statistics
     from engine.verdicts import Evidence, conclude
-    from engine.watermarks import keys_independent, scheme_for
+    from engine.watermarks import independent_key_ids, scheme_for
 
     scheme = scheme_for(keys)
-    independent = keys_independent(keys)
+    independent = independent_key_ids(keys)
     region = key_region(keys)
 
     pixel_statistics = pixel_statistics or {}

@@ -203,7 +203,7 @@ class Evidence:
     exclusion: np.ndarray | None = None     # (K,) exclusion statistics, None when the scheme has none
     exclusion_df: int = 0
     noise: dict[str, float] = field(default_factory=dict)
-    independent_keys: bool = False          # the scheme's keys are independent draws (`keys_independent`)
+    independent_keys: frozenset[str] = frozenset()   # keys drawn independently (`independent_key_ids`)
 
 
 def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | None" = None,
@@ -280,15 +280,20 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             unproven_identification = True
     else:
         p_excl = np.where(p_keys * k <= fpr, 1.0, 0.0) if k > 1 else np.ones(1)
+        independent = evidence.independent_keys
         if k == 1:
             id_test = "one key tested: identification is among the keys tested only"
-        elif evidence.independent_keys:
+        elif independent and set(ids) <= independent:
             id_test = ("the keys whose own Bonferroni-corrected p-value passes the level (the keys are independent "
                        "random draws, so one key's watermark leaves the others' tests at their null)")
+        elif independent:
+            id_test = ("the keys whose own Bonferroni-corrected p-value passes the level (a key of a scheme that draws "
+                       "keys independently is named when it alone passes: any other key's watermark leaves its test "
+                       "at its null; keys of schemes that share structure are ranked but not named)")
         else:
             id_test = ("the keys whose own Bonferroni-corrected p-value passes the level (this scheme has no "
                        "pairwise test and its keys share structure, so it ranks the keys but names none)")
-            unproven_identification = True
+        unproven_identification = k > 1 and not set(ids) <= independent
     order = sorted(range(k), key=lambda i: (-p_excl[i], p_keys[i]))
     candidates = tuple(ids[i] for i in order if p_excl[i] > id_level)
     # without a pairwise test a key is a candidate or not (its own test passes or fails): no exclusion p-value
@@ -302,6 +307,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
     if outside:
         return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
                           id_test, min_supported, tuple(notes), method, identification_level=id_level)
+    if evidence.exclusion is None and k > 1 and len(candidates) == 1:
+        unproven_identification = candidates[0] not in evidence.independent_keys
     if len(candidates) == 1 and unproven_identification:
         # The analytic exclusion test assumes white inversion error; on real inversions it wrongly excluded the
         # true key of 5 in 220 identified `demo` images (docs/algorithms.md §4.2), so alone it names no key.

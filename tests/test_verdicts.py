@@ -169,3 +169,24 @@ def test_separability_flags_the_demo_keys_and_new_keys_pass():
     assert separability(fresh).ok
     with pytest.raises(ValueError, match="larger --radius"):
         new_separable_keys(30, SHAPE, seed=2, attempts=100)
+
+
+def test_a_vault_names_an_independently_drawn_key_but_not_a_ringid_key():
+    """In a vault of Gaussian Shading and RingID keys, a Gaussian Shading key that alone passes its own test is
+    named (its keys are independent draws); a RingID key that alone passes is ranked, not named."""
+    from engine.watermarks import independent_key_ids, scheme_for
+    from engine.watermarks import gaussian_shading, ringid
+    from engine.watermarks.multi import MultiSchemeKeySet
+
+    gs = gaussian_shading.new_keys(4, latent_shape=SHAPE, seed=3)
+    ri = ringid.new_keys(4, latent_shape=SHAPE, seed=5)
+    vault = MultiSchemeKeySet((gs, ri))
+    independent = independent_key_ids(vault)
+    assert independent == frozenset(gs.ids)
+    scheme = scheme_for(vault)
+    z = torch.cat([gaussian_shading.inject(latents(1, 11), gs["gs2"]), ringid.inject(latents(1, 12), ri.keys[1])])
+    scores = scheme.score(z, vault, "effective")
+    gs_c, ri_c = (conclude(Evidence(scores[i], None, 0, {}, independent), 0.01) for i in range(2))
+    assert (gs_c.outcome, gs_c.key, gs_c.candidates) == ("identified", "gs2", ("gs2",))
+    assert ri_c.detected and ri_c.outcome == "inconclusive" and ri_c.key is None
+    assert ri.keys[1].id in ri_c.candidates

@@ -28,8 +28,10 @@ def scheme_for(keys) -> WatermarkScheme:
     return scheme_named(getattr(keys, "scheme", "tree-ring"))
 
 
-def keys_independent(keys) -> bool:
-    """Whether one key's watermark leaves every other key's test at its null (keys drawn independently, as in
-    Gaussian Shading and PRC), so that "only this key's test passes" identifies a key without a pairwise test."""
-    schemes = getattr(keys, "schemes", None) or (getattr(keys, "scheme", "tree-ring"),)
-    return all(getattr(scheme_named(s), "independent_keys", False) for s in schemes)
+def independent_key_ids(keys) -> frozenset[str]:
+    """The keys of `keys` whose scheme draws keys independently (Gaussian Shading, PRC): a watermark of any other
+    key, of this scheme or another, leaves such a key's own test at its null, so "only this key's test passes"
+    identifies it without a pairwise test. Empty for Tree-Ring and RingID, whose keys share structure."""
+    parts = getattr(keys, "parts", None) or (keys,)
+    return frozenset(k.id for part in parts for k in part.keys
+                     if getattr(scheme_named(getattr(part, "scheme", "tree-ring")), "independent_keys", False))

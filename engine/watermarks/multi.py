@@ -64,7 +64,7 @@ class MultiSchemeKeySet:
 class MultiScheme:
     name: ClassVar[str] = SCHEME
     title: ClassVar[str] = "several schemes (key vault)"
-    independent_keys: ClassVar[bool] = False   # per vault: `engine.watermarks.keys_independent`
+    independent_keys: ClassVar[bool] = False   # per key: `engine.watermarks.independent_key_ids`
 
     def _scheme(self, part):
         from engine.watermarks import scheme_for
