@@ -190,3 +190,29 @@ def test_a_vault_names_an_independently_drawn_key_but_not_a_ringid_key():
     assert (gs_c.outcome, gs_c.key, gs_c.candidates) == ("identified", "gs2", ("gs2",))
     assert ri_c.detected and ri_c.outcome == "inconclusive" and ri_c.key is None
     assert ri.keys[1].id in ri_c.candidates
+
+
+def test_a_vault_of_several_schemes_calibrates_on_clean_latents_alone():
+    """`calibrate --per-key 0` on a vault: the calibration's clean null is the smallest p over all its keys, the
+    calibrated conclusion still names a Gaussian Shading key that alone passes, and clean latents are flagged at
+    about the level (at most 3 of 50: at 1 % that is exceeded with probability 0.002)."""
+    from engine.analysis import AnalysisConfig
+    from engine.calibration import calibration_from_latents
+    from engine.noise_statistics import key_region, noise_statistics
+    from engine.watermarks import gaussian_shading, independent_key_ids, ringid, scheme_for
+    from engine.watermarks.multi import MultiSchemeKeySet
+
+    vault = MultiSchemeKeySet((gaussian_shading.new_keys(3, latent_shape=SHAPE, seed=1),
+                               ringid.new_keys(2, latent_shape=SHAPE, seed=2)))
+    config = AnalysisConfig(methods=("encoder",))
+    cal = calibration_from_latents("tiny", {}, vault, config, "float32",
+                                   {"encoder": {"clean": latents(400, 21).numpy()}}, source="test")
+    method = cal.methods["encoder"]
+    assert len(method.clean_detection) == 400 and not method.identification_null
+    scheme, region = scheme_for(vault), key_region(vault)
+    z = torch.cat([gaussian_shading.inject(latents(1, 31), vault["gs3"]), latents(50, 32)])
+    scores = scheme.score(z, vault, "effective")
+    out = [conclude(Evidence(scores[i], None, 0, noise_statistics(z[i].numpy(), region).values,
+                             independent_key_ids(vault)), 0.01, method, "encoder") for i in range(len(z))]
+    assert (out[0].outcome, out[0].key, out[0].calibration) == ("identified", "gs3", "calibrated")
+    assert sum(c.detected for c in out[1:]) <= 3
