@@ -119,3 +119,30 @@ def test_search_with_keys_of_another_scheme_keeps_the_analysis(qtbot, window, ti
     assert run is not None and len(run.images) == 1 and run.images[0].realignment is None
     assert "the re-alignment search did not run: the re-alignment search scores Tree-Ring keys only" \
         in window.log_dock.view.toPlainText()
+
+
+def test_the_search_option_is_remembered_between_sessions(qtbot, gui_config):
+    """Closing the window keeps the search choice; a settings entry that is not a valid choice leaves it off."""
+    from forensics_app.gui.main_window import MainWindow
+    from forensics_app.gui.search_controls import SearchChoice
+    from forensics_app.gui.settings import write_json
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    _search_on(first, families=("rotation", "flip"), decoys=49)
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.advanced.search.choice() == SearchChoice(("rotation", "flip"), 49)
+    second.advanced.search.setChecked(False)
+    second.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    assert third.advanced.search.choice() is None
+    for bad in ({"families": ["rotation", "shear"], "decoys": 9}, {"families": ["flip"], "decoys": -1}, ["flip"]):
+        write_json(third.settings, "analysis/search", bad)
+        third.settings.sync()
+        again = MainWindow()
+        qtbot.addWidget(again)
+        assert again.advanced.search.choice() is None, bad
+        again.close()

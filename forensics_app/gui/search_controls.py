@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
 FAMILIES = ("rotation", "scale", "crop", "flip")        # engine.realignment.FAMILIES, without importing torch
+MAX_DECOYS = 99999
 FAMILY_TIPS = {"rotation": "undo a rotation: −45…45° in 5° steps, and 90/180/270° (21 candidates)",
                "scale": "undo a centre crop resized back: shrink to 0.5…0.9 of the side, or enlarge (7)",
                "crop": "undo a crop resized back: sides 0.6…0.95 at a 3×3 grid of positions (up to 63)",
@@ -29,6 +30,21 @@ class SearchChoice:
 
     def describe(self) -> str:
         return f"re-alignment search: {', '.join(self.families)}; {self.decoys} decoy key sets"
+
+    def to_json(self) -> dict:
+        return {"families": list(self.families), "decoys": self.decoys}
+
+    @classmethod
+    def from_json(cls, data) -> "SearchChoice | None":
+        """A saved choice; None for anything that is not one (an edited or older settings file: the search stays
+        off rather than run with a guessed setting)."""
+        if not isinstance(data, dict):
+            return None
+        families, decoys = data.get("families"), data.get("decoys")
+        if (not isinstance(families, list) or not families or not all(f in FAMILIES for f in families)
+                or not isinstance(decoys, int) or isinstance(decoys, bool) or not 0 <= decoys <= MAX_DECOYS):
+            return None
+        return cls(tuple(dict.fromkeys(families)), decoys)
 
 
 class SearchOptions(QGroupBox):
@@ -53,7 +69,7 @@ class SearchOptions(QGroupBox):
         row.addStretch(1)
         form.addRow("Undo", row)
         self.decoys = QSpinBox()
-        self.decoys.setRange(0, 99999)
+        self.decoys.setRange(0, MAX_DECOYS)
         self.decoys.setValue(999)
         self.decoys.setToolTip("Decoy key sets for the max-statistic p-value (exact over the key draw; smallest p "
                                "1/(M+1); costs only scoring). 0: Bonferroni only.")

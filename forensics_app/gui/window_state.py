@@ -1,5 +1,6 @@
 """What the main window remembers between sessions: geometry, docks, splitters, the Advanced section,
-the model, and the key-set files (the bundled demo keys are always listed first)."""
+the model, the key-set files (the bundled demo keys are always listed first) and the re-alignment search
+option (off unless it was on when the window closed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 
 from forensics_app.gui.controls import DEMO_KEYS
+from forensics_app.gui.search_controls import SearchChoice
 from forensics_app.gui.settings import read_json, read_str, write_json
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ def restore_window(w: MainWindow) -> None:
         w.key_chooser._on_changed()
     w.model_chooser.populate(read_str(s, "model/current", "demo") or "demo")
     w.advanced_section.set_expanded(read_str(s, "ui/advanced_open", "false") == "true")
+    w.advanced.search.set_choice(SearchChoice.from_json(read_json(s, "analysis/search", None)))
     geometry = s.value("ui/geometry")
     if geometry is not None:
         w.restoreGeometry(geometry)
@@ -57,6 +60,11 @@ def save_window(w: MainWindow) -> None:
     if w.model_chooser.current_id():
         s.setValue("model/current", w.model_chooser.current_id())
     w.store_model_settings()
+    try:
+        search = w.advanced.search.choice()
+    except ValueError:         # on with nothing ticked: remembered as off
+        search = None
+    write_json(s, "analysis/search", None if search is None else search.to_json())
     if w.key_chooser.current_path():
         s.setValue("keys/current", w.key_chooser.current_path())
     write_json(s, "keys/files", [p for p in w.key_chooser.paths() if os.path.abspath(p) != str(DEMO_KEYS)])
