@@ -153,7 +153,12 @@ class ResultView(QWidget):
         self.finding_box = QGroupBox("Finding — measurements")
         fl = QVBoxLayout(self.finding_box)
         self.score_table = QTableWidget(0, 4)
-        self.score_table.setHorizontalHeaderLabels(["Key", "L1 distance", "p-value", "p < FPR / K"])
+        self.score_table.setHorizontalHeaderLabels(["Key", "L1 distance", "p-value", "analytic p ≤ FPR/K"])
+        # a measurement column, not a second verdict: the conclusion may use calibrated tests and differ
+        self.score_table.horizontalHeaderItem(3).setToolTip(
+            "Whether this key's own analytic p-value is at most FPR / K (Bonferroni over the K keys). A measurement, "
+            "not the conclusion: the conclusion below uses the calibrated tests where a calibration applies, and "
+            "names a key only when every other key is excluded.")
         self.score_table.verticalHeader().setVisible(False)
         self.score_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.score_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -477,7 +482,7 @@ class ResultView(QWidget):
                                         + rows_shown * self.score_table.verticalHeader().defaultSectionSize()
                                         + 2 * self.score_table.frameWidth())
         for row, s in enumerate(r.scores):
-            cells = [s.key_id, f"{s.l1:.4f}", format_p(s.p_value), "yes" if s.p_value < v.corrected_threshold else "no"]
+            cells = [s.key_id, f"{s.l1:.4f}", format_p(s.p_value), "yes" if s.p_value <= v.corrected_threshold else "no"]
             for col, text in enumerate(cells):
                 it = QTableWidgetItem(text)
                 it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
