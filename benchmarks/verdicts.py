@@ -29,14 +29,14 @@ def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, met
 
     from engine.noise_statistics import key_region, noise_statistics
     from engine.verdicts import Evidence, conclude
-    from engine.watermarks import keys_independent, scheme_for
+    from engine.watermarks import independent_key_ids, scheme_for
 
     scheme = scheme_for(keys)
     t = torch.from_numpy(z_t.astype(np.float32))
     scores = scheme.score(t, keys, target)
     excl = scheme.exclusion(t, keys, target)
     region = key_region(keys)
-    independent = keys_independent(keys)
+    independent = independent_key_ids(keys)
     out = []
     for i in range(len(z_t)):
         extra = pixels[i] if pixels is not None else {}
