@@ -61,10 +61,11 @@ def plan(keys: dict, args) -> list[Group]:
               Group("prc", "prc", pr, args.prc_per_key, fast)]
     if not args.no_gradient_based:
         gb = (GRADIENT_BASED,)
-        groups += [Group("gaussian-shading@gb", "gaussian-shading", spread(gs, len(gs) // 2), args.gs_per_user, gb),
-                   Group("ringid@gb", "ringid", spread(ri, len(ri) // 2), args.ringid_per_key, gb),
-                   Group("ringid-2048@gb", "ringid-2048", spread(ref, args.ringid_2048_keys // 2), 1, gb),
-                   Group("prc@gb", "prc", pr[: max(1, len(pr) // 2)], args.prc_per_key, gb),
+        share = lambda n: max(1, round(args.gb_keys_share * n))
+        groups += [Group("gaussian-shading@gb", "gaussian-shading", spread(gs, share(len(gs))), args.gs_per_user, gb),
+                   Group("ringid@gb", "ringid", spread(ri, share(len(ri))), args.ringid_per_key, gb),
+                   Group("ringid-2048@gb", "ringid-2048", spread(ref, share(args.ringid_2048_keys)), 1, gb),
+                   Group("prc@gb", "prc", pr[: share(len(pr))], args.prc_per_key, gb),
                    Group("clean@gb", "", (None,), args.clean_gb, gb)]
     return groups
 
@@ -84,6 +85,8 @@ def main() -> None:
     p.add_argument("--clean-gb", type=int, default=150, help="clean images (the verdict benchmark's evaluation "
                    "seeds) analysed with the gradient-based inversion")
     p.add_argument("--no-gradient-based", action="store_true")
+    p.add_argument("--gb-keys-share", type=float, default=0.5,
+                   help="share of each scheme's watermarking keys also analysed with the gradient-based inversion")
     p.add_argument("--chunk", type=int, default=16, help="images analysed and saved at a time")
     args = p.parse_args()
 
