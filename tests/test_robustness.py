@@ -47,8 +47,12 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     for r in data["rows"]:
         assert r["positives"] == 3 and r["negatives"] == 2 and 0 <= r["null_fpr"] <= 1
         assert 0 <= r["auc"] <= 1 and 0 <= r["identification"] <= 1
+        # the tool's conclusion: 5 inversion steps are not the shipped calibration's settings, and the row says so
+        assert 0 <= r["verdict_null_flagged"] + r["verdict_null_outside"] <= 2 and 0 <= r["verdict_detected"] <= 1
+        assert "uncalibrated" in r["calibration"] and "settings" in r["calibration"]
     md = (out / "robustness.md").read_text()
     assert "null-control FPR" in md and "zero-false-positive point" in md and "Gaussian blur, radius 2" in md
+    assert "clean flagged (defended false positives)" in md
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     # an earlier result is not replaced without --force
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
