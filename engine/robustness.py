@@ -370,8 +370,9 @@ def plot_rows(rows: list[Row], path: str | Path) -> None:
             axes[i][j].set_ylim(low, 1.02)
     for i, (_, label, _) in enumerate(PLOTTED):
         axes[i][0].set_ylabel(label, fontsize=8)
-    if axes[0][-1].get_legend_handles_labels()[0]:
-        axes[0][-1].legend(fontsize=7)
+    for ax in axes[0]:                # the variants differ by attack (re-aligned or restored): a legend each
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
