@@ -1,24 +1,42 @@
 """Robustness of detection and identification under attacks, plain vs re-aligned vs restored, with the
-null-control FPR of every row (engine.robustness).
+null-control FPR of every row (engine.robustness), read both analytically and as the tool concludes (with the
+calibration a scan of this model uses).
 
     nice -n 10 .venv/bin/python benchmarks/robustness.py --model demo --per-key 4 --clean 12 --steps 10
     nice -n 10 .venv/bin/python benchmarks/robustness.py --model demo --per-key 6 --clean 18 --steps 10 \
         --plan strong --out benchmarks/results/robustness/robustness_demo_strong
+    nice -n 10 .venv/bin/python benchmarks/robustness.py --model demo --plan issue --per-key 50 --clean 150 \
+        --method encoder --out benchmarks/results/robustness/robustness_demo_issue_encoder
 
-Each attack has its own strengths ("small" plan: rotations of 10° and 20°, crops keeping 90 % and 80 % of the
-side, JPEG 50 and 30, blur radius 1 and 2; "strong" plan: rotations of 10°, 20°, 30°, JPEG 20 and 10, blur radius
-4 and 8, crops keeping 75 % of the side). The re-alignment searches rotations of
-±10, ±20, ±30° for the rotation rows and crops of side 0.75, 0.8 and 0.9 at 3×3 positions for the crop rows
-(the identity always; the first "small" run searched sides 0.8 and 0.9 only), with 199 decoy key sets. Results are rewritten after every row, so a stopped run keeps the
-rows it finished.
+Each attack has its own strengths (engine.attacks maps a relative strength s to the parameter as WAVES does):
+* "small": rotations of 10° and 20°, crops keeping 90 % and 80 % of the side, JPEG 50 and 30, blur radius 1, 2;
+* "strong": rotations of 10°, 20°, 30°, JPEG 20 and 10, blur radius 4 and 8, crops keeping 75 % of the side;
+* "issue" (issue #17's table: 3 strengths per attack): rotation 10°, 20°, 30° (s = θ/45); square crops keeping
+  90 %, 80 %, 75 % of the side, resized back (area kept 0.81, 0.64, 0.5625; s = (1 − area)/0.5); JPEG quality
+  70, 50, 30 (s = (90 − q)/80); Gaussian blur of PIL radius 1, 2, 4 — mild, medium, strong on 64-px `demo`
+  images (s = r/20). Rotation and crop rows are read plain and re-aligned, JPEG and blur plain and restored.
+The re-alignment searches rotations of ±10, ±20, ±30° for the rotation rows and crops of side 0.75, 0.8 and 0.9
+at 3×3 positions for the crop rows (the identity always; the first "small" run searched sides 0.8 and 0.9
+only), with 199 decoy key sets. `--method` takes several decoder inversions (comma-separated).
+
+Anytime and resumable: the results are rewritten after every row, and a rerun with the same --out and the same
+settings (model and weights, keys, references, level, search, restoration, calibration; per method its
+inversion settings) skips the rows already there; other settings are refused rather than mixed. Run one
+process per --out (e.g. one per method). The reference images are generated once per (model, keys, counts,
+seed) and cached in benchmarks/cache/robustness/ (ignored), so processes share them; --references DIR takes a
+folder made by `generate` instead.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from dataclasses import replace
+from pathlib import Path
 
 import harness
+
+CACHE = harness.REPO / "benchmarks" / "cache" / "robustness"
 
 PLANS = {   # attack, strengths, variants (the order in which rows are run: the goals' rows first)
     "small": (
@@ -35,56 +53,151 @@ PLANS = {   # attack, strengths, variants (the order in which rows are run: the 
         ("blur", (0.2, 0.4), ("plain", "restored")),
         ("resizedcrop", ((1 - 0.75**2) / 0.5,), ("plain", "realigned")),
     ),
+    "issue": (
+        ("rotation", (10 / 45, 20 / 45, 30 / 45), ("plain", "realigned")),
+        ("resizedcrop", ((1 - 0.9**2) / 0.5, (1 - 0.8**2) / 0.5, (1 - 0.75**2) / 0.5), ("plain", "realigned")),
+        ("jpeg", ((90 - 70) / 80, (90 - 50) / 80, (90 - 30) / 80), ("plain", "restored")),
+        ("blur", (1 / 20, 2 / 20, 4 / 20), ("plain", "restored")),
+    ),
 }
+
+
+def cached_references(model, keys, per_key: int, clean: int, seed: int):
+    """`generate_references` once per (model weights, keys, counts, seed), kept as an .npz in CACHE."""
+    import numpy as np
+
+    from engine.calibration import canonical_sha256, keyset_sha256
+    from engine.robustness import ReferenceImage, generate_references
+
+    tag = canonical_sha256([dict(model.weight_sha256), keyset_sha256(keys)])[:12]
+    path = CACHE / f"{Path(model.spec.id).name}_{tag}_{per_key}perkey_{clean}clean_seed{seed}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return [ReferenceImage(p, str(k) or None, int(s)) for p, k, s in zip(f["pixels"], f["key"], f["seed"])], path
+    refs = generate_references(model, keys, per_key, clean, seed)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, pixels=np.stack([r.pixels for r in refs]), seed=np.array([r.seed for r in refs]),
+                        key=np.array([r.key_id or "" for r in refs]))
+    tmp.replace(path)
+    return refs, path
+
+
+def study_settings(model, keys, config, calibration, search, restoration, references: str) -> dict:
+    """What a row's numbers depend on besides its (attack, strength, method, variant): rows are reused only
+    under equal settings. `methods`: per decoder inversion, its settings hash (engine.calibration)."""
+    from engine.calibration import keyset_sha256, settings_sha256
+
+    cal = calibration.calibration
+    return {"common": {"model": model.spec.id, "weights": dict(model.weight_sha256), "keys": keyset_sha256(keys),
+                       "references": references, "fpr": config.fpr, "search": repr(search),
+                       "restoration": restoration.describe(), "calibration": cal.content_sha256 if cal else None},
+            "methods": {m: settings_sha256(config, m, str(model.dtype).replace("torch.", "")) for m in config.methods}}
+
+
+def resumable_rows(path: Path, settings: dict) -> tuple[list, float]:
+    """The rows of an earlier run at `path` measured under `settings` (SystemExit when its settings differ),
+    and the wall time that run recorded."""
+    from engine.robustness import Row
+
+    if not path.exists():
+        return [], 0.0
+    old = json.loads(path.read_text())
+    before = old.get("study_settings")
+    if not isinstance(before, dict) or before.get("common") != settings["common"]:
+        what = ("no recorded settings" if not isinstance(before, dict) else "other settings (" + ", ".join(
+            k for k in settings["common"] if before.get("common", {}).get(k) != settings["common"][k]) + ")")
+        raise SystemExit(f"{path} holds rows measured with {what}: use another --out, or --fresh to replace them")
+    same = {m for m, h in settings["methods"].items() if before.get("methods", {}).get(m) == h}
+    other = set(before.get("methods", {})) - set(settings["methods"])      # methods this run does not measure
+    rows = [Row.from_json_dict(r) for r in old.get("rows", [])]
+    return [r for r in rows if r.method in same | other], float(old.get("wall_seconds", 0.0))
 
 
 def main() -> None:
     p = harness.parser(__doc__, "robustness", keys=True)
     p.add_argument("--per-key", type=int, default=4)
     p.add_argument("--clean", type=int, default=12)
-    p.add_argument("--steps", type=int, default=None, help="DDIM inversion steps (default the model's)")
-    p.add_argument("--method", default="encoder")
+    p.add_argument("--seed", type=int, default=300_000, help="first seed of the generated references")
+    p.add_argument("--references", help="a folder made by `generate` (manifest.json) instead of generating")
+    p.add_argument("--steps", type=int, default=None, help="DDIM inversion steps (default the model's; the "
+                   "shipped calibration applies only at the model's default settings)")
+    p.add_argument("--method", default="encoder", help="decoder inversions, comma-separated")
     p.add_argument("--decoys", type=int, default=199)
     p.add_argument("--plan", choices=tuple(PLANS), default="small")
+    p.add_argument("--fresh", action="store_true", help="replace earlier rows at --out instead of resuming")
     args = p.parse_args()
 
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
     from engine.realignment import SearchConfig
-    from engine.robustness import StudyConfig, generate_references, plot_rows, rows_markdown, run_study
+    from engine.robustness import StudyConfig, load_references, plot_rows, rows_markdown, run_study
+    from engine.atomic_write import write_text_atomic
+    from engine.robustness_verdicts import study_calibration
     from engine.treering import KeySet
 
     started = time.time()
     model = load_model(args.model, device=args.device)
     keys = KeySet.load(args.keys)
-    config = AnalysisOptions(methods=tuple(args.method.split(",")), steps=args.steps).to_config(model)
-    refs = generate_references(model, keys, args.per_key, args.clean)
+    config = AnalysisOptions(methods=tuple(m.strip() for m in args.method.split(",") if m.strip()),
+                             steps=args.steps).to_config(model)
+    calibration = study_calibration(model, keys, config)
+    if args.references:
+        refs, references = load_references(args.references, model), f"the generate folder {args.references}"
+    else:
+        refs, cache = cached_references(model, keys, args.per_key, args.clean, args.seed)
+        references = f"generated in memory, seeds from {args.seed} (cached as {cache.name})"
+    positives, negatives = sum(r.key_id is not None for r in refs), sum(r.key_id is None for r in refs)
     search = SearchConfig(rotations=(-30.0, -20.0, -10.0, 10.0, 20.0, 30.0), crop_sides=(0.75, 0.8, 0.9),
                           decoys=args.decoys)
+    base_study = StudyConfig(search=search)
+    settings = study_settings(model, keys, config, calibration, search, base_study.restoration, references)
     stem = harness.out_stem(args)
-    rows = []
+    json_path = stem.parent / (stem.name + ".json")
+    rows, earlier_seconds = ([], 0.0) if args.fresh else resumable_rows(json_path, settings)
+    if rows:
+        print(f"resuming: {len(rows)} row(s) already in {json_path}", flush=True)
+    order = [("none", 0.0)] + [(a, float(s)) for a, strengths, _ in PLANS[args.plan] for s in strengths]
+    methods = list(config.methods)
+
+    def rank(r):
+        where = order.index((r.attack, float(r.strength))) if (r.attack, float(r.strength)) in order else len(order)
+        return where, methods.index(r.method) if r.method in methods else len(methods), r.variant != "plain"
 
     def write():
-        summary = {**harness.provenance(started), "model": args.model, "keys": list(keys.ids),
-                   "per_key": args.per_key, "clean": args.clean, "steps": config.diffusion.steps,
-                   "methods": list(config.methods), "rows": [r.to_json_dict() for r in rows]}
-        lines = [f"# Robustness on `{args.model}` ({', '.join(config.methods)}, {config.diffusion.steps} DDIM "
-                 f"inversion steps)", "", harness.command_line(summary), "",
-                 f"{args.per_key} watermarked images per key ({args.per_key * len(keys)}) and {args.clean} clean, "
-                 f"generated in memory (seeds from 300000); nominal FPR {config.fpr:g}.", "",
+        rows.sort(key=rank)
+        summary = {**harness.provenance(started - earlier_seconds), "model": args.model, "keys": list(keys.ids), "plan": args.plan,
+                   "per_key": args.per_key, "clean": args.clean, "references": references,
+                   "steps": config.diffusion.steps, "methods": methods,
+                   "calibration": calibration.to_json_dict(), "study_settings": settings,
+                   "rows": [r.to_json_dict() for r in rows]}
+        lines = [f"# Robustness on `{args.model}` ({', '.join(methods)}, {config.diffusion.steps} DDIM "
+                 f"inversion steps, plan {args.plan})", "", harness.command_line(summary), "",
+                 f"{positives} watermarked images ({len(keys)} keys) and {negatives} clean, {references}; nominal "
+                 f"FPR {config.fpr:g}. Conclusions: "
+                 + "; ".join(f"{m} {calibration.status(m)}" for m in methods) + ".", "",
                  *rows_markdown(rows)]
-        harness.write_results(stem, summary, lines, echo=False)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json_path, json.dumps(summary, indent=1))
+        write_text_atomic(stem.parent / (stem.name + ".md"), "\n".join(lines) + "\n")
         plot_rows(rows, stem.parent / (stem.name + ".png"))
 
+    def finished(r):
+        rows.append(r)
+        write()
+        print(f"{r.attack} {r.parameter} {r.method} {r.variant}: ident {r.identification:.2f} AUC {r.auc:.3f} "
+              f"null {r.null_flagged}/{r.negatives} | conclusion: detected {r.verdict_detected:.2f} identified "
+              f"{r.verdict_identified:.2f} wrong {r.verdict_wrong_key} null {r.verdict_null_flagged}/{r.negatives} "
+              f"(outside {r.verdict_null_outside})", flush=True)
+
+    done = {r.key for r in rows}
     first = True
     for attack, strengths, variants in PLANS[args.plan]:
         study = StudyConfig(attacks=(attack,), strengths=strengths, variants=variants, search=search)
-        for row in run_study(model, keys, refs, config, study, on_row=lambda r: (rows.append(r), write(),
-                             print(f"{r.attack} {r.parameter} {r.variant}: ident {r.identification:.2f} "
-                                   f"AUC {r.auc:.3f} null {r.null_flagged}/{r.negatives}", flush=True)),
-                             include_baseline=first):
-            pass
+        run_study(model, keys, refs, config, study, on_row=finished, include_baseline=first,
+                  calibration=calibration, skip=done)
         first = False
+    write()
 
 
 if __name__ == "__main__":

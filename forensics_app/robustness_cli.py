@@ -27,6 +27,10 @@ def add_parser(sub, model_args) -> None:
     r.add_argument("--search-decoys", type=int, default=199, help="decoy key sets of the re-alignment (default 199)")
     r.add_argument("--steps", type=int, help="DDIM inversion steps (default the model's)")
     r.add_argument("--fpr", type=float, default=0.01, help="nominal false-positive level (default 0.01)")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--calibration", metavar="CAL.json", help="the calibration the conclusions use (default: "
+                       "what a scan uses, the one shipped for a bundled model where its settings match)")
+    which.add_argument("--no-calibration", action="store_true", help="conclude uncalibrated")
     r.add_argument("--force", action="store_true", help="replace an earlier output of this tool")
     r.set_defaults(func=cmd_robustness)
 
@@ -43,7 +47,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def cmd_robustness(args) -> int:
-    from forensics_app.cli import UsageError, _load_keys, _load_model
+    from forensics_app.cli import UsageError, _calibration_choice, _load_keys, _load_model
 
     from engine.atomic_write import write_json_atomic, write_text_atomic
     from engine.options import AnalysisOptions
@@ -61,15 +65,19 @@ def cmd_robustness(args) -> int:
     keys = _load_keys(args.keys, model.spec)
     config = AnalysisOptions(methods=_names(args.method), steps=args.steps, fpr=args.fpr,
                              device=args.device).to_config(model)
+    calibration = _calibration_choice(args, model, keys, config)
     started = time.time()
     refs = (load_references(args.reference, model) if args.reference else
             generate_references(model, keys, args.per_key, args.clean, args.seed))
 
     def say(row):
         print(f"{row.attack} {row.parameter} {row.method} {row.variant}: AUC {row.auc:.3f}, identification "
-              f"{row.identification:.2f}, null-control FPR {row.null_flagged}/{row.negatives}", file=sys.stderr)
+              f"{row.identification:.2f}, null-control FPR {row.null_flagged}/{row.negatives}; conclusion: "
+              f"detected {row.verdict_detected:.2f}, identified {row.verdict_identified:.2f}, clean flagged "
+              f"{row.verdict_null_flagged}/{row.negatives} ({row.verdict_null_outside} outside calibration)",
+              file=sys.stderr)
 
-    rows = run_study(model, keys, refs, config, study, on_row=say)
+    rows = run_study(model, keys, refs, config, study, on_row=say, calibration=calibration)
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Robustness: model {model.spec.id}, keys {', '.join(keys.ids)}", "",
              f"{sum(r.key_id is not None for r in refs)} watermarked and {sum(r.key_id is None for r in refs)} clean "

@@ -39,7 +39,8 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
 
     out = tmp_path / "study"
     code = main(["robustness", "--model", "demo", "--per-key", "1", "--clean", "2", "--attacks", "blur",
-                 "--strengths", "0.1", "--variants", "plain,restored", "--steps", "5", "--out", str(out)])
+                 "--strengths", "0.1", "--variants", "plain,restored", "--steps", "5", "--no-calibration",
+                 "--out", str(out)])
     assert code == 0
     data = json.loads((out / "robustness.json").read_text())
     rows = [(r["attack"], r["variant"]) for r in data["rows"]]
@@ -47,8 +48,12 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     for r in data["rows"]:
         assert r["positives"] == 3 and r["negatives"] == 2 and 0 <= r["null_fpr"] <= 1
         assert 0 <= r["auc"] <= 1 and 0 <= r["identification"] <= 1
+        # the tool's conclusion, uncalibrated as asked, and the row says so
+        assert 0 <= r["verdict_null_flagged"] + r["verdict_null_outside"] <= 2 and 0 <= r["verdict_detected"] <= 1
+        assert r["verdict_null_outside"] == 0 and r["calibration"].startswith("off: uncalibrated: calibration turned off")
     md = (out / "robustness.md").read_text()
     assert "null-control FPR" in md and "zero-false-positive point" in md and "Gaussian blur, radius 2" in md
+    assert "clean flagged (defended false positives)" in md
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     # an earlier result is not replaced without --force
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2

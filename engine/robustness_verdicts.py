@@ -1,0 +1,91 @@
+"""The robustness study read as the tool concludes (docs/algorithms.md, robustness study): for each altered image,
+the conclusion a scan would draw (`engine.verdicts.conclude`, with the calibration the scan would use for this
+model, keys and settings), and per row the counts an examiner's error rates come from.
+
+A positive is *defended* when its conclusion is a detection that is not "outside calibration": evidence the
+calibration does not cover (a rotation's black corners, a crop's changed noise) is at most inconclusive and
+says so, which is a stated refusal, not a false positive. The re-alignment search has its own conclusion
+(`engine.search_verdict.search_conclusion`): corrected for the search, never calibrated, never naming a key.
+
+The evidence a conclusion gets is assembled as `engine.analysis.analyze_batch` assembles it (the scheme's
+scores and exclusion statistics, the noise statistics of z_T outside the key's region joined by the evidence's
+own statistics, the independently drawn keys); tests/test_robustness_verdicts.py checks that both give the
+same conclusions on the same images.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+
+from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
+from engine.verdicts import NOT_ANALYSED, Conclusion, Evidence, conclude
+from engine.watermarks import independent_key_ids, scheme_for
+
+if TYPE_CHECKING:
+    from engine.calibration import CalibrationChoice, MethodCalibration
+
+OUTSIDE = "outside calibration"
+
+
+def study_calibration(model, keys, config) -> "CalibrationChoice":
+    """What a default scan of this model with these keys and settings would use: the calibration shipped for
+    a bundled model where its settings match, else none (`engine.calibration.choose_calibration`)."""
+    from engine.calibration import choose_calibration
+
+    return choose_calibration(model, keys, config)
+
+
+def calibration_label(choice: "CalibrationChoice", method: str) -> str:
+    """Which calibration a method's conclusions used, by origin and content hash, or why none (one line)."""
+    cal = choice.calibration
+    if cal is not None and method in choice.usable:
+        return f"{choice.origin}: {cal.describe()}, sha256 {cal.content_sha256[:12]}"
+    return f"{choice.origin}: {choice.status(method)}"
+
+
+def latent_conclusions(keys, z_t: torch.Tensor, pixels: np.ndarray | torch.Tensor, config, method: str,
+                       calibration: "MethodCalibration | None") -> list[Conclusion]:
+    """One conclusion per image from its recovered z_T (B, C, h, w) and the pixels that were inverted
+    (B, 3, T, T) in [−1, 1], at `config.fpr` with `calibration` (None: uncalibrated). An image whose z_T or
+    scores are not finite is `not_analysed`, as the scan makes it a failure."""
+    scheme = scheme_for(keys)
+    region = key_region(keys)
+    independent = independent_key_ids(keys)
+    scores = scheme.score(z_t, keys, config.score_target)
+    exclusion = scheme.exclusion(z_t, keys, config.score_target) if hasattr(scheme, "exclusion") else None
+    z = z_t.float().cpu().numpy()
+    x = pixels.float().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels, np.float32)
+    out = []
+    for i in range(len(z)):
+        if not (np.isfinite(z[i]).all() and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
+            out.append(NOT_ANALYSED)
+            continue
+        noise = {**noise_statistics(z[i], region).values, **evidence_statistics(x[i])}
+        evidence = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
+                            0 if exclusion is None else exclusion[1], noise, independent)
+        out.append(conclude(evidence, config.fpr, calibration, method))
+    return out
+
+
+def defended(c: Conclusion) -> bool:
+    """A detection the conclusion stands behind: detected and not outside what the calibration covers."""
+    return c.detected and c.calibration != OUTSIDE
+
+
+def verdict_counts(conclusions: Sequence[Conclusion], truths: Sequence[str | None]) -> dict:
+    """The `Row` fields of the tool's conclusions; `truths[i]` is image i's key id (None: not watermarked)."""
+    if len(conclusions) != len(truths):
+        raise ValueError(f"{len(conclusions)} conclusions for {len(truths)} images")
+    clean = [c for c, t in zip(conclusions, truths) if t is None]
+    marked = [(c, t) for c, t in zip(conclusions, truths) if t is not None]
+    n = len(marked)
+    return {
+        "verdict_null_flagged": sum(defended(c) for c in clean),
+        "verdict_null_outside": sum(c.calibration == OUTSIDE for c in clean),
+        "verdict_detected": sum(defended(c) for c, _ in marked) / n if n else float("nan"),
+        "verdict_identified": sum(c.outcome == "identified" and c.key == t for c, t in marked) / n if n else float("nan"),
+        "verdict_wrong_key": sum(c.outcome == "identified" and c.key != t for c, t in marked),
+    }
