@@ -126,6 +126,10 @@ def main() -> None:
     p.add_argument("--decoys", type=int, default=199)
     p.add_argument("--plan", choices=tuple(PLANS), default="small")
     p.add_argument("--fresh", action="store_true", help="replace earlier rows at --out instead of resuming")
+    p.add_argument("--attacks", help="only these attacks of the plan (comma-separated), e.g. to split a plan "
+                   "between processes (each with its own --out)")
+    p.add_argument("--variants", help="only these variants (plain, realigned, restored; comma-separated)")
+    p.add_argument("--no-baseline", action="store_true", help="leave out the unaltered row")
     args = p.parse_args()
 
     from engine.model_loader import load_model
@@ -191,8 +195,15 @@ def main() -> None:
               f"(outside {r.verdict_null_outside})", flush=True)
 
     done = {r.key for r in rows}
-    first = True
+    first = not args.no_baseline
+    wanted_attacks = set(args.attacks.split(",")) if args.attacks else None
+    wanted_variants = set(args.variants.split(",")) if args.variants else None
     for attack, strengths, variants in PLANS[args.plan]:
+        if wanted_attacks is not None and attack not in wanted_attacks:
+            continue
+        variants = tuple(v for v in variants if wanted_variants is None or v in wanted_variants)
+        if not variants:
+            continue
         study = StudyConfig(attacks=(attack,), strengths=strengths, variants=variants, search=search)
         run_study(model, keys, refs, config, study, on_row=finished, include_baseline=first,
                   calibration=calibration, skip=done)
