@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
 from forensics_app.scheme_arrays import evidence_view, key_for_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
+from forensics_app.gui.restored_view import RestoredResultBox
 from forensics_app.gui.search_view import SearchResultBox
 from forensics_app.gui.spectrum_image import ArrayView
 
@@ -209,6 +210,8 @@ class ResultView(QWidget):
         grid.addWidget(self.verdict_scroll, 0)
         self.search_box = SearchResultBox()        # under the exhibit's conclusion, shown when a search ran
         grid.addWidget(self.search_box, 0)
+        self.restored_box = RestoredResultBox()    # under it, shown when a restored reading was made
+        grid.addWidget(self.restored_box, 0)
 
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.channel_combo.currentIndexChanged.connect(self._redraw)
@@ -506,6 +509,7 @@ class ResultView(QWidget):
         self._fit_verdict()
         self.search_box.show_search(getattr(self._item.analysis, "realignment", None) if self._item else None,
                                     r.method)
+        self.restored_box.show_restoration(self._item.analysis if self._item else None, r.method)
         noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
         trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
                 if np.isfinite(r.round_trip_psnr_db) else "")
