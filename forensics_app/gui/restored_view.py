@@ -6,44 +6,40 @@ result page. Hidden when no restored reading was made."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 
 class RestoredResultBox(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setToolTip("Restore-then-invert: a separate, uncalibrated reading of the exhibit restored for the degradation "
+                        "you stated. It never changes the exhibit's conclusion, drawn from the image as submitted, and "
+                        "never names a key holder.")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 3, 6, 3)
         lay.setSpacing(1)
-        top = QHBoxLayout()
-        self.title = QLabel()                # what the strip is, and the restoration's settings
-        f = self.title.font()
-        f.setBold(True)
-        self.title.setFont(f)
-        self.details_button = QToolButton()
-        self.details_button.setText("Details")
-        self.details_button.setCheckable(True)
-        self.details_button.setToolTip("The restoration's trace, and each number with the test that produced it")
-        top.addWidget(self.title, 1)
-        top.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
-        lay.addLayout(top)
-        sides = QGridLayout()
+        sides = QGridLayout()               # the two readings side by side: titles, then headline and p-value
         sides.setHorizontalSpacing(12)
         sides.setVerticalSpacing(0)
         self.raw_title, self.restored_title = QLabel("As submitted"), QLabel()
-        self.raw, self.restored = QLabel(), QLabel()      # headline and p-value, one per side
+        self.raw, self.restored = QLabel(), QLabel()
         for col, (t, body) in enumerate(((self.raw_title, self.raw), (self.restored_title, self.restored))):
             tf = t.font()
-            tf.setUnderline(True)
+            tf.setBold(True)
             t.setFont(tf)
             sides.addWidget(t, 0, col)
             sides.addWidget(body, 1, col)
             sides.setColumnStretch(col, 1)
+        self.details_button = QToolButton()
+        self.details_button.setText("Details")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolTip("The restoration's trace, and each number with the test that produced it")
+        sides.addWidget(self.details_button, 0, 2, Qt.AlignmentFlag.AlignTop)
         lay.addLayout(sides)
         self.details = QLabel()
         self.details.setVisible(False)
-        for w in (self.title, self.raw_title, self.restored_title, self.raw, self.restored, self.details):
+        for w in (self.raw_title, self.restored_title, self.raw, self.restored, self.details):
             w.setWordWrap(True)
             w.setTextFormat(Qt.TextFormat.PlainText)
             w.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -60,23 +56,22 @@ class RestoredResultBox(QFrame):
             return
         from engine.restored_verdict import restored_headline, restored_interpretation   # loaded: a reading ran
 
-        self.title.setText("Restored reading — a separate, uncalibrated reading; the conclusion as submitted stands")
-        self.restored_title.setText(f"Restored ({s.settings})")
+        self.restored_title.setText(f"Restored ({s.degradation.describe()}; {s.config.iterations} iterations, "
+                                    f"λ = {s.config.weight:g}) — a separate, uncalibrated reading")
         raw = analysis.methods.get(method) or analysis.methods.get(s.as_submitted.method)
         shown = raw.method if raw is not None else method
         if raw is not None:
             k = len(raw.scores)
             raw_p = min(1.0, k * min(x.p_value for x in raw.scores))
             rc = raw.conclusion
-            self.raw.setText(f"{rc.headline() if rc is not None else 'not analysed'}\n"
-                             f"{shown}: Bonferroni p = {raw_p:.3g} over {k} key(s)"
-                             + (f"; the conclusion's own p = {rc.detection_p:.3g} ({rc.calibration})"
-                                if rc is not None and rc.detection_p is not None else ""))
+            self.raw.setText(f"{rc.headline() if rc is not None else 'not analysed'} · {shown}: Bonferroni p = "
+                             f"{raw_p:.3g} over {k} key(s)")
         else:
             self.raw.setText("—")
         gap = " → ".join(f"{g:.2f}" for g in s.prior_gap) or "—"
-        trace = (f"Prior gap per iteration (RMS of the restored image against the autoencoder's, 8-bit levels): {gap}; "
-                 f"restored against submitted: PSNR {s.change_psnr_db:.1f} dB.")
+        trace = (f"Restoration: {s.settings}. Prior gap per iteration (RMS of the restored image against the "
+                 f"autoencoder's, 8-bit levels): {gap}; restored against submitted: PSNR {s.change_psnr_db:.1f} dB. "
+                 "The exhibit's conclusion, from the image as submitted, stands.")
         if s.failure:
             self.restored.setText(f"Not made: {s.failure}")
             self.details.setText(trace)
@@ -84,7 +79,7 @@ class RestoredResultBox(QFrame):
             return
         r = s.methods.get(shown) or s.methods[s.conclusion.method]
         c = r.conclusion
-        self.restored.setText(f"{restored_headline(c)}\n{r.method}: Bonferroni p = {c.detection_p:.3g} over "
-                              f"{len(r.p_values)} key(s) (uncalibrated, on restored pixels)")
+        self.restored.setText(f"{restored_headline(c)} · {r.method}: Bonferroni p = {c.detection_p:.3g} over "
+                              f"{len(r.p_values)} key(s)")
         self.details.setText(f"{restored_interpretation(c)}\n{trace}\n{c.finding()}")
         self.setVisible(True)
