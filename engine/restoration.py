@@ -1,4 +1,4 @@
-"""Restore-then-invert for degraded suspects (docs/algorithms.md §5): treat the suspect as y = A(D(z0)) for a
+"""Restore-then-invert for degraded suspects (docs/algorithms.md §6): treat the suspect as y = A(D(z0)) for a
 known degradation A and estimate the clean image before the diffusion inversion.
 
 This is P2L's pixel-space data-consistency step (Chung et al., ICML 2024) with the model's own autoencoder as

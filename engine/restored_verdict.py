@@ -1,4 +1,4 @@
-"""The restored reading's outcome on the verdict scale (docs/algorithms.md §5): a `Conclusion` per decoder inversion
+"""The restored reading's outcome on the verdict scale (docs/algorithms.md §6): a `Conclusion` per decoder inversion
 drawn from the exhibit after restore-then-invert (`engine.restoration`), apart from the plain analysis's and never
 replacing it.
 

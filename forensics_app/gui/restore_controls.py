@@ -1,7 +1,7 @@
 """The "Restore before inverting" option beside the other analysis settings: the degradation the examiner states
 (JPEG quality, blur radius or downscale share) and the restoration's iterations and weight; after the plain
 analysis each exhibit is restored and analysed again as a separate reading (engine.restored_record,
-docs/algorithms.md §5). No engine import here (it would load torch on the GUI thread): the worker turns the choice
+docs/algorithms.md §6). No engine import here (it would load torch on the GUI thread): the worker turns the choice
 into an `engine.restoration.Degradation` and `RestorationConfig`."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
            '<p class="small">The exhibit\'s conclusion above is drawn from the image as submitted and is not changed '
            "by the restoration. The degradation is the one the examiner stated, not one the tool found; the restored "
            "pixels are analysed with the same methods, settings and keys, uncalibrated, and the restored reading names "
-           "no key holder (docs/algorithms.md §5).</p>"]
+           "no key holder (docs/algorithms.md §6).</p>"]
     if s.failure:
         out.append(f'<p class="alert">No restored reading: {esc(s.failure)}</p>')
         return "".join(out)
