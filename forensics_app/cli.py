@@ -463,6 +463,9 @@ def cmd_scan(args) -> int:
         from engine.restored_record import restore_run
 
         run = restore_run(model, keys, run, *restoring, bar.state)
+        for a in run.images:                    # a non-finite restoration or inversion: one line, as for a failure
+            if a.restoration.failure:
+                print(f"error: {_one_line(a.restoration.failure)}", file=sys.stderr)
     audit = None
     if args.case:
         audit = _record_run_in_case(args, run)

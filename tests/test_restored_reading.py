@@ -148,6 +148,27 @@ def test_non_finite_restoration_is_refused_with_one_line(restored_run, monkeypat
     assert run.images[0].conclusion == plain.images[0].conclusion
 
 
+def test_non_finite_inversion_of_restored_pixels_is_refused_with_one_line(restored_run, monkeypatch):
+    """The plain analysis's refusal (a NaN must never read as "no watermark") carries over: the record says so."""
+    import engine.analysis as analysis
+
+    model, keys, plain, _ = restored_run
+    real = analysis.analyze_batch
+
+    def diverging(model, keys, evidence, config, progress, calibration):
+        out = real(model, keys, evidence, config, progress, calibration)
+        bad = analysis.EvidenceError(evidence[0].path, "could not be analysed: the encoder inversion gave "
+                                     "non-finite values (NaN or infinity)")
+        return [analysis.ImageFailure(evidence[0].path, str(bad), bad.problem)] + out[1:]
+
+    monkeypatch.setattr(analysis, "analyze_batch", diverging)
+    run = restore_run(model, keys, plain, Degradation("downscale", 0.5), RestorationConfig(iterations=1))
+    s = run.images[1].restoration
+    assert not s.methods and s.conclusion.outcome == "not_analysed" and len(s.prior_gap) == 1
+    assert s.failure.startswith("restored reading: '") and "non-finite values" in s.failure and "\n" not in s.failure
+    assert run.images[1].conclusion == plain.images[1].conclusion
+
+
 def test_case_file_keeps_the_restored_reading(restored_run, tmp_path):
     from engine.case_file import CaseFileError, _content_checksum, load_case, save_case
 
