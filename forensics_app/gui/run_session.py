@@ -226,7 +226,7 @@ class RunSession(QObject):
             run = LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
             if req.search is not None and run.images:      # a cancel before or during it: the plain run, noted
                 run = self._search(model, req, run, state)
-            if req.restore is not None and run.images and not run.cancelled:
+            if req.restore is not None and run.images:     # likewise: a cancel keeps the run, noted
                 run = self._restore(model, req, run, state)
             return run
         except (ModelLoadError, ValueError) as exc:
