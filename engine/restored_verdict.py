@@ -33,6 +33,13 @@ def restored_conclusion(c: Conclusion, restoration: str) -> Conclusion:
                                     "settings and keys", WHY_NO_KEY))
 
 
+def as_submitted_p(scores) -> float:
+    """The restored reading's detection test on the exhibit as submitted (Bonferroni over the keys of the smallest
+    per-key p-value, uncalibrated): the number to set beside the restored one, whatever calibration the exhibit's
+    own conclusion used."""
+    return min(1.0, len(scores) * min(s.p_value for s in scores))
+
+
 def restored_headline(c: Conclusion) -> str:
     """The restored conclusion in one line, worded after `Conclusion.headline` with "after restoration"."""
     return separate_headline(c, "after restoration", "uncalibrated, on restored pixels")

@@ -54,13 +54,12 @@ def restore_summary_line(name: str, a) -> str | None:
     s = a.restoration
     if s is None:
         return None
-    from engine.restored_verdict import restored_headline
+    from engine.restored_verdict import as_submitted_p, restored_headline
 
     head = f"{name}: restored reading (separate, uncalibrated; {s.settings}): "
     if s.failure:
         return head + f"not made — {s.failure}"
     c = s.conclusion
     raw = a.methods.get(c.method)
-    same_test = ("" if raw is None else
-                 f"; as submitted, the same test: p = {min(1.0, len(raw.scores) * min(x.p_value for x in raw.scores)):.3g}")
+    same_test = "" if raw is None else f"; as submitted, the same test: p = {as_submitted_p(raw.scores):.3g}"
     return head + f"{restored_headline(c)} (Bonferroni p = {c.detection_p:.3g}{same_test}; {c.method})"

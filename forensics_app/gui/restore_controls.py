@@ -36,7 +36,8 @@ class RestoreChoice:
         return parse_degradation(f"{self.kind}:{self.value:g}"), RestorationConfig(self.iterations, self.weight)
 
     def describe(self) -> str:
-        return f"restore before inverting: {self.kind} {self.value:g}; {self.iterations} iterations, λ = {self.weight:g}"
+        return (f"restore before inverting: {self.kind} {self.value:g}; {self.iterations} iterations, "
+                f"λ = {self.weight:g}")
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "value": self.value, "iterations": self.iterations, "weight": self.weight}
@@ -51,7 +52,8 @@ class RestoreChoice:
         value, iterations, weight = data.get("value"), data.get("iterations"), data.get("weight")
         if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                 or not low <= value <= high or (decimals == 0 and value != round(value))
-                or isinstance(iterations, bool) or not isinstance(iterations, int) or not 1 <= iterations <= MAX_ITERATIONS
+                or isinstance(iterations, bool) or not isinstance(iterations, int)
+                or not 1 <= iterations <= MAX_ITERATIONS
                 or isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
                 or not MIN_WEIGHT <= weight <= MAX_WEIGHT):
             return None

@@ -13,8 +13,8 @@ class RestoredResultBox(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setToolTip("Restore-then-invert: a separate, uncalibrated reading of the exhibit restored for the degradation "
-                        "you stated. It never changes the exhibit's conclusion, drawn from the image as submitted, and "
+        self.setToolTip("Restore-then-invert: a separate, uncalibrated reading of the exhibit restored for the "
+                        "degradation you stated. It never changes the exhibit's conclusion, drawn from the image as submitted, and "
                         "never names a key holder.")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 3, 6, 3)
@@ -54,18 +54,16 @@ class RestoredResultBox(QFrame):
         if s is None:
             self.setVisible(False)
             return
-        from engine.restored_verdict import restored_headline, restored_interpretation   # loaded: a reading ran
+        from engine.restored_verdict import as_submitted_p, restored_headline, restored_interpretation   # loaded
 
         self.restored_title.setText(f"Restored ({s.degradation.describe()}; {s.config.iterations} iterations, "
                                     f"λ = {s.config.weight:g}) — a separate, uncalibrated reading")
         raw = analysis.methods.get(method) or analysis.methods.get(s.as_submitted.method)
         shown = raw.method if raw is not None else method
         if raw is not None:
-            k = len(raw.scores)
-            raw_p = min(1.0, k * min(x.p_value for x in raw.scores))
             rc = raw.conclusion
             self.raw.setText(f"{rc.headline() if rc is not None else 'not analysed'} · {shown}: Bonferroni p = "
-                             f"{raw_p:.3g} over {k} key(s)")
+                             f"{as_submitted_p(raw.scores):.3g} over {len(raw.scores)} key(s)")
         else:
             self.raw.setText("—")
         gap = " → ".join(f"{g:.2f}" for g in s.prior_gap) or "—"

@@ -40,7 +40,8 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
                     f"<td>{number(raw_c.detection_p if raw_c is not None else None, '.3g')}</td>"
                     f"<td>{number(raw_p, '.3g')}</td>"
                     f"<td>{esc(restored_headline(r.conclusion))}</td>"
-                    f"<td>{number(r.conclusion.detection_p, '.3g')}</td><td>{number(min(r.p_values.values()), '.3g')}</td></tr>")
+                    f"<td>{number(r.conclusion.detection_p, '.3g')}</td>"
+                    f"<td>{number(min(r.p_values.values()), '.3g')}</td></tr>")
     out.append(f"<table {_TABLE}><tr><th>Method</th><th>As submitted</th><th>Detection p</th><th>Min per-key p</th>"
                f"<th>Restored</th><th>Detection p</th><th>Min per-key p</th></tr>{''.join(rows)}</table>")
     for m, r in s.methods.items():
