@@ -4,7 +4,7 @@ labelled as a separate reading that names no key holder. No Qt."""
 
 from __future__ import annotations
 
-from engine.restored_verdict import restored_headline, restored_interpretation
+from engine.restored_verdict import as_submitted_p, restored_headline, restored_interpretation
 from forensics_app.report.text import esc, number
 
 _TABLE = 'width="100%" border="1" cellspacing="0" cellpadding="3" style="border-collapse: collapse; border-color: #9aa3b0;"'
@@ -34,16 +34,16 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
     for m, r in s.methods.items():
         raw = a.methods.get(m)
         raw_c = raw.conclusion if raw is not None else None
-        raw_p = min((x.p_value for x in raw.scores), default=None) if raw is not None else None
         rows.append(f"<tr><td>{esc(method_titles.get(m, m))}</td>"
                     f"<td>{esc(raw_c.headline() if raw_c is not None else 'n/a')}</td>"
-                    f"<td>{number(raw_c.detection_p if raw_c is not None else None, '.3g')}</td>"
-                    f"<td>{number(raw_p, '.3g')}</td>"
+                    f"<td>{number(as_submitted_p(raw.scores) if raw is not None else None, '.3g')}</td>"
                     f"<td>{esc(restored_headline(r.conclusion))}</td>"
-                    f"<td>{number(r.conclusion.detection_p, '.3g')}</td>"
-                    f"<td>{number(min(r.p_values.values()), '.3g')}</td></tr>")
-    out.append(f"<table {_TABLE}><tr><th>Method</th><th>As submitted</th><th>Detection p</th><th>Min per-key p</th>"
-               f"<th>Restored</th><th>Detection p</th><th>Min per-key p</th></tr>{''.join(rows)}</table>")
+                    f"<td>{number(r.conclusion.detection_p, '.3g')}</td></tr>")
+    out.append(f"<table {_TABLE}><tr><th>Method</th><th>As submitted</th><th>Bonferroni p</th>"
+               f"<th>Restored</th><th>Bonferroni p</th></tr>{''.join(rows)}</table>")
+    out.append('<p class="small muted">Both p-values are the same uncalibrated test (Bonferroni over the keys of the '
+               "smallest per-key p-value); the conclusion as submitted uses its own test, calibrated where a "
+               "calibration applies (its p-value is in the section above).</p>")
     for m, r in s.methods.items():
         finding = "<br>".join(esc(line) for line in r.conclusion.finding().splitlines())
         out.append(f'<p class="small"><b>{esc(method_titles.get(m, m))}, restored</b>: {finding}</p>')
