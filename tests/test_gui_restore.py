@@ -122,3 +122,26 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
         qtbot.addWidget(again)
         assert again.advanced.restore.choice() is None, bad
         again.close()
+
+
+def test_a_refused_restored_reading_is_one_line_in_the_strip(qtbot):
+    """A restoration that gave non-finite values: the strip says so in one line and shows no restored conclusion."""
+    from types import SimpleNamespace
+
+    from engine.restoration import Degradation, RestorationConfig
+    from engine.restored_record import ImageRestoration
+    from engine.verdicts import NOT_ANALYSED
+    from forensics_app.gui.restored_view import RestoredResultBox
+
+    box = RestoredResultBox()
+    qtbot.addWidget(box)
+    box.show_restoration(SimpleNamespace(methods={}, restoration=None), "encoder")
+    assert box.isHidden()
+    failed = ImageRestoration(Degradation("blur", 2.0), RestorationConfig(), NOT_ANALYSED,
+                              failure="a.png: the restoration gave non-finite pixels (NaN or infinity), so no restored "
+                                      "reading can be made")
+    box.show_restoration(SimpleNamespace(methods={}, restoration=failed), "encoder")
+    assert not box.isHidden()
+    assert box.restored.text() == "Not made: " + failed.failure
+    assert box.restored_title.text().startswith("Restored (Gaussian blur, radius 2; 3 iterations, λ = 0.1)")
+    assert "prior gap per iteration" in box.details.text().lower() and "PSNR — dB" in box.details.text()

@@ -201,6 +201,11 @@ def test_report_shows_raw_and_restored_side_by_side(restored_run, tmp_path):
     assert text.count("Restored reading — a separate reading beside the conclusion as submitted") == 2
     assert f"Restoration: {SETTINGS}." in text
     assert " ".join(restored_headline(run.images[0].restoration.conclusion).split()) in text
+    from engine.restored_verdict import as_submitted_p
+
+    a = run.images[0]
+    assert f"{as_submitted_p(a.methods['encoder'].scores):.3g}" in text
+    assert f"{a.restoration.methods['encoder'].conclusion.detection_p:.3g}" in text
     twin = json.loads(pdf.with_suffix(".json").read_text())
     assert twin["run"]["images"][0]["restoration"]["conclusion"]["key"] is None
     plain_text = subprocess.run(["pdftotext", str(write_report(plain, tmp_path / "plain.pdf")), "-"], check=True,

@@ -5,6 +5,8 @@ result page. Hidden when no restored reading was made."""
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
@@ -68,7 +70,8 @@ class RestoredResultBox(QFrame):
             self.raw.setText("—")
         gap = " → ".join(f"{g:.2f}" for g in s.prior_gap) or "—"
         trace = (f"Restoration: {s.settings}. Prior gap per iteration (RMS of the restored image against the "
-                 f"autoencoder's, 8-bit levels): {gap}; restored against submitted: PSNR {s.change_psnr_db:.1f} dB. "
+                 f"autoencoder's, 8-bit levels): {gap}; restored against submitted: PSNR "
+                 f"{'—' if math.isnan(s.change_psnr_db) else f'{s.change_psnr_db:.1f}'} dB. "
                  "The exhibit's conclusion, from the image as submitted, stands.")
         if s.failure:
             self.restored.setText(f"Not made: {s.failure}")
