@@ -29,6 +29,7 @@ from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclu
 from engine.watermarks import independent_key_ids, scheme_for
 
 if TYPE_CHECKING:
+    from engine.restored_record import ImageRestoration
     from engine.search_record import ImageSearch
 
 
@@ -98,6 +99,7 @@ class ImageAnalysis:
     evidence: EvidenceImage
     methods: dict[str, MethodResult]
     realignment: "ImageSearch | None" = None   # a re-alignment search, a separate test (engine.search_record)
+    restoration: "ImageRestoration | None" = None   # restore-then-invert, a separate reading (engine.restored_record)
 
     @property
     def conclusion(self) -> Conclusion:
@@ -327,6 +329,8 @@ def run_to_json(run: AnalysisRun, include_latents: bool = False) -> dict:
                 "conclusion": a.conclusion.to_json_dict()}
         if a.realignment is not None:
             d["realignment"] = a.realignment.to_json_dict()
+        if a.restoration is not None:
+            d["restoration"] = a.restoration.to_json_dict()
         if e.md5 is not None:
             d["md5"] = e.md5
         return d

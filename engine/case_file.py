@@ -233,7 +233,8 @@ def case_payload(run: AnalysisRun, case_dir: Path, info: dict | None = None, aud
             "config": _dataclass_to_json(run.config),
             "images": [{"evidence": _evidence_json(a.evidence, case_dir),
                         "methods": [_method_json(r) for r in a.methods.values()],
-                        **({"realignment": _f_tree(a.realignment.to_json_dict())} if a.realignment else {})}
+                        **({"realignment": _f_tree(a.realignment.to_json_dict())} if a.realignment else {}),
+                        **({"restoration": _f_tree(a.restoration.to_json_dict())} if a.restoration else {})}
                        for a in run.images],
             "failures": [_failure_json(f) for f in run.failures],
             "not_analysed": [{**n.to_json_dict(), "abs_path": os.path.abspath(n.path)} for n in run.not_analysed],
@@ -351,6 +352,18 @@ def _search_from(d: Any, what: str):
         return ImageSearch.from_json_dict(_unf_tree(d))
     except ValueError as exc:
         raise CaseFileError(f"damaged case file: {what} re-alignment search: {exc}") from None
+
+
+def _restoration_from(d: Any, what: str):
+    """An image's restored reading as saved (cases saved without one, or before it existed: None)."""
+    if d is None:
+        return None
+    from engine.restored_record import ImageRestoration
+
+    try:
+        return ImageRestoration.from_json_dict(_unf_tree(d))
+    except ValueError as exc:
+        raise CaseFileError(f"damaged case file: {what} restored reading: {exc}") from None
 
 
 def _tuple_or_none(v: Any, n: int, what: str) -> tuple | None:
@@ -520,7 +533,8 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         for md in _get(item, "methods", list, what):
             r = _method_from(md, f"{what} method")
             methods[r.method] = r
-        images.append(ImageAnalysis(ev, methods, _search_from(item.get("realignment"), what)))
+        images.append(ImageAnalysis(ev, methods, _search_from(item.get("realignment"), what),
+                                    _restoration_from(item.get("restoration"), what)))
         checks.append(check)
         warnings += w
     failures = tuple(_failure_from(f) for f in _get(rd, "failures", list, "run"))

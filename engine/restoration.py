@@ -1,4 +1,4 @@
-"""Restore-then-invert for degraded suspects (docs/algorithms.md §5): treat the suspect as y = A(D(z0)) for a
+"""Restore-then-invert for degraded suspects (docs/algorithms.md §6): treat the suspect as y = A(D(z0)) for a
 known degradation A and estimate the clean image before the diffusion inversion.
 
 This is P2L's pixel-space data-consistency step (Chung et al., ICML 2024) with the model's own autoencoder as
@@ -147,15 +147,26 @@ def data_consistency(y: torch.Tensor, prior: torch.Tensor, degradation: Degradat
 def restore(model: LoadedModel, pixels: torch.Tensor, degradation: Degradation,
             config: RestorationConfig = RestorationConfig()) -> torch.Tensor:
     """(B, 3, T, T) degraded pixels in [−1, 1] → restored pixels, same shape, clipped to [−1, 1]."""
+    return restore_traced(model, pixels, degradation, config)[0]
+
+
+@torch.no_grad()
+def restore_traced(model: LoadedModel, pixels: torch.Tensor, degradation: Degradation,
+                   config: RestorationConfig = RestorationConfig()) -> tuple[torch.Tensor, np.ndarray]:
+    """`restore`, and per iteration and image the prior gap: the RMS of x̂ − D(z) in 8-bit levels, how far the
+    data-consistent image stays from the autoencoder's own (B, iterations). It falls as the iterations agree;
+    it says nothing about whether the restored image is the clean one."""
     y = pixels.float().cpu()
     codec = model.codec
     z = codec.encode(y.to(model.device), "mode", None).float()
     x = y
+    gaps = []
     for _ in range(config.iterations):
         prior = codec.decode(z).float().clamp(-1, 1).cpu()
         x = data_consistency(y, prior, degradation, config.weight).clamp(-1, 1)
+        gaps.append((127.5 * (x - prior)).pow(2).flatten(1).mean(1).sqrt().numpy())
         z = codec.encode(x.to(model.device), "mode", None).float()
-    return x
+    return x, np.stack(gaps, axis=1).astype(np.float64)
 
 
 def degradation_for_attack(name: str, parameter: float, size: int) -> Degradation | None:

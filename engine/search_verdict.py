@@ -9,7 +9,8 @@ re-aligned images (a rotation's black corners, an undone crop's repeated edges a
 inverted noise; a calibration is drawn on the model's own, unaltered images), so a positive search is at most
 `inconclusive` — the most likely key, or the keys that cannot be told apart, are named as candidates, and no
 key holder is named. This is the same rule as `engine.verdicts.conclude` applies to an uncalibrated
-identification, made unconditional here: no calibration covers a re-aligned image.
+identification, made unconditional here: no calibration covers a re-aligned image (`engine.separate_reading`,
+shared with the restored reading).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.separate_reading import SEPARATE_CALIBRATION, separate_headline
 from engine.treering import exclusion_p_values
 from engine.verdicts import Conclusion
 
 if TYPE_CHECKING:
     from engine.realignment import RealignmentResult
 
-# The state a search conclusion reports: no calibration applies to re-aligned images.
-SEARCH_CALIBRATION = "uncalibrated"
+# The state a search conclusion reports: no calibration applies to re-aligned images (engine.separate_reading).
+SEARCH_CALIBRATION = SEPARATE_CALIBRATION
 WHY_NO_KEY = ("the search names no key holder: neither the per-candidate p-values nor the identification test is "
               "calibrated on re-aligned images (the undone transform's fill and resampling change the inverted "
               "noise, and a calibration covers only the model's own unaltered images), so a positive search is at "
@@ -80,17 +82,9 @@ def search_conclusion(result: "RealignmentResult", fpr: float) -> Conclusion:
 
 def search_headline(c: Conclusion) -> str:
     """The search conclusion in one line, worded after `Conclusion.headline` with "after re-alignment"."""
-    if c.outcome == "not_detected":
-        return f"No watermark detected after re-alignment at FPR {c.fpr:g} (search-corrected)"
     if c.outcome == "not_analysed":
         return "Re-alignment search not run"
-    if len(c.candidates) == 1:
-        return f"Watermark detected after re-alignment; key {c.candidates[0]} most likely, not identified (uncalibrated)"
-    if c.candidates:
-        return f"Watermark detected after re-alignment; key {' or '.join(c.candidates)} (cannot be told apart)"
-    if c.outcome == "identified":      # never drawn by `search_conclusion`; a hand-edited record says so
-        return f"Watermark detected after re-alignment; key {c.key} (recorded as identified)"
-    return "Watermark-like signal after re-alignment that no key of the set explains"
+    return separate_headline(c, "after re-alignment", "search-corrected")
 
 
 def search_interpretation(c: Conclusion) -> str:

@@ -407,10 +407,13 @@ def cmd_scan(args) -> int:
 
     check_executor_args(args)
     search = _search_config(args)
+    from forensics_app.restore_cli import restore_choice
+
+    restoring = restore_choice(args)        # (degradation, settings) or None; refused with ray and --records
     models = args.model or ["demo"]
     if len(models) > 1:
-        if search is not None or args.executor != "local" or args.records:
-            raise UsageError("--search, --executor ray and --records take one model")
+        if search is not None or restoring is not None or args.executor != "local" or args.records:
+            raise UsageError("--search, --restore, --executor ray and --records take one model")
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
     model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
@@ -456,6 +459,13 @@ def cmd_scan(args) -> int:
         from engine.search_record import search_run
 
         run = search_run(model, keys, run, search, bar.state)
+    if restoring is not None:       # each image gains its restored reading ("restoration"), its own conclusions unchanged
+        from engine.restored_record import restore_run
+
+        run = restore_run(model, keys, run, *restoring, bar.state)
+        for a in run.images:                    # a non-finite restoration or inversion: one line, as for a failure
+            if a.restoration.failure:
+                print(f"error: {_one_line(a.restoration.failure)}", file=sys.stderr)
     audit = None
     if args.case:
         audit = _record_run_in_case(args, run)
@@ -615,6 +625,10 @@ def _print_summary(run) -> None:
             r = s.results[s.conclusion.method]
             print(f"{name}: re-alignment search (separate, search-corrected): {_one_line(search_headline(s.conclusion))}"
                   f" (p = {s.conclusion.detection_p:.3g}; winner {r.best.describe()}; {len(r.transforms)} transforms)")
+        if a.restoration is not None:           # a separate reading, printed after the conclusion as submitted
+            from forensics_app.restore_cli import restore_summary_line
+
+            print(_one_line(restore_summary_line(name, a)))
 
 
 def _scan_models(args, models, paths, not_analysed) -> int:
@@ -798,6 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with family-wise corrected p-values (Bonferroni, decoy keys)")
     s.add_argument("--search-decoys", type=int, default=999, metavar="M",
                    help="decoy key sets for the search's max-statistic p-value (default 999; 0: Bonferroni only)")
+    from forensics_app.restore_cli import add_restore_arguments
+
+    add_restore_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress lines, no summary")
     s.add_argument("--force", action="store_true", help="replace an earlier output of this tool (never evidence or other files)")
     from forensics_app.scan_executor import add_executor_arguments

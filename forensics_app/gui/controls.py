@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.model_kinds import model_kind
 from engine.resources import bundled_keys
 from engine.options import AnalysisOptions, model_defaults
+from forensics_app.gui.restore_controls import RestoreOptions
 from forensics_app.gui.search_controls import SearchOptions
 
 DEMO_KEYS = bundled_keys("demo.json")
@@ -393,6 +394,8 @@ class AdvancedSettings(QWidget):
         lay.addWidget(det)
         self.search = SearchOptions()           # run after the analysis; its choice is not an AnalysisOptions
         lay.addWidget(self.search)
+        self.restore = RestoreOptions()         # likewise after the analysis: a separate, restored reading
+        lay.addWidget(self.restore)
         self.reset_button = QPushButton("Reset to this model's defaults")
         self.reset_button.clicked.connect(self.reset_requested)
         lay.addWidget(self.reset_button)
@@ -451,4 +454,5 @@ class AdvancedSettings(QWidget):
         except ValueError:
             search = None
         return (f"{' + '.join(s.methods)}, {s.iterations} it · {s.inversion} {s.steps} steps · FPR {s.fpr:g}"
-                + (f" · search: {', '.join(search.families)}" if search is not None else ""))
+                + (f" · search: {', '.join(search.families)}" if search is not None else "")
+                + (f" · restore: {restore.kind} {restore.value:g}" if (restore := self.restore.choice()) else ""))

@@ -369,6 +369,7 @@ class MainWindow(QMainWindow):
         try:
             s = self.advanced.settings()
             search = self.advanced.search.choice()
+            restore = self.advanced.restore.choice()
         except ValueError as exc:
             self.report_error(str(exc))
             return False
@@ -388,13 +389,14 @@ class MainWindow(QMainWindow):
         self.status.run_started(len(paths))
         self.log(f"run: {len(paths)} file(s), model {loc.spec.id}, keys {', '.join(keys.ids)}, "
                  f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}"
-                 + (f"; {search.describe()}" if search is not None else ""))
+                 + (f"; {search.describe()}" if search is not None else "")
+                 + (f"; {restore.describe()}" if restore is not None else ""))
         self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
                                                    f"{s.inversion} {s.steps} steps")
         from forensics_app.gui.executor_setting import ray_address
 
         self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, ray_address(self.settings),
-                                      self.calibration_path, search))
+                                      self.calibration_path, search, restore))
         self.update_results_context()
         self._update_actions()
         self._refresh_current()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSizePolicy, QStackedWidget,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
 from forensics_app.scheme_arrays import evidence_view, key_for_view, watermark_channel
 from forensics_app.figure_arrays import (INFERNO, VIRIDIS, KeyGeometry, key_difference, key_pattern_log_magnitude,
                                          pixels_to_rgb8, robust_range, spectrum_log_magnitude)
+from forensics_app.gui.restored_view import RestoredResultBox
 from forensics_app.gui.search_view import SearchResultBox
 from forensics_app.gui.spectrum_image import ArrayView
 
@@ -214,6 +215,10 @@ class ResultView(QWidget):
         grid.addWidget(self.verdict_scroll, 0)
         self.search_box = SearchResultBox()        # under the exhibit's conclusion, shown when a search ran
         grid.addWidget(self.search_box, 0)
+        self.restored_box = RestoredResultBox()    # under it, shown when a restored reading was made
+        grid.addWidget(self.restored_box, 0)
+        for strip in (self.search_box, self.restored_box):      # an opened strip takes room from the finding
+            strip.details_button.toggled.connect(lambda _on: QTimer.singleShot(0, self._fit_verdict))
 
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.channel_combo.currentIndexChanged.connect(self._redraw)
@@ -466,7 +471,11 @@ class ResultView(QWidget):
         page.adjustSize()
         width = self.verdict_scroll.viewport().width()
         need = page.heightForWidth(width) if page.hasHeightForWidth() else page.sizeHint().height()
-        self.verdict_scroll.setMinimumHeight(min(max(need, 0), max(200, self.height() // 2)))
+        limit = max(200, self.height() // 2)
+        strips = sum(b.sizeHint().height() for b in (self.search_box, self.restored_box) if not b.isHidden())
+        if strips:              # the strips under it take their share, or the layout would draw them over it
+            limit = max(120, limit - strips)
+        self.verdict_scroll.setMinimumHeight(min(max(need, 0), limit))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -508,9 +517,10 @@ class ResultView(QWidget):
             interpretation += (" The decoder inversions disagree — " + "; ".join(exhibit.disagreements)
                                + f" (the default pipeline, {exhibit.method}, decides).")
         self.interpretation_label.setText(interpretation)
-        self._fit_verdict()
         self.search_box.show_search(getattr(self._item.analysis, "realignment", None) if self._item else None,
                                     r.method)
+        self.restored_box.show_restoration(self._item.analysis if self._item else None, r.method)
+        self._fit_verdict()
         noise = ", ".join(f"{k} {val:.3g}" for k, val in r.noise.items())
         trip = (f" Round trip (regenerated from the recovered z_T): PSNR {r.round_trip_psnr_db:.1f} dB."
                 if np.isfinite(r.round_trip_psnr_db) else "")

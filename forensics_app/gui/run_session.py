@@ -109,6 +109,7 @@ class RunRequest:
     ray_address: str = ""        # "" = this computer; else the Ray cluster the run is submitted to (gui/executor_setting)
     calibration_path: str | None = None   # None: the calibration shipped for a bundled model, where it applies
     search: object = None        # gui.search_controls.SearchChoice: a re-alignment search after the analysis
+    restore: object = None       # gui.restore_controls.RestoreChoice: a restored reading after the analysis (and search)
 
 
 class RunSession(QObject):
@@ -208,6 +209,11 @@ class RunSession(QObject):
 
                     run = replace(run, notes=run.notes + ("the re-alignment search runs on this computer only: it was "
                                                           "not run on the Ray cluster",))
+                if run is not None and req.restore is not None:
+                    from dataclasses import replace
+
+                    run = replace(run, notes=run.notes + ("the restored reading runs on this computer only: it was "
+                                                          "not made on the Ray cluster",))
                 return run
             state.report(ProgressEvent(f"loading model {req.model} …", 0, 0, phase=Phase.LOADING_MODEL))
             model = load_model(req.model, dtype=s.dtype, device=s.device)
@@ -220,6 +226,8 @@ class RunSession(QObject):
             run = LocalExecutor(model).run(job, state, on_result=lambda r: post(self._on_result, r))
             if req.search is not None and run.images:      # a cancel before or during it: the plain run, noted
                 run = self._search(model, req, run, state)
+            if req.restore is not None and run.images:     # likewise: a cancel keeps the run, noted
+                run = self._restore(model, req, run, state)
             return run
         except (ModelLoadError, ValueError) as exc:
             post(self.error.emit, str(exc))
@@ -245,6 +253,22 @@ class RunSession(QObject):
                                                    "kept",))
         except ValueError as exc:                  # e.g. keys of another scheme: the analysis itself stands
             return replace(run, notes=run.notes + (f"the re-alignment search did not run: {exc}",))
+
+    @staticmethod
+    def _restore(model, req: RunRequest, run, state: TaskState):
+        """The run with each image's restored reading (engine.restored_record), or, when cancelled during it, the
+        run as it was with a note: the analysis (and any search) finished."""
+        from dataclasses import replace
+
+        from engine.progress import Cancelled
+        from engine.restored_record import restore_run
+
+        try:
+            return restore_run(model, req.keys, run, *req.restore.to_engine(), state)
+        except Cancelled:
+            return replace(run, notes=run.notes + ("the restored reading was cancelled: no restored result is kept",))
+        except ValueError as exc:
+            return replace(run, notes=run.notes + (f"the restored reading was not made: {exc}",))
 
     # -- GUI thread ----------------------------------------------------------------------------------------
     def _on_progress(self, ev: ProgressEvent) -> None:
@@ -295,8 +319,8 @@ class RunSession(QObject):
         cancelled = (run is not None and run.cancelled) or self._last_cancelled
         for a in run.images if run is not None else ():
             item = self.evidence.item_for(a.evidence.path)
-            if item is not None and a.realignment is not None:
-                item.analysis = a                          # the same analysis, with its re-alignment search
+            if item is not None and (a.realignment is not None or a.restoration is not None):
+                item.analysis = a                          # the same analysis, with its search / restored reading
         for item in self.evidence.items:
             if item.path not in self.paths:
                 continue                                   # added during the run: still queued for the next

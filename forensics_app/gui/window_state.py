@@ -1,6 +1,6 @@
 """What the main window remembers between sessions: geometry, docks, splitters, the Advanced section,
-the model, the key-set files (the bundled demo keys are always listed first) and the re-alignment search
-option (off unless it was on when the window closed)."""
+the model, the key-set files (the bundled demo keys are always listed first), the re-alignment search
+option and the restore-before-inverting option (each off unless it was on when the window closed)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 
 from forensics_app.gui.controls import DEMO_KEYS
+from forensics_app.gui.restore_controls import RestoreChoice
 from forensics_app.gui.search_controls import SearchChoice
 from forensics_app.gui.settings import read_json, read_str, write_json
 
@@ -34,6 +35,7 @@ def restore_window(w: MainWindow) -> None:
     w.model_chooser.populate(read_str(s, "model/current", "demo") or "demo")
     w.advanced_section.set_expanded(read_str(s, "ui/advanced_open", "false") == "true")
     w.advanced.search.set_choice(SearchChoice.from_json(read_json(s, "analysis/search", None)))
+    w.advanced.restore.set_choice(RestoreChoice.from_json(read_json(s, "analysis/restore", None)))
     geometry = s.value("ui/geometry")
     if geometry is not None:
         w.restoreGeometry(geometry)
@@ -65,6 +67,8 @@ def save_window(w: MainWindow) -> None:
     except ValueError:         # on with nothing ticked: remembered as off
         search = None
     write_json(s, "analysis/search", None if search is None else search.to_json())
+    restore = w.advanced.restore.choice()
+    write_json(s, "analysis/restore", None if restore is None else restore.to_json())
     if w.key_chooser.current_path():
         s.setValue("keys/current", w.key_chooser.current_path())
     write_json(s, "keys/files", [p for p in w.key_chooser.paths() if os.path.abspath(p) != str(DEMO_KEYS)])

@@ -20,6 +20,7 @@ from engine.provenance import Reverification
 from engine.treering import KeySet, TreeRingKey
 from forensics_app.report import scheme_sections
 from forensics_app.report.page import BODY_WIDTH_MM, CSS_PX_PER_MM
+from forensics_app.report.restored_section import restored_section
 from forensics_app.report.search_section import search_section
 from forensics_app.report.text import byte_size, esc, esc_multiline, number
 
@@ -435,6 +436,7 @@ class ReportSections:
                    f"{exif}{warn_html}</td></tr></table>")
         out.append(self._method_tables(n, a))
         out.append(search_section(a, METHOD_TITLES))       # "" unless a re-alignment search ran
+        out.append(restored_section(a, METHOD_TITLES))     # "" unless a restored reading was made
         return "".join(out)
 
     def _method_tables(self, n: int, a: ImageAnalysis) -> str:

@@ -1,0 +1,179 @@
+"""One exhibit's restored reading as the run keeps it (`ImageAnalysis.restoration`): the degradation the examiner
+stated, the restoration's settings and trace, and per decoder inversion the scores and the conclusion drawn on the
+restored pixels (`engine.restored_verdict`), beside the conclusion as submitted. The scan JSON's "restoration"
+object and the case file carry it in one form (`to_json_dict` / `from_json_dict`); the conclusions are stored as
+drawn, not redrawn when a case is reopened. The plain analysis's conclusions are never changed by it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from engine.progress import NULL_PROGRESS, Progress
+from engine.restoration import Degradation, RestorationConfig
+from engine.verdicts import NOT_ANALYSED, Conclusion, image_conclusion
+
+# What `scan --restore` and the window accept: the degradations an examiner can state with one number (a mask
+# needs its pixels).
+STATED_KINDS = ("jpeg", "blur", "downscale")
+SYNTAX = "KIND:VALUE with KIND jpeg (quality 1–100), blur (radius > 0) or downscale (kept share of the side, 0–1)"
+
+
+def parse_degradation(text: str) -> Degradation:
+    """`jpeg:50`, `blur:1.5`, `downscale:0.5` → a `Degradation`; ValueError (one line naming the input) else."""
+    kind, sep, value = str(text).strip().partition(":")
+    kind = kind.strip().lower()
+    if not sep or kind not in STATED_KINDS:
+        raise ValueError(f"--restore takes {SYNTAX}, not {text!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"--restore {text!r}: {value.strip()!r} is not a number ({SYNTAX})") from None
+    if not np.isfinite(number):
+        raise ValueError(f"--restore {text!r}: the value must be a finite number ({SYNTAX})")
+    if kind == "jpeg" and number != round(number):
+        raise ValueError(f"--restore {text!r}: the JPEG quality is a whole number from 1 to 100")
+    try:
+        return Degradation(kind, number)
+    except ValueError as exc:
+        raise ValueError(f"--restore {text!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RestoredMethod:
+    """One decoder inversion's reading of the restored pixels."""
+
+    method: str
+    p_values: dict[str, float]       # per key, the scheme's own analytic p-value
+    l1: dict[str, float]             # per key, the scheme's distance
+    z0_residual: float
+    pixel_psnr_db: float             # D(z0) against the restored pixels
+    conclusion: Conclusion
+
+    def to_json_dict(self) -> dict:
+        return {"scores": {k: {"l1": self.l1[k], "p_value": self.p_values[k]} for k in self.p_values},
+                "z0_residual": self.z0_residual, "pixel_psnr_db": self.pixel_psnr_db,
+                "conclusion": self.conclusion.to_json_dict()}
+
+    @classmethod
+    def from_json_dict(cls, method: str, d: dict) -> "RestoredMethod":
+        if not isinstance(d, dict) or not isinstance(d.get("scores"), dict) or not d["scores"]:
+            raise ValueError(f"the restored reading of {method} has no scores")
+        p, l1 = {}, {}
+        for k, s in d["scores"].items():
+            p[k], l1[k] = _finite(s.get("p_value") if isinstance(s, dict) else None, f"{method} {k} p-value"), \
+                _finite(s.get("l1") if isinstance(s, dict) else None, f"{method} {k} distance")
+        return cls(method, p, l1, _number(d.get("z0_residual")), _number(d.get("pixel_psnr_db")),
+                   Conclusion.from_json_dict(d.get("conclusion")))
+
+
+@dataclass(frozen=True)
+class ImageRestoration:
+    degradation: Degradation                 # as the examiner stated it
+    config: RestorationConfig
+    as_submitted: Conclusion                 # the exhibit's own conclusion, unchanged, for the side-by-side
+    methods: dict[str, RestoredMethod] = field(default_factory=dict)   # empty when the reading failed
+    prior_gap: tuple[float, ...] = ()        # per iteration, RMS of x̂ − D(z) in 8-bit levels (`restore_traced`)
+    change_psnr_db: float = float("nan")     # restored pixels against the pixels as submitted
+    failure: str = ""                        # one sentence when no restored reading could be made
+
+    @property
+    def settings(self) -> str:
+        return f"{self.degradation.describe()}; {self.config.describe()}"
+
+    @property
+    def conclusion(self) -> Conclusion:
+        """The restored reading's one conclusion: the deciding method's, others' differences named."""
+        if not self.methods:
+            return replace(NOT_ANALYSED, fpr=self.as_submitted.fpr)
+        return image_conclusion({m: r.conclusion for m, r in self.methods.items()})
+
+    def to_json_dict(self) -> dict:
+        return {"degradation": {"kind": self.degradation.kind, "value": self.degradation.value,
+                                "described": self.degradation.describe()},
+                "settings": {"iterations": self.config.iterations, "weight": self.config.weight,
+                             "described": self.config.describe()},
+                "prior_gap_levels": list(self.prior_gap), "restored_vs_submitted_psnr_db": self.change_psnr_db,
+                "failure": self.failure or None,
+                "as_submitted": self.as_submitted.to_json_dict(), "conclusion": self.conclusion.to_json_dict(),
+                "methods": {m: r.to_json_dict() for m, r in self.methods.items()}}
+
+    @classmethod
+    def from_json_dict(cls, d: dict) -> "ImageRestoration":
+        """ValueError with the reason when `d` is not a restored reading."""
+        if not isinstance(d, dict) or not isinstance(d.get("degradation"), dict) or not isinstance(
+                d.get("settings"), dict):
+            raise ValueError("a restored reading needs its degradation and settings")
+        deg, st = d["degradation"], d["settings"]
+        degradation = Degradation(str(deg.get("kind")), _finite(deg.get("value"), "the degradation's value"))
+        config = RestorationConfig(st.get("iterations"), _finite(st.get("weight"), "the restoration weight"))
+        methods = d.get("methods") or {}
+        if not isinstance(methods, dict):
+            raise ValueError("a restored reading's methods are not a mapping")
+        gap = d.get("prior_gap_levels") or []
+        if not isinstance(gap, list):
+            raise ValueError("a restored reading's prior gap is not a list")
+        return cls(degradation, config, Conclusion.from_json_dict(d.get("as_submitted")),
+                   {m: RestoredMethod.from_json_dict(m, md) for m, md in methods.items()},
+                   tuple(_finite(g, "the prior gap") for g in gap), _number(d.get("restored_vs_submitted_psnr_db")),
+                   str(d.get("failure") or ""))
+
+
+def _number(v) -> float:
+    """A descriptive number that may be absent (null in the scan JSON, NaN in a case file)."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("a restored reading's number is not a number")
+    return float(v)
+
+
+def _finite(v, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        raise ValueError(f"{what} is not a finite number")
+    return float(v)
+
+
+def restore_image(model, keys, image, config, degradation: Degradation, restoration: RestorationConfig,
+                  progress: Progress = NULL_PROGRESS) -> ImageRestoration:
+    """One analysed exhibit (`ImageAnalysis`) restored and analysed again with `config` (the run's) against `keys`,
+    uncalibrated. A non-finite restoration or inversion becomes a record with its one-sentence `failure`."""
+    import torch
+
+    from engine.analysis import ImageFailure, analyze_batch
+    from engine.calibration import NO_CALIBRATION
+    from engine.decoder_inversion import psnr_db
+    from engine.restoration import restore_traced
+    from engine.restored_verdict import restored_conclusion
+
+    name = image.evidence.path.rsplit("/", 1)[-1]
+    base = ImageRestoration(degradation, restoration, image.conclusion)
+    progress.check_cancelled()
+    x = torch.from_numpy(np.asarray(image.evidence.pixels, dtype=np.float32))[None]
+    restored, gap = restore_traced(model, x, degradation, restoration)
+    if not (torch.isfinite(restored).all() and np.isfinite(gap).all()):
+        return replace(base, failure=f"{name}: the restoration gave non-finite pixels (NaN or infinity), so no "
+                                     "restored reading can be made")
+    change = float(psnr_db(restored, x)[0])
+    evidence = replace(image.evidence, pixels=restored[0].numpy().astype(np.float32))
+    [out] = analyze_batch(model, keys, [evidence], config, progress, NO_CALIBRATION)
+    if isinstance(out, ImageFailure):
+        return replace(base, prior_gap=tuple(float(g) for g in gap[0]), change_psnr_db=change,
+                       failure=f"restored reading: {out.message}")
+    settings = base.settings
+    methods = {m: RestoredMethod(m, {s.key_id: float(s.p_value) for s in r.scores},
+                                 {s.key_id: float(s.l1) for s in r.scores}, r.z0_residual, r.pixel_psnr_db,
+                                 restored_conclusion(r.conclusion, settings))
+               for m, r in out.methods.items()}
+    return replace(base, methods=methods, prior_gap=tuple(float(g) for g in gap[0]), change_psnr_db=change)
+
+
+def restore_run(model, keys, run, degradation: Degradation, restoration: RestorationConfig = RestorationConfig(),
+                progress: Progress = NULL_PROGRESS):
+    """The `AnalysisRun` with every analysed image's restored reading attached, with the run's settings and keys.
+    Raises `Cancelled` when stopped (the caller keeps the plain run)."""
+    images = tuple(replace(a, restoration=restore_image(model, keys, a, run.config, degradation, restoration, progress))
+                   for a in run.images)
+    return replace(run, images=images)

@@ -1,0 +1,123 @@
+"""The "Restore before inverting" option beside the other analysis settings: the degradation the examiner states
+(JPEG quality, blur radius or downscale share) and the restoration's iterations and weight; after the plain
+analysis each exhibit is restored and analysed again as a separate reading (engine.restored_record,
+docs/algorithms.md §6). No engine import here (it would load torch on the GUI thread): the worker turns the choice
+into an `engine.restoration.Degradation` and `RestorationConfig`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QWidget
+
+# per kind: the label, the value's range, decimals, step and default (engine.restoration.Degradation's limits;
+# engine.restored_record.parse_degradation refuses the rest)
+KINDS = {"jpeg": ("JPEG, quality", 1.0, 100.0, 0, 1.0, 50.0),
+         "blur": ("Gaussian blur, radius (px)", 0.1, 100.0, 1, 0.1, 1.0),
+         "downscale": ("Downscaled, kept share of the side", 0.05, 1.0, 2, 0.05, 0.5)}
+MAX_ITERATIONS = 1000
+MIN_WEIGHT, MAX_WEIGHT = 0.001, 1000.0            # the window's range for λ
+DEFAULT_ITERATIONS, DEFAULT_WEIGHT = 3, 0.1      # engine.restoration.RestorationConfig's
+
+
+@dataclass(frozen=True)
+class RestoreChoice:
+    kind: str
+    value: float
+    iterations: int = DEFAULT_ITERATIONS
+    weight: float = DEFAULT_WEIGHT
+
+    def to_engine(self):
+        """(Degradation, RestorationConfig) for `engine.restored_record.restore_run` (call in the worker)."""
+        from engine.restoration import RestorationConfig
+        from engine.restored_record import parse_degradation
+
+        return parse_degradation(f"{self.kind}:{self.value:g}"), RestorationConfig(self.iterations, self.weight)
+
+    def describe(self) -> str:
+        return (f"restore before inverting: {self.kind} {self.value:g}; {self.iterations} iterations, "
+                f"λ = {self.weight:g}")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "value": self.value, "iterations": self.iterations, "weight": self.weight}
+
+    @classmethod
+    def from_json(cls, data) -> "RestoreChoice | None":
+        """A saved choice; None for anything that is not one (an edited or older settings file: the option stays
+        off rather than run with a guessed setting)."""
+        if not isinstance(data, dict) or data.get("kind") not in KINDS:
+            return None
+        _, low, high, decimals, _, _ = KINDS[data["kind"]]
+        value, iterations, weight = data.get("value"), data.get("iterations"), data.get("weight")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not low <= value <= high or (decimals == 0 and value != round(value))
+                or isinstance(iterations, bool) or not isinstance(iterations, int)
+                or not 1 <= iterations <= MAX_ITERATIONS
+                or isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
+                or not MIN_WEIGHT <= weight <= MAX_WEIGHT):
+            return None
+        return cls(data["kind"], float(value), iterations, float(weight))
+
+
+class RestoreOptions(QGroupBox):
+    """Checkable group: off by default (a second full analysis of every exhibit)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Restore before inverting (a separate reading)", parent)
+        self.setCheckable(True)
+        self.setChecked(False)
+        self.setToolTip("For re-encoded, blurred or downscaled evidence: after the plain analysis, estimate the clean "
+                        "image for the degradation you state (the model's autoencoder as the prior), analyse it with "
+                        "the same settings and keys, and show it beside the result as submitted. It never changes the "
+                        "exhibit's conclusion and never names a key holder.")
+        form = QFormLayout(self)
+        row = QHBoxLayout()
+        self.kind = QComboBox()
+        for k, (label, *_rest) in KINDS.items():
+            self.kind.addItem(label, k)
+        self.value = QDoubleSpinBox()
+        row.addWidget(self.kind, 1)
+        row.addWidget(self.value)
+        form.addRow("Degradation", row)
+        self.iterations = QSpinBox()
+        self.iterations.setRange(1, MAX_ITERATIONS)
+        self.iterations.setValue(DEFAULT_ITERATIONS)
+        self.iterations.setToolTip("Data-consistency iterations (each one decodes and encodes the image once)")
+        form.addRow("Iterations", self.iterations)
+        self.weight = QDoubleSpinBox()
+        self.weight.setDecimals(3)
+        self.weight.setRange(MIN_WEIGHT, MAX_WEIGHT)
+        self.weight.setSingleStep(0.05)
+        self.weight.setValue(DEFAULT_WEIGHT)
+        self.weight.setToolTip("λ: trust in the autoencoder's image against the observed one")
+        form.addRow("Weight λ", self.weight)
+        note = QLabel("State the degradation you know or suspect: the tool does not guess it. Nothing is calibrated "
+                      "on restored images.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self._kind_changed()
+
+    def _kind_changed(self, _index: int = 0) -> None:
+        _, low, high, decimals, step, default = KINDS[self.kind.currentData()]
+        self.value.setDecimals(decimals)
+        self.value.setRange(low, high)
+        self.value.setSingleStep(step)
+        self.value.setValue(default)
+
+    def choice(self) -> RestoreChoice | None:
+        """None when the option is off."""
+        if not self.isChecked():
+            return None
+        return RestoreChoice(self.kind.currentData(), round(self.value.value(), self.value.decimals()),
+                             self.iterations.value(), round(self.weight.value(), 3))
+
+    def set_choice(self, choice: RestoreChoice | None) -> None:
+        self.setChecked(choice is not None)
+        if choice is not None:
+            self.kind.setCurrentIndex(max(0, self.kind.findData(choice.kind)))
+            self._kind_changed()
+            self.value.setValue(choice.value)
+            self.iterations.setValue(choice.iterations)
+            self.weight.setValue(choice.weight)
