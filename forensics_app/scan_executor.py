@@ -58,7 +58,9 @@ def run_with_executor(args, model, keys, options, paths, not_analysed, progress,
     executor = make_executor(args.executor, address=args.address, workers=args.workers,
                              gpus_per_worker=args.gpus_per_worker, model=model)
     job = ScanJob(args.model, keys, options, tuple(str(p) for p in paths), md5=args.md5,
-                  not_analysed=tuple(not_analysed), records=args.records, load_pixels=bool(args.report),
+                  not_analysed=tuple(not_analysed), records=args.records,
+                  # the report and the re-alignment search read reused images' pixels
+                  load_pixels=bool(args.report or getattr(args, "search", None)),
                   calibration_path=getattr(args, "calibration", None),
                   use_calibration=not getattr(args, "no_calibration", False))
     return executor.run(job, progress=progress, on_result=on_result)

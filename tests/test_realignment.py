@@ -168,3 +168,22 @@ def test_scan_search_prints_its_conclusion_apart(capsys):
     assert len(lines) == 2 and "re-alignment" not in lines[0]
     assert lines[1].startswith("key1_00500.png: re-alignment search (separate, search-corrected): ")
     assert "3 transforms)" in lines[1] and "identified" not in lines[1].replace("not identified", "")
+
+
+def test_a_resumed_scan_searches_the_images_it_reuses_not_blank_pixels(tmp_path):
+    """`scan --records` reuses finished images without decoding them again unless asked; the search needs their
+    pixels, so a resumed scan's search equals the first run's."""
+    import json
+
+    from engine.resources import resource_path
+    from forensics_app.cli import main
+
+    sample = str(resource_path("samples") / "key1_00500.png")
+    common = ["scan", sample, "--method", "encoder", "--steps", "5", "--quiet", "--search", "flip",
+              "--search-decoys", "9", "--records", str(tmp_path / "rec")]
+    first, resumed = tmp_path / "first.json", tmp_path / "resumed.json"
+    assert main([*common, "--json", str(first)]) == 0
+    assert main([*common, "--json", str(resumed)]) == 0
+    a, b = (json.loads(p.read_text())["images"][0]["realignment"]["methods"]["encoder"] for p in (first, resumed))
+    assert b["identity_min_p"] == pytest.approx(a["identity_min_p"], rel=1e-3)
+    assert b["uncorrected_min_p"] == pytest.approx(a["uncorrected_min_p"], rel=1e-3)
