@@ -94,3 +94,18 @@ def test_rings_scale_with_the_latent_side():
     assert len(keys) == 64 and int(keys.keys[0].mask_2d().sum()) == 136 and keys.keys[0].value == 32.0
     reference = ringid.new_keys(latent_shape=(4, 32, 32), rings=(14, 3))
     assert len(reference) == 2048 and int(reference.keys[0].mask_2d().sum()) == 556
+
+
+def test_scoring_many_latents_in_chunks_gives_the_same_scores(monkeypatch):
+    """Memory stays bounded for many latents × many keys: chunked scoring equals scoring all at once."""
+    import torch
+
+    from engine.watermarks import ringid
+
+    keys = ringid.new_keys(8, latent_shape=(4, 32, 32), seed=3)
+    z = torch.randn((7, 4, 32, 32), generator=torch.Generator().manual_seed(5))
+    whole = ringid.score_keys(z, keys)
+    monkeypatch.setattr(ringid, "SCORE_CHUNK_ELEMENTS", 2 * 8 * 136 * 2)     # two latents per chunk
+    chunked = ringid.score_keys(z, keys)
+    assert [[(s.key_id, s.l1, s.p_value) for s in row] for row in whole] == \
+        [[(s.key_id, s.l1, s.p_value) for s in row] for row in chunked]

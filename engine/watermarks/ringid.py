@@ -276,7 +276,20 @@ def _masked(key: RingIDKey) -> tuple[np.ndarray, np.ndarray]:
     return mask, key.pattern()[:, mask]
 
 
+# Latents scored at once are chunked so that the (latents × keys × ring bins) arrays stay near this many
+# elements (~0.5 GB in float64 with the temporaries): 2048 keys against a thousand latents would need ~12 GB.
+SCORE_CHUNK_ELEMENTS = 2**22
+
+
 def score_keys(z: torch.Tensor, keys: SchemeKeySet) -> list[list[RingScore]]:
+    bins = max(int(ring_mask(k.latent_shape[1], k.r_out, k.r_in).sum()) for k in keys.keys[:1])
+    step = max(1, SCORE_CHUNK_ELEMENTS // (2 * len(keys) * max(1, bins)))
+    if z.shape[0] > step:
+        return [row for start in range(0, z.shape[0], step) for row in _score_chunk(z[start:start + step], keys)]
+    return _score_chunk(z, keys)
+
+
+def _score_chunk(z: torch.Tensor, keys: SchemeKeySet) -> list[list[RingScore]]:
     f = _centred_fft(z.detach().double().cpu()).numpy()
     groups: dict = {}
     for n, k in enumerate(keys.keys):     # keys sharing a geometry are scored together
