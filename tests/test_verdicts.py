@@ -216,3 +216,23 @@ def test_a_vault_of_several_schemes_calibrates_on_clean_latents_alone():
                              independent_key_ids(vault)), 0.01, method, "encoder") for i in range(len(z))]
     assert (out[0].outcome, out[0].key, out[0].calibration) == ("identified", "gs3", "calibrated")
     assert sum(c.detected for c in out[1:]) <= 3
+
+
+def test_an_independent_key_is_named_only_at_a_tenth_of_the_level():
+    """Without a pairwise test an independently drawn key that alone passes is named only when its own
+    Bonferroni p-value is also below the identification level (fpr / 10): at the detection level alone a lost
+    watermark or a clean image lets another key pass by chance."""
+    from engine.treering import KeyScore
+
+    ids = ("gs1", "gs2", "gs3", "gs4")
+
+    def conclusion(p_first: float) -> Conclusion:
+        scores = [KeyScore(i, 0.5, p) for i, p in zip(ids, (p_first, 0.4, 0.7, 0.9))]
+        return conclude(Evidence(scores, None, 0, {}, frozenset(ids)), 0.01)
+
+    weak, strong = conclusion(0.5 * 0.01 / 4), conclusion(0.5 * 0.001 / 4)
+    assert weak.detected and (weak.outcome, weak.key, weak.candidates) == ("inconclusive", None, ("gs1",))
+    assert weak.identification_level == pytest.approx(0.001)
+    assert any("not below the identification level 0.001" in n for n in weak.notes)
+    assert (strong.outcome, strong.key) == ("identified", "gs1")
+    assert not conclusion(2 * 0.01 / 4).detected
