@@ -138,6 +138,9 @@ def vault_calibration(model, vault, config, model_name: str, method: str):
 def main() -> None:
     p = harness.parser(__doc__, "schemes")
     p.add_argument("--methods", default="encoder,gradient-free,gradient-based")
+    p.add_argument("--reuse-scheme-rows", action="store_true",
+                   help="take each scheme's own-test rows from the results already written (they do not depend on the "
+                   "conclusion rules; RingID's 2048 keys take most of the time) and redo only the vault's conclusions")
     a = p.parse_args()
     t0 = time.time()
 
@@ -151,6 +154,11 @@ def main() -> None:
     keys = benchmark_keys(model.latent_shape)
     vault = MultiSchemeKeySet(tuple(keys[s] for s in IN_VAULT))
     results: dict[str, dict] = {}
+    import json
+
+    earlier_path = harness.out_stem(a).with_suffix(".json")
+    earlier_run = json.loads(earlier_path.read_text()) if a.reuse_scheme_rows and earlier_path.exists() else {}
+    earlier, earlier_date = earlier_run.get("results", {}), earlier_run.get("scheme_rows_made", earlier_run.get("command"))
     for method in a.methods.split(","):
         try:
             clean = negatives(a.model, method)
@@ -164,7 +172,8 @@ def main() -> None:
         all_clean = {k: np.concatenate([g[k] for g in clean.values()]) for k in next(iter(clean.values()))}
         in_vault = {s: g for s, g in groups.items() if s in IN_VAULT}
         results[method] = {
-            "schemes": {s: scheme_row(keys[s], g[f"z_t/{method}"], g["label"], neg, target) for s, g in groups.items()},
+            "schemes": {s: earlier[method]["schemes"][s] if s in earlier.get(method, {}).get("schemes", {})
+                        else scheme_row(keys[s], g[f"z_t/{method}"], g["label"], neg, target) for s, g in groups.items()},
             "vault": vault_row(vault, in_vault, all_clean, method, target)}
         if "calibration_clean" in clean and "evaluation_clean" in clean:
             cal = vault_calibration(model, vault, config, a.model, method)
@@ -186,11 +195,15 @@ def main() -> None:
                               "prc": {"keys": len(keys["prc"]), "n": prk.params.n, "message_length": prk.message_length,
                                       "key_fpr": prk.fpr, "parity_checks": prk.params.r}},
                **harness.provenance(t0), "results": results}
+    summary["scheme_rows_made"] = earlier_date if earlier else f"{summary['date']}: {summary['command']}"
     lines = [f"# Gaussian Shading, RingID and PRC on `{a.model}` ({model.kind}, latent {side})", "",
              f"Diffusion inversion {summary['diffusion_inversion']}; every image generated with the model's sampler as "
              f"an 8-bit PNG and analysed with the scan's settings (`benchmarks/scheme_data.py`); negatives are the "
              f"verdict benchmark's clean images (encoder and gradient-free) or {''}a clean group analysed with the "
-             f"gradient-based inversion. Date {summary['date']}.", harness.command_line(summary), "",
+             f"gradient-based inversion. Date {summary['date']}.", harness.command_line(summary), *(
+                 ["Each scheme's own-test rows are the previous run's on the same cached z_T (`--reuse-scheme-rows`, "
+                  f"recorded in the JSON as first made: {earlier_date}); the vault's conclusions were drawn again."]
+                 if earlier else []), "",
              f"Adapted parameters for the {side} latent: Gaussian Shading ch {gsk.ch}, hw {gsk.hw} → {gsk.length} bits "
              f"× {gsk.copies} copies (reference on 4×64×64: 256 × 64); RingID rings scaled with the side, distances "
              f"{rik.r_in}…{rik.r_out - 1} ({summary['parameters']['ringid']['ring_bins']} bins, 64 keys, ±{rik.value:g}; "
