@@ -342,28 +342,21 @@ def _unf_tree(v: Any) -> Any:
     return _unf(v, "a number") if v in ("NaN", "Infinity", "-Infinity") else v
 
 
-def _search_from(d: Any, what: str):
-    """An image's re-alignment search as saved (cases saved without one, or before searches existed: None)."""
+def _separate_reading_from(d: Any, what: str, kind: str):
+    """An image's separate reading as saved: `kind` "realignment" (the re-alignment search) or "restoration" (the
+    restored reading). Cases saved without one, or before it existed: None."""
     if d is None:
         return None
-    from engine.search_record import ImageSearch
-
+    if kind == "realignment":
+        from engine.search_record import ImageSearch as reading
+        label = "re-alignment search"
+    else:
+        from engine.restored_record import ImageRestoration as reading
+        label = "restored reading"
     try:
-        return ImageSearch.from_json_dict(_unf_tree(d))
+        return reading.from_json_dict(_unf_tree(d))
     except ValueError as exc:
-        raise CaseFileError(f"damaged case file: {what} re-alignment search: {exc}") from None
-
-
-def _restoration_from(d: Any, what: str):
-    """An image's restored reading as saved (cases saved without one, or before it existed: None)."""
-    if d is None:
-        return None
-    from engine.restored_record import ImageRestoration
-
-    try:
-        return ImageRestoration.from_json_dict(_unf_tree(d))
-    except ValueError as exc:
-        raise CaseFileError(f"damaged case file: {what} restored reading: {exc}") from None
+        raise CaseFileError(f"damaged case file: {what} {label}: {exc}") from None
 
 
 def _tuple_or_none(v: Any, n: int, what: str) -> tuple | None:
@@ -533,8 +526,8 @@ def load_case(path: str | os.PathLike[str]) -> LoadedCase:
         for md in _get(item, "methods", list, what):
             r = _method_from(md, f"{what} method")
             methods[r.method] = r
-        images.append(ImageAnalysis(ev, methods, _search_from(item.get("realignment"), what),
-                                    _restoration_from(item.get("restoration"), what)))
+        images.append(ImageAnalysis(ev, methods, _separate_reading_from(item.get("realignment"), what, "realignment"),
+                                    _separate_reading_from(item.get("restoration"), what, "restoration")))
         checks.append(check)
         warnings += w
     failures = tuple(_failure_from(f) for f in _get(rd, "failures", list, "run"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.separate_reading import at_most_inconclusive, separate_headline
+from engine.separate_reading import at_most_inconclusive, candidates_phrase, separate_headline
 from engine.verdicts import Conclusion
 
 WHY_NO_KEY = ("the restored reading names no key holder: nothing is calibrated on restored images (the restoration "
@@ -52,9 +52,7 @@ def restored_interpretation(c: Conclusion) -> str:
         return (f"After restoration no watermark is detected at the level {c.fpr:g} (p = {p}). The restoration "
                 "undoes only the stated degradation, approximately; this is not proof of absence.")
     if c.outcome in ("inconclusive", "identified"):
-        which = (f"key {c.candidates[0]} is the most likely" if len(c.candidates) == 1 else
-                 f"keys {', '.join(c.candidates)} cannot be told apart" if c.candidates else
-                 "no key of the set explains it")
+        which = candidates_phrase(c)
         return (f"A watermark-like signal appears after restoration (p = {p}, the plain analysis's tests on the "
                 f"restored pixels, uncalibrated); {which}. No key holder is named: the restoration adds the model's "
                 "own autoencoder's detail and nothing is calibrated on restored images; the exhibit's own "

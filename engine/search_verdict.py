@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.separate_reading import SEPARATE_CALIBRATION, separate_headline
+from engine.separate_reading import SEPARATE_CALIBRATION, candidates_phrase, separate_headline
 from engine.treering import exclusion_p_values
 from engine.verdicts import Conclusion
 
@@ -95,9 +95,7 @@ def search_interpretation(c: Conclusion) -> str:
                 f"p = {p}). The transforms tried are listed; a transform outside them is not covered, so this is not "
                 "proof of absence.")
     if c.outcome in ("inconclusive", "identified"):
-        which = (f"key {c.candidates[0]} is the most likely" if len(c.candidates) == 1 else
-                 f"keys {', '.join(c.candidates)} cannot be told apart" if c.candidates else
-                 "no key of the set explains it")
+        which = candidates_phrase(c)
         return (f"A watermark-like signal appears after re-alignment (corrected p = {p}, the search's own test over "
                 f"every candidate and key); {which}. No key holder is named: the tests behind the candidates are not "
                 "calibrated on re-aligned images, and the exhibit's own conclusion, from the image as submitted, "

@@ -38,3 +38,12 @@ def separate_headline(c: Conclusion, after: str, corrected: str) -> str:
     if c.outcome == "identified":      # never drawn for a separate reading; a hand-edited record says so
         return f"Watermark detected {after}; key {c.key} (recorded as identified)"
     return f"Watermark-like signal {after} that no key of the set explains"
+
+
+def candidates_phrase(c: Conclusion) -> str:
+    """Which keys a positive separate reading points to, as the interpretations say it."""
+    if len(c.candidates) == 1:
+        return f"key {c.candidates[0]} is the most likely"
+    if c.candidates:
+        return f"keys {', '.join(c.candidates)} cannot be told apart"
+    return "no key of the set explains it"
