@@ -198,8 +198,8 @@ class ResultView(QWidget):
         self.caveat_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         il.addWidget(self.caveat_label)
         il.addStretch(1)
-        verdict.addWidget(self.finding_box, 1)
-        verdict.addWidget(self.interpretation_box, 1)
+        verdict.addWidget(self.finding_box, 1, Qt.AlignmentFlag.AlignTop)     # side by side from the top
+        verdict.addWidget(self.interpretation_box, 1, Qt.AlignmentFlag.AlignTop)
         for box in (self.finding_box, self.interpretation_box):
             box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         # in a scroll area: when the window is too low for a long key list, the finding scrolls instead of being
