@@ -302,7 +302,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             id_test += (f"; a key is named only when its own Bonferroni-corrected p-value is also below the "
                         f"identification level {id_level:g}")
     order = sorted(range(k), key=lambda i: (-p_excl[i], p_keys[i]))
-    candidates = tuple(ids[i] for i in order if p_excl[i] > (id_level if evidence.exclusion is not None else 0.5))
+    candidates = tuple(ids[i] for i in order if p_excl[i] > id_level)   # without a pairwise test p_excl is 0 or 1
     # without a pairwise test a key is a candidate or not (its own test passes or fails): no exclusion p-value
     runner_up_p = float(p_excl[order[1]]) if k > 1 and evidence.exclusion is not None else None
 
