@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from engine.analysis import AnalysisRun
-from engine.verdicts import Conclusion
+from engine.verdicts import OUTSIDE_CALIBRATION, Conclusion
 
 # A heuristic, stated with every comparison: measured in benchmarks/results/model_comparison/.
 ROUND_TRIP_MARGIN_DB = 1.0
@@ -60,7 +60,7 @@ def _explanation(run: AnalysisRun, image) -> ModelExplanation:
 
 def statement_for(explanations: Sequence[ModelExplanation]) -> tuple[str, str | None]:
     """The plain statement, and the model that explains the evidence better if one does."""
-    positive = [e for e in explanations if e.conclusion.detected and e.conclusion.calibration != "outside calibration"]
+    positive = [e for e in explanations if e.conclusion.detected and e.conclusion.calibration != OUTSIDE_CALIBRATION]
     if not positive:
         return "No candidate model finds a watermark in this exhibit.", None
     if len(positive) == 1:

@@ -1,6 +1,6 @@
 """One exhibit's restored reading as the run keeps it (`ImageAnalysis.restoration`): the degradation the examiner
 stated, the restoration's settings and trace, and per decoder inversion the scores and the conclusion drawn on the
-restored pixels (`engine.restored_verdict`), beside the conclusion as submitted. The scan JSON's "restoration"
+restored pixels with the run's calibration (`engine.restored_verdict`), beside the conclusion as submitted. The scan JSON's "restoration"
 object and the case file carry it in one form (`to_json_dict` / `from_json_dict`); the conclusions are stored as
 drawn, not redrawn when a case is reopened. The plain analysis's conclusions are never changed by it.
 """
@@ -137,9 +137,10 @@ def _finite(v, what: str) -> float:
 
 
 def restore_image(model, keys, image, config, degradation: Degradation, restoration: RestorationConfig,
-                  progress: Progress = NULL_PROGRESS) -> ImageRestoration:
-    """One analysed exhibit (`ImageAnalysis`) restored and analysed again with `config` (the run's) against `keys`,
-    uncalibrated. A non-finite restoration or inversion becomes a record with its one-sentence `failure`."""
+                  progress: Progress = NULL_PROGRESS, calibration=None) -> ImageRestoration:
+    """One analysed exhibit (`ImageAnalysis`) restored and analysed again with `config` and `calibration` (the
+    run's `CalibrationChoice`; None: none) against `keys`. A non-finite restoration or inversion becomes a record
+    with its one-sentence `failure`."""
     import torch
 
     from engine.analysis import ImageFailure, analyze_batch
@@ -158,7 +159,8 @@ def restore_image(model, keys, image, config, degradation: Degradation, restorat
                                      "restored reading can be made")
     change = float(psnr_db(restored, x)[0])
     evidence = replace(image.evidence, pixels=restored[0].numpy().astype(np.float32))
-    [out] = analyze_batch(model, keys, [evidence], config, progress, NO_CALIBRATION)
+    [out] = analyze_batch(model, keys, [evidence], config, progress,
+                          NO_CALIBRATION if calibration is None else calibration)
     if isinstance(out, ImageFailure):
         return replace(base, prior_gap=tuple(float(g) for g in gap[0]), change_psnr_db=change,
                        failure=f"restored reading: {out.message}")
@@ -172,8 +174,9 @@ def restore_image(model, keys, image, config, degradation: Degradation, restorat
 
 def restore_run(model, keys, run, degradation: Degradation, restoration: RestorationConfig = RestorationConfig(),
                 progress: Progress = NULL_PROGRESS):
-    """The `AnalysisRun` with every analysed image's restored reading attached, with the run's settings and keys.
-    Raises `Cancelled` when stopped (the caller keeps the plain run)."""
-    images = tuple(replace(a, restoration=restore_image(model, keys, a, run.config, degradation, restoration, progress))
+    """The `AnalysisRun` with every analysed image's restored reading attached, with the run's settings, keys and
+    calibration. Raises `Cancelled` when stopped (the caller keeps the plain run)."""
+    images = tuple(replace(a, restoration=restore_image(model, keys, a, run.config, degradation, restoration, progress,
+                                                        run.calibration))
                    for a in run.images)
     return replace(run, images=images)

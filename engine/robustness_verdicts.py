@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
-from engine.verdicts import NOT_ANALYSED, Conclusion, Evidence, conclude
+from engine.verdicts import NOT_ANALYSED, OUTSIDE_CALIBRATION, Conclusion, Evidence, conclude
 from engine.watermarks import independent_key_ids, scheme_for
 
 if TYPE_CHECKING:
     from engine.calibration import CalibrationChoice, MethodCalibration
 
-OUTSIDE = "outside calibration"
+OUTSIDE = OUTSIDE_CALIBRATION
 
 
 def study_calibration(model, keys, config) -> "CalibrationChoice":

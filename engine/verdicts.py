@@ -43,6 +43,9 @@ COVERAGE_MARGIN = 0.5
 # (benchmarks/results/verdicts/).
 IDENTIFICATION_LEVEL_SHARE = 0.1
 
+# The state of a conclusion whose evidence lies beyond the calibration's coverage (see `conclude`).
+OUTSIDE_CALIBRATION = "outside calibration"
+
 Outcome = Literal["identified", "inconclusive", "not_detected", "not_analysed"]
 OUTCOMES: tuple[str, ...] = ("identified", "inconclusive", "not_detected", "not_analysed")
 
@@ -78,7 +81,7 @@ class Conclusion:
         if self.outcome == "identified":
             return f"Watermark detected; key {self.key} identified"
         if self.outcome == "inconclusive":
-            if self.calibration == "outside calibration":
+            if self.calibration == OUTSIDE_CALIBRATION:
                 return "Inconclusive: the evidence lies outside what the calibration covers"
             if len(self.candidates) == 1:
                 return f"Watermark detected; key {self.candidates[0]} most likely, not identified (uncalibrated)"
@@ -99,7 +102,7 @@ class Conclusion:
                     f"key of the set is excluded ({excluded}); the recovered initial noise is consistent with key {self.key} at a false-positive level of "
                     f"{self.fpr:g}." + tail)
         if self.outcome == "inconclusive":
-            if self.calibration == "outside calibration":
+            if self.calibration == OUTSIDE_CALIBRATION:
                 return ("The recovered initial noise does not look like the model's own images (see the notes), so "
                         "the p-values rest on an assumption this evidence does not meet; a positive cannot be "
                         "defended. Altered evidence (rotated, cropped, re-encoded) often does this.")
@@ -248,7 +251,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                 outside.append(f"{name} = {v:.3g} beyond the calibration's range [{low:.3g}, {high:.3g}] by more "
                                f"than half its width")
         if outside:
-            state = "outside calibration"
+            state = OUTSIDE_CALIBRATION
             notes.append("the recovered noise is outside what the calibration covers: " + "; ".join(outside))
 
     # identification: which keys the evidence does not exclude

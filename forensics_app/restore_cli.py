@@ -54,12 +54,15 @@ def restore_summary_line(name: str, a) -> str | None:
     s = a.restoration
     if s is None:
         return None
-    from engine.restored_verdict import as_submitted_p, restored_headline
+    from engine.restored_verdict import restored_headline
 
-    head = f"{name}: restored reading (separate, uncalibrated; {s.settings}): "
+    head = f"{name}: restored reading (separate, names no key holder; {s.settings}): "
     if s.failure:
         return head + f"not made — {s.failure}"
     c = s.conclusion
     raw = a.methods.get(c.method)
-    same_test = "" if raw is None else f"; as submitted, the same test: p = {as_submitted_p(raw.scores):.3g}"
-    return head + f"{restored_headline(c)} (Bonferroni p = {c.detection_p:.3g}{same_test}; {c.method})"
+    raw_c = None if raw is None else raw.conclusion
+    same_test = "" if raw_c is None or raw_c.detection_p is None else \
+        f"; as submitted, the same test: p = {raw_c.detection_p:.3g}"
+    p = "—" if c.detection_p is None else f"{c.detection_p:.3g}"
+    return head + f"{restored_headline(c)} (detection p = {p}, {c.calibration}{same_test}; {c.method})"

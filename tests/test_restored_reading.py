@@ -25,22 +25,36 @@ SETTINGS = "JPEG quality 50 (approximate: luma only); 3 data-consistency iterati
 
 def test_an_identified_reading_of_restored_pixels_is_at_most_inconclusive():
     """The rule shared with the re-alignment search (engine.separate_reading): a key that the plain tests would
-    name on restored pixels is a candidate only, the tests say they ran on restored pixels, no calibration claimed."""
+    name on restored pixels is a candidate only, the tests say they ran on restored pixels, and the calibration
+    state is kept as drawn (the restored reading uses the run's calibration and its coverage check)."""
     drawn = Conclusion("identified", "key2", ("key2",), 1e-6, 1e-4, "calibrated", 0.01, "Bonferroni over 3 key(s)",
                        "exclusion test", None, ("drawn note",), "encoder")
     c = restored_conclusion(drawn, SETTINGS)
     assert c.outcome == "inconclusive" and c.key is None and c.candidates == ("key2",)
-    assert c.calibration == "uncalibrated" and c.detection_p == 1e-6 and c.identification_p == 1e-4
+    assert c.calibration == "calibrated" and c.detection_p == 1e-6 and c.identification_p == 1e-4
     assert c.detection_test == f"on the pixels restored from the exhibit ({SETTINGS}): Bonferroni over 3 key(s)"
     assert c.identification_test.startswith("on the pixels restored from the exhibit (")
     assert c.notes[0] == "drawn note" and any("names no key holder" in n for n in c.notes)
+    assert not any("nothing checks" in n for n in c.notes)          # calibrated: the coverage check ran
     assert restored_headline(c) == ("Watermark detected after restoration; key key2 most likely, not identified "
-                                    "(uncalibrated)")
+                                    "(restored pixels)")
     assert "No key holder is named" in restored_interpretation(c)
     negative = restored_conclusion(replace(drawn, outcome="not_detected", key=None, candidates=()), SETTINGS)
     assert negative.outcome == "not_detected"
-    assert restored_headline(negative) == ("No watermark detected after restoration at FPR 0.01 (uncalibrated, on "
+    assert restored_headline(negative) == ("No watermark detected after restoration at FPR 0.01 (calibrated, on "
                                            "restored pixels)")
+    # uncalibrated (a model no calibration is drawn for): said, with the missing coverage check in a note
+    bare = restored_conclusion(replace(drawn, calibration="uncalibrated"), SETTINGS)
+    assert bare.calibration == "uncalibrated" and any("nothing checks" in n for n in bare.notes)
+    # restored pixels beyond the calibration's coverage: never "watermark detected", whatever the p-value
+    outside = restored_conclusion(replace(drawn, outcome="inconclusive", key=None, calibration="outside calibration"),
+                                  SETTINGS)
+    assert outside.calibration == "outside calibration"
+    assert restored_headline(outside) == ("Inconclusive after restoration: the pixels lie outside what the "
+                                          "calibration covers")
+    assert "cannot be weighed" in restored_interpretation(outside)
+    weak = restored_conclusion(replace(negative, calibration="outside calibration"), SETTINGS)
+    assert restored_headline(weak).endswith("but the pixels lie outside what the calibration covers: a weak negative")
     # the search's wording is the same family, unchanged by the shared helper
     assert search_headline(replace(negative, calibration="uncalibrated")) == (
         "No watermark detected after re-alignment at FPR 0.01 (search-corrected)")
@@ -115,7 +129,8 @@ def test_restore_run_keeps_the_plain_conclusions_and_records_both(restored_run):
         assert math.isfinite(s.change_psnr_db)
         for m, r in s.methods.items():
             assert r.conclusion.outcome != "identified" and r.conclusion.key is None
-            assert r.conclusion.calibration == "uncalibrated" and r.conclusion.method == m
+            assert r.conclusion.calibration == "uncalibrated" and r.conclusion.method == m   # tiny model: none
+            assert any("nothing checks" in n for n in r.conclusion.notes)
             assert all(math.isfinite(p) and 0 <= p <= 1 for p in r.p_values.values())
             assert set(r.p_values) == set(plain.keys.ids)
         assert s.conclusion.method == "gradient-free"          # the deciding method, as for the plain analysis
@@ -201,10 +216,8 @@ def test_report_shows_raw_and_restored_side_by_side(restored_run, tmp_path):
     assert text.count("Restored reading — a separate reading beside the conclusion as submitted") == 2
     assert f"Restoration: {SETTINGS}." in text
     assert " ".join(restored_headline(run.images[0].restoration.conclusion).split()) in text
-    from engine.restored_verdict import as_submitted_p
-
     a = run.images[0]
-    assert f"{as_submitted_p(a.methods['encoder'].scores):.3g}" in text
+    assert f"{a.methods['encoder'].conclusion.detection_p:.3g} (uncalibrated)" in text
     assert f"{a.restoration.methods['encoder'].conclusion.detection_p:.3g}" in text
     twin = json.loads(pdf.with_suffix(".json").read_text())
     assert twin["run"]["images"][0]["restoration"]["conclusion"]["key"] is None
@@ -257,11 +270,11 @@ def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, 
     assert r["as_submitted"] == d["conclusion"] and r["conclusion"]["outcome"] != "identified"
     raw = next(i for i, line in enumerate(lines) if line.startswith(f"{img.name}: ") and "restored" not in line)
     restored = lines[raw + 1]
-    assert restored.startswith(f"{img.name}: restored reading (separate, uncalibrated; Gaussian blur, radius 1; 2 "
-                               "data-consistency iterations, λ = 0.1): ")
-    scores = d["methods"]["encoder"]["scores"]
-    same_test = min(1.0, len(scores) * min(v["p_value"] for v in scores.values()))
-    assert "after restoration" in restored and f"as submitted, the same test: p = {same_test:.3g}; encoder)" in restored
+    assert restored.startswith(f"{img.name}: restored reading (separate, names no key holder; Gaussian blur, radius "
+                               "1; 2 data-consistency iterations, λ = 0.1): ")
+    same_test = d["methods"]["encoder"]["conclusion"]["detection_p"]
+    assert "after restoration" in restored and "uncalibrated" in restored
+    assert f"as submitted, the same test: p = {same_test:.3g}; encoder)" in restored
 
 
 # -- the demo model: a watermarked sample re-encoded as JPEG 50 ---------------------------------------------
@@ -290,3 +303,29 @@ def test_demo_jpeg50_sample_is_restored_and_analysed(demo_model, demo_keys, demo
                                           s.change_psnr_db, *s.prior_gap))
     assert s.conclusion.outcome in ("not_detected", "inconclusive") and s.conclusion.key is None
     assert 25 < s.change_psnr_db < 60          # a restoration, not a different image
+    # the restored reading uses the run's (shipped) calibration, as the robustness benchmark's restored rows do
+    assert plain.calibration.calibration is not None and r.conclusion.calibration == "calibrated"
+    assert r.conclusion.detection_test.startswith("on the pixels restored from the exhibit (JPEG quality 50")
+    assert "empirical p-value" in r.conclusion.detection_test
+
+
+def test_a_wrongly_stated_degradation_is_caught_by_the_coverage_check(demo_model, demo_keys, demo_samples, tmp_path):
+    """A clean bundled sample rotated by 10° (black corners) and "restored" as if it were a JPEG: the restoration
+    cannot undo a rotation, and the restored pixels lie outside what the shipped calibration covers, so the restored
+    reading says so and never reads "watermark detected". Measured (00:20 UTC): encoder, restored detection p =
+    0.001 (the calibration's smallest) with corner_fill far beyond the calibration's range: without the coverage
+    check this clean image read "watermark detected after restoration"."""
+    from PIL import Image
+
+    from engine.analysis import analyze
+    from engine.options import AnalysisOptions
+
+    img = tmp_path / "clean_00900_rot10.png"
+    Image.open(demo_samples / "clean_00900.png").convert("RGB").rotate(10).save(img)
+    plain = analyze(demo_model, demo_keys, [img], AnalysisOptions(methods=("encoder",)).to_config(demo_model))
+    [a] = restore_run(demo_model, demo_keys, plain, parse_degradation("jpeg:50")).images
+    c = a.restoration.methods["encoder"].conclusion
+    assert c.calibration == "outside calibration" and c.key is None
+    assert any("corner_fill" in n for n in c.notes)
+    assert not restored_headline(c).startswith("Watermark detected")
+    assert a.conclusion.calibration == "outside calibration"        # the plain reading says so too

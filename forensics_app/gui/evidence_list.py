@@ -58,9 +58,11 @@ def summary_of(analysis) -> str:
 
 def short_verdict(analysis) -> str:
     """For the status column: the exhibit's conclusion (the default pipeline's), disagreement flagged."""
+    from engine.verdicts import OUTSIDE_CALIBRATION
+
     c = analysis.conclusion
     text = {"identified": f"{c.key} identified", "inconclusive": "inconclusive" + (
-        f" ({' or '.join(c.candidates)})" if c.candidates and c.calibration != "outside calibration" else ""),
+        f" ({' or '.join(c.candidates)})" if c.candidates and c.calibration != OUTSIDE_CALIBRATION else ""),
             "not_detected": "no watermark", "not_analysed": "not analysed"}[c.outcome]
     return text + (" — methods disagree" if c.disagreements else "")
 

@@ -15,9 +15,10 @@ class RestoredResultBox(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setToolTip("Restore-then-invert: a separate, uncalibrated reading of the exhibit restored for the "
-                        "degradation you stated. It never changes the exhibit's conclusion, drawn from the image as submitted, and "
-                        "never names a key holder.")
+        self.setToolTip("Restore-then-invert: a separate reading of the exhibit restored for the degradation you "
+                        "stated, with the run's tests and calibration. It never changes the exhibit's conclusion, drawn "
+                        "from the image as submitted, and never names a key holder. Restored pixels that do not look "
+                        "like the model's own images (a degradation stated wrongly) are reported as such.")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 3, 6, 3)
         lay.setSpacing(1)
@@ -56,16 +57,16 @@ class RestoredResultBox(QFrame):
         if s is None:
             self.setVisible(False)
             return
-        from engine.restored_verdict import as_submitted_p, restored_headline, restored_interpretation   # loaded
+        from engine.restored_verdict import restored_headline, restored_interpretation   # engine: already loaded
 
         self.restored_title.setText(f"Restored ({s.degradation.describe()}; {s.config.iterations} iterations, "
-                                    f"λ = {s.config.weight:g}) — a separate, uncalibrated reading")
+                                    f"λ = {s.config.weight:g}) — a separate reading, never naming a key holder")
         raw = analysis.methods.get(method) or analysis.methods.get(s.as_submitted.method)
         shown = raw.method if raw is not None else method
         if raw is not None:
             rc = raw.conclusion
-            self.raw.setText(f"{rc.headline() if rc is not None else 'not analysed'} · {shown}: Bonferroni p = "
-                             f"{as_submitted_p(raw.scores):.3g} over {len(raw.scores)} key(s)")
+            self.raw.setText(f"{rc.headline()} · {shown}: {detection_p_text(rc)}" if rc is not None
+                             else f"not analysed · {shown}")
         else:
             self.raw.setText("—")
         gap = " → ".join(f"{g:.2f}" for g in s.prior_gap) or "—"
@@ -80,7 +81,12 @@ class RestoredResultBox(QFrame):
             return
         r = s.methods.get(shown) or s.methods[s.conclusion.method]
         c = r.conclusion
-        self.restored.setText(f"{restored_headline(c)} · {r.method}: Bonferroni p = {c.detection_p:.3g} over "
-                              f"{len(r.p_values)} key(s)")
+        self.restored.setText(f"{restored_headline(c)} · {r.method}: {detection_p_text(c)}")
         self.details.setText(f"{restored_interpretation(c)}\n{trace}\n{c.finding()}")
         self.setVisible(True)
+
+
+def detection_p_text(c) -> str:
+    """The detection p-value and the state of the test that gave it (the raw and restored lines use the same
+    test: the run's, calibrated where a calibration applies)."""
+    return f"detection p = {'—' if c.detection_p is None else f'{c.detection_p:.3g}'} ({c.calibration})"

@@ -4,7 +4,7 @@ labelled as a separate reading that names no key holder. No Qt."""
 
 from __future__ import annotations
 
-from engine.restored_verdict import as_submitted_p, restored_headline, restored_interpretation
+from engine.restored_verdict import restored_headline, restored_interpretation
 from forensics_app.report.text import esc, number
 
 _TABLE = 'width="100%" border="1" cellspacing="0" cellpadding="3" style="border-collapse: collapse; border-color: #9aa3b0;"'
@@ -22,8 +22,9 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
            f"{number(s.change_psnr_db, '.1f')} dB PSNR.</p>",
            '<p class="small">The exhibit\'s conclusion above is drawn from the image as submitted and is not changed '
            "by the restoration. The degradation is the one the examiner stated, not one the tool found; the restored "
-           "pixels are analysed with the same methods, settings and keys, uncalibrated, and the restored reading names "
-           "no key holder (docs/algorithms.md §6).</p>"]
+           "pixels are analysed with the same methods, settings, keys and calibration (whose coverage check tells "
+           "when the restored pixels do not look like the model's own images, as after a degradation stated wrongly), "
+           "and the restored reading names no key holder (docs/algorithms.md §6).</p>"]
     if s.failure:
         out.append(f'<p class="alert">No restored reading: {esc(s.failure)}</p>')
         return "".join(out)
@@ -36,16 +37,21 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
         raw_c = raw.conclusion if raw is not None else None
         rows.append(f"<tr><td>{esc(method_titles.get(m, m))}</td>"
                     f"<td>{esc(raw_c.headline() if raw_c is not None else 'n/a')}</td>"
-                    f"<td>{number(as_submitted_p(raw.scores) if raw is not None else None, '.3g')}</td>"
+                    f"<td>{_p_with_state(raw_c)}</td>"
                     f"<td>{esc(restored_headline(r.conclusion))}</td>"
-                    f"<td>{number(r.conclusion.detection_p, '.3g')}</td></tr>")
-    out.append(f"<table {_TABLE}><tr><th>Method</th><th>As submitted</th><th>Bonferroni p</th>"
-               f"<th>Restored</th><th>Bonferroni p</th></tr>{''.join(rows)}</table>")
-    out.append('<p class="small muted">Both p-values are the same uncalibrated test (Bonferroni over the keys of the '
-               "smallest per-key p-value); the conclusion as submitted uses its own test, calibrated where a "
-               "calibration applies (its p-value is in the section above).</p>")
+                    f"<td>{_p_with_state(r.conclusion)}</td></tr>")
+    out.append(f"<table {_TABLE}><tr><th>Method</th><th>As submitted</th><th>Detection p</th>"
+               f"<th>Restored</th><th>Detection p</th></tr>{''.join(rows)}</table>")
+    out.append('<p class="small muted">Both p-values are the same test, the run\'s detection test (calibrated where a '
+               "calibration applies), on the pixels as submitted and as restored; each names its state.</p>")
     for m, r in s.methods.items():
         finding = "<br>".join(esc(line) for line in r.conclusion.finding().splitlines())
         out.append(f'<p class="small"><b>{esc(method_titles.get(m, m))}, restored</b>: {finding}</p>')
     out.append(f'<p class="interp">Interpretation: {esc(restored_interpretation(c))}</p>')
     return "".join(out)
+
+
+def _p_with_state(c) -> str:
+    if c is None:
+        return "n/a"
+    return f"{number(c.detection_p, '.3g')} ({esc(c.calibration)})"
