@@ -63,6 +63,6 @@ def restore_summary_line(name: str, a) -> str | None:
     raw = a.methods.get(c.method)
     raw_c = None if raw is None else raw.conclusion
     same_test = "" if raw_c is None or raw_c.detection_p is None else \
-        f"; as submitted, the same test: p = {raw_c.detection_p:.3g}"
-    p = "—" if c.detection_p is None else f"{c.detection_p:.3g}"
+        f"; as submitted, the same test: p = {raw_c.detection_p:.2g}"
+    p = "—" if c.detection_p is None else f"{c.detection_p:.2g}"   # as the plain line prints it
     return head + f"{restored_headline(c)} (detection p = {p}, {c.calibration}{same_test}; {c.method})"
