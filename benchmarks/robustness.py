@@ -14,7 +14,10 @@ Each attack has its own strengths (engine.attacks maps a relative strength s to 
 * "issue" (issue #17's table: 3 strengths per attack): rotation 10°, 20°, 30° (s = θ/45); square crops keeping
   90 %, 80 %, 75 % of the side, resized back (area kept 0.81, 0.64, 0.5625; s = (1 − area)/0.5); JPEG quality
   70, 50, 30 (s = (90 − q)/80); Gaussian blur of PIL radius 1, 2, 4 — mild, medium, strong on 64-px `demo`
-  images (s = r/20). Rotation and crop rows are read plain and re-aligned, JPEG and blur plain and restored.
+  images (s = r/20); then erasing a black square of 5, 10, 20 % of the area; brightness and contrast factors
+  1.2, 1.5, 2; Gaussian noise σ 0.02, 0.05, 0.1; a downscale to 0.75, 0.5, 0.25 of the side and back; and
+  regeneration by the model (noised to 0.1, 0.2, 0.4 of the grid, denoised; DDIM models only). Rotation and crop
+  rows are read plain and re-aligned, JPEG, blur and downscale plain and restored, the others plain.
 The re-alignment searches rotations of ±10, ±20, ±30° for the rotation rows and crops of side 0.75, 0.8 and 0.9
 at 3×3 positions for the crop rows (the identity always; the first "small" run searched sides 0.8 and 0.9
 only), with 199 decoy key sets. `--method` takes several decoder inversions (comma-separated).
@@ -58,6 +61,13 @@ PLANS = {   # attack, strengths, variants (the order in which rows are run: the 
         ("resizedcrop", ((1 - 0.9**2) / 0.5, (1 - 0.8**2) / 0.5, (1 - 0.75**2) / 0.5), ("plain", "realigned")),
         ("jpeg", ((90 - 70) / 80, (90 - 50) / 80, (90 - 30) / 80), ("plain", "restored")),
         ("blur", (1 / 20, 2 / 20, 4 / 20), ("plain", "restored")),
+        # the other WAVES distortions, a thumbnail brought back to size, and regeneration by the model itself
+        ("erasing", (0.05 / 0.25, 0.1 / 0.25, 0.2 / 0.25), ("plain",)),
+        ("brightness", (0.2, 0.5, 1.0), ("plain",)),
+        ("contrast", (0.2, 0.5, 1.0), ("plain",)),
+        ("noise", (0.2, 0.5, 1.0), ("plain",)),
+        ("downscale", ((1 - 0.75) / 0.75, (1 - 0.5) / 0.75, (1 - 0.25) / 0.75), ("plain", "restored")),
+        ("regeneration", (0.1, 0.2, 0.4), ("plain",)),
     ),
 }
 
@@ -200,6 +210,9 @@ def main() -> None:
     wanted_variants = set(args.variants.split(",")) if args.variants else None
     for attack, strengths, variants in PLANS[args.plan]:
         if wanted_attacks is not None and attack not in wanted_attacks:
+            continue
+        if attack == "regeneration" and model.kind != "ddim":
+            print(f"regeneration skipped: implemented for multi-step (DDIM) models, not {model.kind!r}", flush=True)
             continue
         variants = tuple(v for v in variants if wanted_variants is None or v in wanted_variants)
         if not variants:

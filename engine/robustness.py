@@ -45,6 +45,18 @@ if TYPE_CHECKING:
 VARIANTS = ("plain", "realigned", "restored")
 
 
+# Regeneration draws its noise with torch from a seed, as `engine.generation.initial_noise` does; seeded with the
+# reference's own seed it would re-noise the image with the very z_T it was generated from (measured: identical
+# draws), an attack no adversary can make. Its seed comes from its own stream instead.
+REGENERATION_STREAM = 0x5245_4745
+
+
+def regeneration_seed(reference_seed: int) -> int:
+    """The seed of the regeneration noise for the reference generated with `reference_seed`: reproducible,
+    independent of the generation's draw."""
+    return int(np.random.SeedSequence([int(reference_seed), REGENERATION_STREAM]).generate_state(1)[0])
+
+
 @dataclass(frozen=True, eq=False)
 class ReferenceImage:
     pixels: np.ndarray = field(repr=False)   # (T, T, 3) uint8 at the model's size
@@ -243,7 +255,7 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
         elif name == "regeneration":
             from engine.regeneration import regenerate
 
-            attacked = [regenerate(model, r.pixels[None], strength, seed=r.seed)[0] for r in refs]
+            attacked = [regenerate(model, r.pixels[None], strength, seed=regeneration_seed(r.seed))[0] for r in refs]
             parameter = f"noised to {strength:g} of the grid, denoised"
         else:
             spec = ATTACKS[name]

@@ -59,6 +59,40 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
 
 
+def test_regeneration_noise_is_not_the_references_own_initial_noise(monkeypatch):
+    """An adversary does not know the z_T an image was generated from: the study's regeneration must not re-noise a
+    reference with its own generation draw (same torch seed and shape gave the identical noise before)."""
+    import torch
+
+    import engine.regeneration as regeneration
+    from engine.generation import initial_noise
+    from engine.model_loader import load_model
+    from engine.robustness import ReferenceImage, StudyConfig, regeneration_seed, run_study
+    from engine.options import AnalysisOptions
+    from engine.treering import KeySet
+    from engine.resources import resource_path
+
+    model = load_model("demo", device="cpu")
+    keys = KeySet.load(resource_path("keys") / "demo.json")
+    seeds = [300_000, 310_000]
+    assert regeneration_seed(seeds[0]) == regeneration_seed(seeds[0]) != seeds[0]
+    used = []
+
+    def recording(model, pixels, strength, seed=0, steps=50):
+        used.append(seed)
+        return pixels
+
+    monkeypatch.setattr(regeneration, "regenerate", recording)
+    refs = [ReferenceImage(np.zeros((*[model.image_size] * 2, 3), np.uint8), None, s) for s in seeds]
+    config = AnalysisOptions(methods=("encoder",), steps=2).to_config(model)
+    run_study(model, keys, refs, config, StudyConfig(attacks=("regeneration",), strengths=(0.1,), variants=("plain",)),
+              include_baseline=False)
+    assert used == [regeneration_seed(s) for s in seeds]
+    for s, u in zip(seeds, used):
+        drawn = torch.randn(model.latent_shape, generator=torch.Generator().manual_seed(u))
+        assert not torch.allclose(drawn, initial_noise(model, [s])[0])
+
+
 def test_regeneration_by_the_demo_model_is_seeded_and_weakens_with_strength():
     from engine.model_loader import load_model
     from engine.regeneration import regenerate
