@@ -1,6 +1,9 @@
 """What if the exhibit had been altered? An analysed suspect's pixels put through an attack of
 `engine.attacks` at chosen strengths, recovered and scored again: the statistic's response, for the window's
-what-if panel. The exhibit's file is never modified; everything happens in memory."""
+what-if panel, and the conclusion the tool would draw on the altered pixels (`engine.verdicts.conclude` with the
+run's calibration and its coverage check, as a scan draws it). The two differ on altered evidence: the analytic
+test flags a third of clean `demo` images rotated by 10°, which the calibration's coverage check refuses
+(docs/algorithms.md, robustness study). The exhibit's file is never modified; everything happens in memory."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Progress
 from engine.recovery import recover_z_t
 from engine.treering import KeySet
+from engine.verdicts import Conclusion
 
 
 @dataclass(frozen=True)
@@ -25,11 +29,14 @@ class ResponsePoint:
     method: str
     min_p: float                   # the smallest p-value over the keys
     best_key: str                  # the key of that p-value
-    detected: bool                 # min p below fpr / N (the scan's Bonferroni over keys)
+    detected: bool                 # min p below fpr / N: the analytic reading (Bonferroni over keys, uncalibrated)
+    conclusion: Conclusion         # what the tool concludes on the altered pixels (calibrated where one applies)
 
     def describe(self) -> str:
-        outcome = f"detected, key {self.best_key}" if self.detected else f"not detected (nearest {self.best_key})"
-        return f"{self.attack} {self.parameter}: min p = {self.min_p:.3g}, {outcome}"
+        side = "below" if self.detected else "not below"
+        return (f"{self.attack} {self.parameter}: min p = {self.min_p:.3g} (nearest key {self.best_key}), {side} the "
+                f"analytic Bonferroni threshold; the tool would conclude: {self.conclusion.headline()} "
+                f"({self.conclusion.calibration})")
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -38,17 +45,23 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def attack_response(model: LoadedModel, keys: KeySet, pixels: np.ndarray, config, method: str, attack: str,
-                    strengths: tuple[float, ...], seed: int = 0,
-                    progress: Progress = NULL_PROGRESS) -> tuple[ResponsePoint, ...]:
+                    strengths: tuple[float, ...], seed: int = 0, progress: Progress = NULL_PROGRESS,
+                    calibration=None) -> tuple[ResponsePoint, ...]:
     """The exhibit's (3, T, T) pixels under `attack` at each strength, recovered with `method` of `config` (an
-    `AnalysisConfig`) and scored against `keys`; one batch."""
+    `AnalysisConfig`), scored against `keys` and concluded with `calibration` (the run's `CalibrationChoice`;
+    None: uncalibrated); one batch."""
+    from engine.robustness_verdicts import latent_conclusions
+
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r} (known: {', '.join(ATTACKS)})")
     base = to_uint8(pixels)
     attacked = [Attack(attack, s, seed).apply(base) for s in strengths]
     x = torch.from_numpy(np.stack(attacked).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
-    p = p_value_matrix(recover_z_t(model, x, method, config, progress), keys.keys, config.score_target)
+    z_t = recover_z_t(model, x, method, config, progress)
+    p = p_value_matrix(z_t, keys.keys, config.score_target)
+    conclusions = latent_conclusions(keys, z_t, x, config, method,
+                                     None if calibration is None else calibration.for_method(method))
     spec = ATTACKS[attack]
     return tuple(ResponsePoint(attack, s, f"{spec.parameter(s):g} {spec.unit}", method, float(row.min()),
-                               keys.ids[int(row.argmin())], bool(row.min() < config.fpr / len(keys)))
-                 for s, row in zip(strengths, p))
+                               keys.ids[int(row.argmin())], bool(row.min() < config.fpr / len(keys)), c)
+                 for s, row, c in zip(strengths, p, conclusions))

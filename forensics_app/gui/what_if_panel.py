@@ -1,6 +1,8 @@
 """The what-if panel: for the analysed exhibit, pick an attack and a strength and see how the statistic
-responds (the exhibit under that attack, recovered and scored again in memory: `engine.what_if`). Each
-computed point is added to the table, so a strength sweep is built up point by point."""
+responds (the exhibit under that attack, recovered and scored again in memory: `engine.what_if`) and what the
+tool would conclude on the altered pixels (with the run's calibration and its coverage check; the analytic
+reading alone is not valid on altered evidence). Each computed point is added to the table, so a strength sweep
+is built up point by point."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 
 from forensics_app.gui.run_session import BackgroundJobs
 
-COLUMNS = ("attack", "parameter", "method", "min p", "key", "at the run's FPR")
+COLUMNS = ("attack", "parameter", "method", "min p", "key", "analytic (Bonferroni)", "the tool would conclude")
 
 
 class WhatIfPanel(QWidget):
@@ -89,12 +91,17 @@ class WhatIfPanel(QWidget):
         cached = self._model
 
         def work():
+            from engine.calibration import choose_calibration
             from engine.model_loader import load_model
             from engine.what_if import attack_response
 
             model = cached or load_model(run.model_id, device="cpu" if run.device.startswith("cpu") else "auto")
+            # the run's calibration (also when it was turned off); a reopened case keeps none ("none"), so the
+            # one a scan would choose
+            calibration = run.calibration if run.calibration.origin != "none" else \
+                choose_calibration(model, run.keys, run.config)
             return model, attack_response(model, run.keys, exhibit.evidence.pixels, run.config, method, attack,
-                                          (strength,))[0]
+                                          (strength,), calibration=calibration)[0]
 
         self.compute.setEnabled(False)
         self.status.setText(f"computing {attack} at strength {strength:g} …")
@@ -106,8 +113,9 @@ class WhatIfPanel(QWidget):
         self._model, point = value
         r = self.table.rowCount()
         self.table.insertRow(r)
+        c = point.conclusion
         cells = (point.attack, point.parameter, point.method, f"{point.min_p:.3g}", point.best_key,
-                 "detected" if point.detected else "not detected")
+                 "below the level" if point.detected else "not below", f"{c.headline()} ({c.calibration})")
         for c, text in enumerate(cells):
             self.table.setItem(r, c, QTableWidgetItem(text))
         self.status.setText(point.describe())
