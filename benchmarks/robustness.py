@@ -140,6 +140,8 @@ def main() -> None:
                    "between processes (each with its own --out)")
     p.add_argument("--variants", help="only these variants (plain, realigned, restored; comma-separated)")
     p.add_argument("--no-baseline", action="store_true", help="leave out the unaltered row")
+    p.add_argument("--strength-index", help="only these of each attack's strengths in the plan, 0-based and "
+                   "comma-separated (e.g. 0: the mildest)")
     args = p.parse_args()
 
     from engine.model_loader import load_model
@@ -208,6 +210,7 @@ def main() -> None:
     first = not args.no_baseline
     wanted_attacks = set(args.attacks.split(",")) if args.attacks else None
     wanted_variants = set(args.variants.split(",")) if args.variants else None
+    wanted_levels = {int(i) for i in args.strength_index.split(",")} if args.strength_index else None
     for attack, strengths, variants in PLANS[args.plan]:
         if wanted_attacks is not None and attack not in wanted_attacks:
             continue
@@ -217,6 +220,10 @@ def main() -> None:
         variants = tuple(v for v in variants if wanted_variants is None or v in wanted_variants)
         if not variants:
             continue
+        if wanted_levels is not None:
+            strengths = tuple(s for i, s in enumerate(strengths) if i in wanted_levels)
+            if not strengths:
+                continue
         study = StudyConfig(attacks=(attack,), strengths=strengths, variants=variants, search=search)
         run_study(model, keys, refs, config, study, on_row=finished, include_baseline=first,
                   calibration=calibration, skip=done)
