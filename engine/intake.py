@@ -184,6 +184,8 @@ class EvidenceImage:
     preprocessing: Preprocessing
     pixels: np.ndarray = field(repr=False)  # float32 (3, T, T) in [-1, 1] from 8-bit values
     md5: str | None = None  # of the same bytes, when asked for (`load_evidence(..., md5=True)`)
+    # a JPEG's luma quantization table as stored (64 entries, natural order; `engine.jpeg_quality`), else None
+    jpeg_luma_table: tuple[int, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -728,6 +730,7 @@ def load_evidence(path: str | os.PathLike[str], target_size: int, md5: bool = Fa
                 image.seek(0)
                 image.load()  # decodes now, so truncation and corruption surface here
                 exif, orientation, exif_warnings = _exif_summary(image)
+                luma_table = _jpeg_luma_table(image)
                 rgb, conversion, conversion_warnings = _to_rgb8(image, data)
             pixels_rgb, resized_to, crop_box, resize_warnings = _resize_and_centre_crop(rgb, target_size)
         except EvidenceError:
@@ -772,4 +775,14 @@ def load_evidence(path: str | os.PathLike[str], target_size: int, md5: bool = Fa
         ),
         pixels=pixels,
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest() if md5 else None,
+        jpeg_luma_table=luma_table,
     )
+
+
+def _jpeg_luma_table(image: Image.Image) -> tuple[int, ...] | None:
+    """The first (luma) quantization table of a JPEG as Pillow parsed it, when it is a plain 64-entry table."""
+    tables = getattr(image, "quantization", None)
+    if image.format not in ("JPEG", "MPO") or not isinstance(tables, dict) or 0 not in tables:
+        return None
+    table = tuple(int(v) for v in tables[0])
+    return table if len(table) == 64 and all(1 <= v <= 65535 for v in table) else None

@@ -15,13 +15,12 @@ images that re-encode to the same luma coefficients; chroma is taken from y as s
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
+from engine.jpeg_quality import libjpeg_luma_table
 from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 
@@ -91,13 +90,9 @@ def _low_pass(size: int, keep: float) -> torch.Tensor:
 
 
 def _jpeg_tables(quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        # luma table; this Pillow returns it in natural (row-major) order: measured, the DCT of a decoded
-        # JPEG's luma is a multiple of it to 0.004 of a step, against 0.017 read as zigzag
-        return np.asarray(im.quantization[0], dtype=np.float64).reshape(8, 8)
+    # libjpeg's luma table; this Pillow returns it in natural (row-major) order: measured, the DCT of a decoded
+    # JPEG's luma is a multiple of it to 0.004 of a step, against 0.017 read as zigzag
+    return np.asarray(libjpeg_luma_table(int(quality)), dtype=np.float64).reshape(8, 8)
 
 
 def _dct_matrix() -> np.ndarray:

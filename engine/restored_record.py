@@ -16,17 +16,59 @@ from engine.restoration import Degradation, RestorationConfig
 from engine.verdicts import NOT_ANALYSED, Conclusion, image_conclusion
 
 # What `scan --restore` and the window accept: the degradations an examiner can state with one number (a mask
-# needs its pixels).
+# needs its pixels), and a JPEG's quality read from each file's own tables.
 STATED_KINDS = ("jpeg", "blur", "downscale")
-SYNTAX = "KIND:VALUE with KIND jpeg (quality 1–100), blur (radius > 0) or downscale (kept share of the side, 0–1)"
+SYNTAX = ("KIND:VALUE with KIND jpeg (quality 1–100, or auto: read from each JPEG file's quantization table), "
+          "blur (radius > 0) or downscale (kept share of the side, 0–1)")
 
 
-def parse_degradation(text: str) -> Degradation:
-    """`jpeg:50`, `blur:1.5`, `downscale:0.5` → a `Degradation`; ValueError (one line naming the input) else."""
+@dataclass(frozen=True)
+class JpegFromFile:
+    """`jpeg:auto`: each exhibit's JPEG quality read from its own luma quantization table
+    (`engine.jpeg_quality`), resolved per exhibit by `resolve_degradation`."""
+
+    kind: str = "jpeg"
+    value: None = None
+
+    def describe(self) -> str:
+        return "JPEG, quality read from each file's quantization table"
+
+
+JPEG_FROM_FILE = JpegFromFile()
+
+
+def resolve_degradation(stated, evidence) -> tuple[Degradation, str] | str:
+    """(the degradation to undo for this exhibit, how it was obtained: "" when stated), or one sentence why
+    none can be: `jpeg:auto` needs a JPEG file analysed at its stored size (a resize or crop moves the 8×8
+    blocks whose quantization the restoration undoes)."""
+    if isinstance(stated, Degradation):
+        return stated, ""
+    from engine.jpeg_quality import estimate_quality
+
+    name = evidence.path.rsplit("/", 1)[-1]
+    if evidence.jpeg_luma_table is None:
+        return (f"{name} is not a JPEG file ({evidence.format}): there is no quantization table to read the quality "
+                "from; state the degradation instead")
+    pre = evidence.preprocessing
+    if pre.resized_to is not None or pre.crop_box is not None:
+        w, h = pre.original_size
+        return (f"{name} is stored at {w}×{h} and was resized or cropped to the model's {pre.target_size}×"
+                f"{pre.target_size}: its JPEG blocks do not survive that, so a JPEG restoration cannot undo them")
+    q = estimate_quality(evidence.jpeg_luma_table)
+    return Degradation("jpeg", float(q.quality)), q.describe()
+
+
+def parse_degradation(text: str) -> Degradation | JpegFromFile:
+    """`jpeg:50`, `blur:1.5`, `downscale:0.5` → a `Degradation`, `jpeg:auto` → `JPEG_FROM_FILE`; ValueError (one
+    line naming the input) else."""
     kind, sep, value = str(text).strip().partition(":")
     kind = kind.strip().lower()
     if not sep or kind not in STATED_KINDS:
         raise ValueError(f"--restore takes {SYNTAX}, not {text!r}")
+    if value.strip().lower() == "auto":
+        if kind != "jpeg":
+            raise ValueError(f"--restore {text!r}: only a JPEG's quality can be read from the file ({SYNTAX})")
+        return JPEG_FROM_FILE
     try:
         number = float(value)
     except ValueError:
@@ -71,17 +113,19 @@ class RestoredMethod:
 
 @dataclass(frozen=True)
 class ImageRestoration:
-    degradation: Degradation                 # as the examiner stated it
+    degradation: Degradation | JpegFromFile  # as stated or read from the file (JpegFromFile: only when it failed)
     config: RestorationConfig
     as_submitted: Conclusion                 # the exhibit's own conclusion, unchanged, for the side-by-side
     methods: dict[str, RestoredMethod] = field(default_factory=dict)   # empty when the reading failed
     prior_gap: tuple[float, ...] = ()        # per iteration, RMS of x̂ − D(z) in 8-bit levels (`restore_traced`)
     change_psnr_db: float = float("nan")     # restored pixels against the pixels as submitted
     failure: str = ""                        # one sentence when no restored reading could be made
+    read_from_file: str = ""                 # how the degradation was read from the file ("" when stated)
 
     @property
     def settings(self) -> str:
-        return f"{self.degradation.describe()}; {self.config.describe()}"
+        how = f" — {self.read_from_file}" if self.read_from_file else ""
+        return f"{self.degradation.describe()}{how}; {self.config.describe()}"
 
     @property
     def conclusion(self) -> Conclusion:
@@ -92,7 +136,8 @@ class ImageRestoration:
 
     def to_json_dict(self) -> dict:
         return {"degradation": {"kind": self.degradation.kind, "value": self.degradation.value,
-                                "described": self.degradation.describe()},
+                                "described": self.degradation.describe(),
+                                "read_from_file": self.read_from_file or None},
                 "settings": {"iterations": self.config.iterations, "weight": self.config.weight,
                              "described": self.config.describe()},
                 "prior_gap_levels": list(self.prior_gap), "restored_vs_submitted_psnr_db": self.change_psnr_db,
@@ -107,7 +152,13 @@ class ImageRestoration:
                 d.get("settings"), dict):
             raise ValueError("a restored reading needs its degradation and settings")
         deg, st = d["degradation"], d["settings"]
-        degradation = Degradation(str(deg.get("kind")), _finite(deg.get("value"), "the degradation's value"))
+        if deg.get("value") is None and deg.get("kind") == "jpeg" and d.get("failure"):
+            degradation = JPEG_FROM_FILE         # `jpeg:auto` on an exhibit whose quality could not be read
+        else:
+            degradation = Degradation(str(deg.get("kind")), _finite(deg.get("value"), "the degradation's value"))
+        read = deg.get("read_from_file") or ""
+        if not isinstance(read, str):
+            raise ValueError("a restored reading's read_from_file is not text")
         config = RestorationConfig(st.get("iterations"), _finite(st.get("weight"), "the restoration weight"))
         methods = d.get("methods") or {}
         if not isinstance(methods, dict):
@@ -118,7 +169,7 @@ class ImageRestoration:
         return cls(degradation, config, Conclusion.from_json_dict(d.get("as_submitted")),
                    {m: RestoredMethod.from_json_dict(m, md) for m, md in methods.items()},
                    tuple(_finite(g, "the prior gap") for g in gap), _number(d.get("restored_vs_submitted_psnr_db")),
-                   str(d.get("failure") or ""))
+                   str(d.get("failure") or ""), read)
 
 
 def _number(v) -> float:
@@ -136,7 +187,7 @@ def _finite(v, what: str) -> float:
     return float(v)
 
 
-def restore_image(model, keys, image, config, degradation: Degradation, restoration: RestorationConfig,
+def restore_image(model, keys, image, config, degradation: Degradation | JpegFromFile, restoration: RestorationConfig,
                   progress: Progress = NULL_PROGRESS, calibration=None) -> ImageRestoration:
     """One analysed exhibit (`ImageAnalysis`) restored and analysed again with `config` and `calibration` (the
     run's `CalibrationChoice`; None: none) against `keys`. A non-finite restoration or inversion becomes a record
@@ -150,7 +201,11 @@ def restore_image(model, keys, image, config, degradation: Degradation, restorat
     from engine.restored_verdict import restored_conclusion
 
     name = image.evidence.path.rsplit("/", 1)[-1]
-    base = ImageRestoration(degradation, restoration, image.conclusion)
+    resolved = resolve_degradation(degradation, image.evidence)
+    if isinstance(resolved, str):
+        return ImageRestoration(degradation, restoration, image.conclusion, failure=resolved)
+    degradation, read_from_file = resolved
+    base = ImageRestoration(degradation, restoration, image.conclusion, read_from_file=read_from_file)
     progress.check_cancelled()
     x = torch.from_numpy(np.asarray(image.evidence.pixels, dtype=np.float32))[None]
     restored, gap = restore_traced(model, x, degradation, restoration)
@@ -172,7 +227,8 @@ def restore_image(model, keys, image, config, degradation: Degradation, restorat
     return replace(base, methods=methods, prior_gap=tuple(float(g) for g in gap[0]), change_psnr_db=change)
 
 
-def restore_run(model, keys, run, degradation: Degradation, restoration: RestorationConfig = RestorationConfig(),
+def restore_run(model, keys, run, degradation: Degradation | JpegFromFile,
+                restoration: RestorationConfig = RestorationConfig(),
                 progress: Progress = NULL_PROGRESS):
     """The `AnalysisRun` with every analysed image's restored reading attached, with the run's settings, keys and
     calibration. Raises `Cancelled` when stopped (the caller keeps the plain run)."""

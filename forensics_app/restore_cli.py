@@ -11,9 +11,10 @@ DEFAULT_ITERATIONS, DEFAULT_WEIGHT = 3, 0.1
 
 def add_restore_arguments(s) -> None:
     s.add_argument("--restore", metavar="KIND:VALUE",
-                   help="also restore each exhibit from a degradation you state — jpeg:QUALITY, blur:RADIUS or "
-                        "downscale:SHARE (kept share of the side) — and analyse the restored pixels with the same "
-                        "methods, settings and keys; a separate reading, never identified, beside the conclusion as "
+                   help="also restore each exhibit from a degradation you state — jpeg:QUALITY, jpeg:auto (each "
+                        "JPEG file's quality read from its own quantization table), blur:RADIUS or downscale:SHARE "
+                        "(kept share of the side) — and analyse the restored pixels with the same methods, settings, "
+                        "keys and calibration; a separate reading, never identified, beside the conclusion as "
                         "submitted (the JSON gets a 'restoration' object per image). Local executor only, and not with "
                         "--records (resumed records keep no pixels to restore)")
     s.add_argument("--restore-iterations", type=int, metavar="N",

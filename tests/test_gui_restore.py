@@ -114,6 +114,23 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
     third = MainWindow()
     qtbot.addWidget(third)
     assert third.advanced.restore.choice() is None
+    # the quality read from each JPEG file: no value to state, remembered too
+    box = third.advanced.restore
+    box.setChecked(True)
+    box.kind.setCurrentIndex(box.kind.findData("jpeg-file"))
+    assert not box.value.isEnabled()
+    choice = box.choice()
+    assert choice.kind == "jpeg-file" and choice.describe().startswith(
+        "restore before inverting: jpeg, quality read from each file;")
+    from engine.restored_record import JPEG_FROM_FILE
+
+    assert choice.to_engine()[0] is JPEG_FROM_FILE
+    third.close()
+    fourth = MainWindow()
+    qtbot.addWidget(fourth)
+    assert fourth.advanced.restore.choice() == choice
+    fourth.advanced.restore.setChecked(False)
+    fourth.close()
     for bad in ({"kind": "sharpen", "value": 1.0, "iterations": 3, "weight": 0.1},
                 {"kind": "jpeg", "value": 50.5, "iterations": 3, "weight": 0.1},
                 {"kind": "blur", "value": 1.0, "iterations": 0, "weight": 0.1},

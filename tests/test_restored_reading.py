@@ -137,7 +137,8 @@ def test_restore_run_keeps_the_plain_conclusions_and_records_both(restored_run):
     d = run_to_json(run)["images"][0]
     assert d["conclusion"] == run_to_json(plain)["images"][0]["conclusion"]
     r = d["restoration"]
-    assert r["degradation"] == {"kind": "jpeg", "value": 50.0, "described": "JPEG quality 50 (approximate: luma only)"}
+    assert r["degradation"] == {"kind": "jpeg", "value": 50.0, "described": "JPEG quality 50 (approximate: luma only)",
+                                "read_from_file": None}
     assert r["settings"] == {"iterations": 3, "weight": 0.1, "described": "3 data-consistency iterations, λ = 0.1"}
     assert r["as_submitted"] == d["conclusion"] and r["failure"] is None
     assert r["conclusion"]["outcome"] in ("not_detected", "inconclusive") and r["conclusion"]["key"] is None
