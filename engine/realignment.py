@@ -33,7 +33,8 @@ from engine.treering import KeySet, exclusion_statistics
 from engine.verdicts import Conclusion
 
 FAMILIES = ("rotation", "scale", "crop", "flip")
-FILLS = ("black", "grey", "border", "reflection")
+FILLS = ("black", "grey", "border", "reflection", "inpaint")
+# "inpaint": the area a candidate leaves uncovered is filled by the model's autoencoder (`inpaint_uncovered`)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class Transform:
 
 def apply_transforms(pixels: torch.Tensor, transforms: tuple[Transform, ...]) -> torch.Tensor:
     """(C, T, T) pixels in [−1, 1] (or a latent) → (K, C, T, T), one per transform; uncovered area is each
-    transform's fill: black (−1), grey (0), the nearest edge pixel (border) or the mirrored image (reflection)."""
+    transform's fill: black (−1), grey (0), the nearest edge pixel (border) or the mirrored image (reflection);
+    "inpaint" leaves it black here, for `inpaint_uncovered` to fill with the model."""
     out = torch.empty((len(transforms), *pixels.shape), dtype=torch.float32)
     for fill in FILLS:
         chosen = [i for i, t in enumerate(transforms) if t.fill == fill]
@@ -102,10 +104,31 @@ def apply_transforms(pixels: torch.Tensor, transforms: tuple[Transform, ...]) ->
         theta = torch.tensor(np.stack([transforms[i].affine() for i in chosen]), dtype=torch.float32)
         grid = F.affine_grid(theta, [len(chosen), *pixels.shape], align_corners=False)
         batch = pixels.float().cpu()[None].expand(len(chosen), *pixels.shape)
-        shift = 1.0 if fill == "black" else 0.0       # grid_sample fills 0: shifted so that 0 is black
+        shift = 1.0 if fill in ("black", "inpaint") else 0.0    # grid_sample fills 0: shifted so that 0 is black
         mode = fill if fill in ("border", "reflection") else "zeros"
         out[chosen] = F.grid_sample(batch + shift, grid, mode="bilinear", padding_mode=mode,
                                     align_corners=False) - shift
+    return out
+
+
+def covered_masks(transforms: tuple[Transform, ...], size: int) -> np.ndarray:
+    """(K, 1, T, T) bool: the pixels each transform fills from the suspect (fully, not blended with the fill)."""
+    frame = apply_transforms(torch.ones((1, size, size)), tuple(Transform(t.angle, t.side, t.cx, t.cy, t.hflip,
+                                                                             t.vflip, "black") for t in transforms))
+    return (frame > 0.98).numpy()
+
+
+def inpaint_uncovered(model: LoadedModel, candidates: torch.Tensor, transforms: tuple[Transform, ...]) -> torch.Tensor:
+    """The candidates whose fill is "inpaint" with their uncovered area filled by the model's autoencoder
+    (the mask data-consistency step of `engine.restoration`, its default settings); the others unchanged."""
+    from engine.restoration import Degradation, RestorationConfig, restore
+
+    chosen = [i for i, t in enumerate(transforms) if t.fill == "inpaint"]
+    if not chosen:
+        return candidates
+    masks = covered_masks(tuple(transforms[i] for i in chosen), candidates.shape[-1])
+    out = candidates.clone()
+    out[chosen] = restore(model, candidates[chosen], Degradation("mask", mask=masks), RestorationConfig())
     return out
 
 
@@ -301,6 +324,7 @@ def realign(model: LoadedModel, keys: KeySet, pixels: np.ndarray | torch.Tensor,
     decoder-inversion method of `config` (an `AnalysisConfig`)."""
     transforms = search.transforms()
     x = apply_transforms(torch.as_tensor(np.asarray(pixels, dtype=np.float32)), transforms)
+    x = inpaint_uncovered(model, x, transforms)
     z_t = recover_z_t(model, x, method, config, progress, item)
     return score_search(z_t, keys, transforms, method, search, config.score_target)
 

@@ -43,6 +43,28 @@ def test_crop_candidate_puts_a_resized_crop_back_in_place():
     assert torch.all(undone[:, 49:, 49:] == -1.0)         # outside the crop: the fill (black)
 
 
+def test_the_inpaint_fill_fills_only_what_a_candidate_leaves_uncovered():
+    """"inpaint": the pixels a candidate takes from the suspect stay (blended at the restoration's weight with the
+    autoencoder's), the uncovered corners become the demo autoencoder's estimate instead of black."""
+    from engine.model_loader import load_model
+    from engine.realignment import covered_masks, inpaint_uncovered
+
+    transforms = (Transform(), Transform(angle=10.0, fill="inpaint"), Transform(angle=10.0, fill="black"))
+    masks = covered_masks(transforms, 64)
+    assert masks.shape == (3, 1, 64, 64) and masks[0].all()
+    assert 0.85 < masks[1].mean() < 0.93 and (masks[1] == masks[2]).all()     # a 10° turn loses its corners
+    model = load_model("demo", device="cpu")
+    x = apply_transforms(_to_float(_smooth_image(2)), transforms)
+    assert torch.equal(x[1], x[2])                                  # before inpainting: black there too
+    filled = inpaint_uncovered(model, x, transforms)
+    assert torch.equal(filled[0], x[0]) and torch.equal(filled[2], x[2])        # other fills untouched
+    black = (x[1] == -1).all(0)                                    # fully uncovered: the fill alone
+    assert black.any() and not torch.from_numpy(masks[1][0])[black].any()
+    assert (filled[1][:, black] > -0.9).float().mean() > 0.5
+    kept = torch.from_numpy(masks[1]).expand(3, 64, 64)
+    assert (filled[1][kept] - x[1][kept]).abs().mean() < 0.05
+
+
 def test_search_grid_counts_and_parsing():
     grid = SearchConfig().transforms()
     assert grid[0].is_identity
