@@ -107,5 +107,7 @@ def test_scoring_many_latents_in_chunks_gives_the_same_scores(monkeypatch):
     whole = ringid.score_keys(z, keys)
     monkeypatch.setattr(ringid, "SCORE_CHUNK_ELEMENTS", 2 * 8 * 136 * 2)     # two latents per chunk
     chunked = ringid.score_keys(z, keys)
-    assert [[(s.key_id, s.l1, s.p_value) for s in row] for row in whole] == \
-        [[(s.key_id, s.l1, s.p_value) for s in row] for row in chunked]
+    # equal up to rounding: a chunk's matrix products may sum in another order (measured: 3e-16 apart)
+    assert [[s.key_id for s in row] for row in whole] == [[s.key_id for s in row] for row in chunked]
+    np.testing.assert_allclose([[(s.l1, s.p_value) for s in row] for row in whole],
+                               [[(s.l1, s.p_value) for s in row] for row in chunked], rtol=1e-12, atol=1e-15)
