@@ -232,6 +232,7 @@ def test_report_shows_raw_and_restored_side_by_side(restored_run, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--restore", "jpeg:abc"], "--restore 'jpeg:abc': 'abc' is not a number"),
     (["--restore", "sharpen:2"], "--restore takes KIND:VALUE"),
+    (["--restore", "blur:auto"], "only a JPEG's quality can be read from the file"),
     (["--restore", "downscale:2"], "the kept share of the side must be above 0 and at most 1"),
     (["--restore", "jpeg:50", "--restore-iterations", "0"], "restoration iterations"),
     (["--restore-weight", "0.2"], "--restore-iterations and --restore-weight need --restore KIND:VALUE"),
