@@ -1,8 +1,9 @@
 """One exhibit's restored reading as the run keeps it (`ImageAnalysis.restoration`): the degradation the examiner
-stated, the restoration's settings and trace, and per decoder inversion the scores and the conclusion drawn on the
-restored pixels with the run's calibration (`engine.restored_verdict`), beside the conclusion as submitted. The scan JSON's "restoration"
-object and the case file carry it in one form (`to_json_dict` / `from_json_dict`); the conclusions are stored as
-drawn, not redrawn when a case is reopened. The plain analysis's conclusions are never changed by it.
+stated (or the JPEG quality read from the file), the restoration's settings and trace, and per decoder inversion
+the scores and the conclusion drawn on the restored pixels with the run's calibration (`engine.restored_verdict`),
+beside the conclusion as submitted. The scan JSON's "restoration" object and the case file carry it in one form
+(`to_json_dict` / `from_json_dict`); the conclusions are stored as drawn, not redrawn when a case is reopened. The
+plain analysis's conclusions are never changed by it.
 """
 
 from __future__ import annotations
