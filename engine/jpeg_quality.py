@@ -49,6 +49,6 @@ def estimate_quality(table: Sequence[int]) -> JpegQuality:
     t = np.asarray(table, dtype=np.float64)
     if t.shape != (64,) or not np.isfinite(t).all() or (t < 1).any() or (t > 65535).any():
         raise ValueError("a JPEG luma quantization table has 64 entries from 1 to 65535")
-    best = min(QUALITIES, key=lambda q: (float(np.abs(np.log(t / np.asarray(libjpeg_luma_table(q)))).mean()), q))
-    distance = float(np.abs(np.log(t / np.asarray(libjpeg_luma_table(best)))).mean())
-    return JpegQuality(best, tuple(int(v) for v in t) == libjpeg_luma_table(best), distance)
+    distances = {q: float(np.abs(np.log(t / np.asarray(libjpeg_luma_table(q)))).mean()) for q in QUALITIES}
+    best = min(QUALITIES, key=lambda q: (distances[q], q))
+    return JpegQuality(best, tuple(int(v) for v in t) == libjpeg_luma_table(best), distances[best])

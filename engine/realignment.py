@@ -16,7 +16,7 @@ that measured best on the demo model, see `SearchConfig`). All candidates of one
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -113,8 +113,7 @@ def apply_transforms(pixels: torch.Tensor, transforms: tuple[Transform, ...]) ->
 
 def covered_masks(transforms: tuple[Transform, ...], size: int) -> np.ndarray:
     """(K, 1, T, T) bool: the pixels each transform fills from the suspect (fully, not blended with the fill)."""
-    frame = apply_transforms(torch.ones((1, size, size)), tuple(Transform(t.angle, t.side, t.cx, t.cy, t.hflip,
-                                                                             t.vflip, "black") for t in transforms))
+    frame = apply_transforms(torch.ones((1, size, size)), tuple(replace(t, fill="black") for t in transforms))
     return (frame > 0.98).numpy()
 
 

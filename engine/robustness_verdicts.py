@@ -27,8 +27,6 @@ from engine.watermarks import independent_key_ids, scheme_for
 if TYPE_CHECKING:
     from engine.calibration import CalibrationChoice, MethodCalibration
 
-OUTSIDE = OUTSIDE_CALIBRATION
-
 
 def study_calibration(model, keys, config) -> "CalibrationChoice":
     """What a default scan of this model with these keys and settings would use: the calibration shipped for
@@ -72,7 +70,7 @@ def latent_conclusions(keys, z_t: torch.Tensor, pixels: np.ndarray | torch.Tenso
 
 def defended(c: Conclusion) -> bool:
     """A detection the conclusion stands behind: detected and not outside what the calibration covers."""
-    return c.detected and c.calibration != OUTSIDE
+    return c.detected and c.calibration != OUTSIDE_CALIBRATION
 
 
 def verdict_counts(conclusions: Sequence[Conclusion], truths: Sequence[str | None]) -> dict:
@@ -84,7 +82,7 @@ def verdict_counts(conclusions: Sequence[Conclusion], truths: Sequence[str | Non
     n = len(marked)
     return {
         "verdict_null_flagged": sum(defended(c) for c in clean),
-        "verdict_null_outside": sum(c.calibration == OUTSIDE for c in clean),
+        "verdict_null_outside": sum(c.calibration == OUTSIDE_CALIBRATION for c in clean),
         "verdict_detected": sum(defended(c) for c, _ in marked) / n if n else float("nan"),
         "verdict_identified": sum(c.outcome == "identified" and c.key == t for c, t in marked) / n if n else float("nan"),
         "verdict_wrong_key": sum(c.outcome == "identified" and c.key != t for c, t in marked),

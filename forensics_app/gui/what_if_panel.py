@@ -116,8 +116,8 @@ class WhatIfPanel(QWidget):
         c = point.conclusion
         cells = (point.attack, point.parameter, point.method, f"{point.min_p:.3g}", point.best_key,
                  "below the level" if point.detected else "not below", f"{c.headline()} ({c.calibration})")
-        for c, text in enumerate(cells):
-            self.table.setItem(r, c, QTableWidgetItem(text))
+        for col, text in enumerate(cells):
+            self.table.setItem(r, col, QTableWidgetItem(text))
         self.status.setText(point.describe())
         self._update_enabled()
 

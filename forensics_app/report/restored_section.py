@@ -21,7 +21,8 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
            f"the autoencoder's, 8-bit levels): {esc(gap)}; restored against submitted pixels: "
            f"{number(s.change_psnr_db, '.1f')} dB PSNR.</p>",
            '<p class="small">The exhibit\'s conclusion above is drawn from the image as submitted and is not changed '
-           "by the restoration. The degradation is the one the examiner stated, not one the tool found; the restored "
+           "by the restoration. The degradation is the one the examiner stated (or a JPEG quality read from the file's "
+           "own quantization table), not one the tool inferred from the pixels; the restored "
            "pixels are analysed with the same methods, settings, keys and calibration (whose coverage check tells "
            "when the restored pixels do not look like the model's own images, as after a degradation stated wrongly), "
            "and the restored reading names no key holder (docs/algorithms.md §6).</p>"]
