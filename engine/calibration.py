@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -20,6 +20,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from engine.analysis import AnalysisConfig
+    from engine.attacks import Attack
     from engine.model_loader import LoadedModel
     from engine.treering import KeySet
 
@@ -64,6 +65,9 @@ class MethodCalibration:
     identification_null: tuple[float, ...]   # exclusion statistic at the true key, per watermarked image
     coverage: dict[str, tuple[float, float]]  # noise statistic → [min, max] over every calibration image
     summary: dict = field(default_factory=dict)   # counts and the confusion on the calibration set itself
+    # alteration label → the exclusion statistic at the true key of the watermarked images under that alteration
+    # that identification would be asked of (engine.altered_calibration); empty in calibrations made without
+    identification_null_altered: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def min_supported_p(self) -> float:
@@ -82,18 +86,21 @@ class MethodCalibration:
         return named / total if total else None
 
     def to_json_dict(self) -> dict:
-        return {"method": self.method, "settings_sha256": self.settings_sha256, "settings": self.settings,
-                "clean_detection": list(self.clean_detection),
-                "identification_null": list(self.identification_null),
-                "coverage": {k: list(v) for k, v in self.coverage.items()}, "summary": self.summary}
+        d = {"method": self.method, "settings_sha256": self.settings_sha256, "settings": self.settings,
+             "clean_detection": list(self.clean_detection),
+             "identification_null": list(self.identification_null),
+             "coverage": {k: list(v) for k, v in self.coverage.items()}, "summary": self.summary}
+        if self.identification_null_altered:   # absent, not empty, in files made without: their hash is unchanged
+            d["identification_null_altered"] = {k: list(v) for k, v in self.identification_null_altered.items()}
+        return d
 
     @classmethod
     def from_json_dict(cls, d) -> "MethodCalibration":
         if not isinstance(d, dict):
             raise ValueError("a method entry is not an object")
 
-        def values(name, *, low=None, high=None):
-            v = d.get(name)
+        def values(name, *, low=None, high=None, v=None):
+            v = d.get(name) if v is None else v
             if not isinstance(v, list) or len(v) > MAX_VALUES:
                 raise ValueError(f"{name} is not a list of at most {MAX_VALUES} numbers")
             out = []
@@ -123,8 +130,12 @@ class MethodCalibration:
         clean = values("clean_detection", low=0.0, high=1.0)
         if not clean:
             raise ValueError("no clean calibration values")
+        altered = d.get("identification_null_altered", {})
+        if not isinstance(altered, dict) or len(altered) > 1000:
+            raise ValueError("identification_null_altered is not an object of at most 1000 alterations")
+        altered = {str(name): values(f"identification_null_altered[{name!r}]", v=v) for name, v in altered.items()}
         return cls(d["method"], d["settings_sha256"], d["settings"], clean, values("identification_null"), cov,
-                   d.get("summary", {}))
+                   d.get("summary", {}), altered)
 
 
 @dataclass(frozen=True)
@@ -252,77 +263,154 @@ def shipped_calibration_path(model_id: str) -> Path | None:
 
 # -- making one ---------------------------------------------------------------------------------------------
 
-def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
-                       keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01,
-                       pixel_statistics: Mapping[str, Sequence[dict]] | None = None) -> MethodCalibration:
-    """One method's calibration from recovered latents: `clean_z_t` (N, C, h, w) of un-watermarked images and
-    `keyed_z_t[key_id]` of images watermarked with that key; `pixel_statistics[group]`: per image, statistics
-    of the evidence itself (e.g. `corner_fill`), in the same order."""
-    import torch
+class _Analyser:
+    """Scores, exclusion statistics and noise statistics of recovered latents, and the conclusions a
+    calibration draws on them: what making a calibration and adding to one share."""
 
-    from engine.noise_statistics import key_region, noise_statistics
-    from engine.verdicts import Evidence, conclude
-    from engine.watermarks import independent_key_ids, scheme_for
+    def __init__(self, keys: "KeySet", score_target: str, method: str):
+        from engine.noise_statistics import key_region
+        from engine.watermarks import independent_key_ids, scheme_for
 
-    scheme = scheme_for(keys)
-    independent = independent_key_ids(keys)
-    region = key_region(keys)
+        self.keys, self.score_target, self.method = keys, score_target, method
+        self.scheme = scheme_for(keys)
+        self.independent = independent_key_ids(keys)
+        self.region = key_region(keys)
 
-    pixel_statistics = pixel_statistics or {}
+    def analyse(self, z: np.ndarray, extra: Sequence[dict] | None = None):
+        """(scores, exclusion or None, noise statistics with `extra` — per image, statistics of the evidence
+        itself — merged in)."""
+        import torch
 
-    def analyse(z: np.ndarray, group: str):
+        from engine.noise_statistics import noise_statistics
+
         t = torch.from_numpy(np.asarray(z, dtype=np.float32))
-        scores = scheme.score(t, keys, score_target)
-        excl = scheme.exclusion(t, keys, score_target) if hasattr(scheme, "exclusion") else None
-        extra = pixel_statistics.get(group) or [{}] * len(z)
-        noise = [{**noise_statistics(x, region).values, **e} for x, e in zip(z, extra)]
+        scores = self.scheme.score(t, self.keys, self.score_target)
+        excl = self.scheme.exclusion(t, self.keys, self.score_target) if hasattr(self.scheme, "exclusion") else None
+        extra = extra or [{}] * len(z)
+        noise = [{**noise_statistics(x, self.region).values, **e} for x, e in zip(z, extra)]
         return scores, excl, noise
 
-    clean_scores, _, clean_noise = analyse(clean_z_t, "clean")
-    clean_t = tuple(float(min(s.p_value for s in row)) for row in clean_scores)
+    def conclusions(self, analysed, fpr: float, calibration: MethodCalibration) -> list:
+        from engine.verdicts import Evidence, conclude
+
+        scores, excl, noise = analysed
+        return [conclude(Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i],
+                                  self.independent), fpr, calibration, self.method) for i, s in enumerate(scores)]
+
+    def tally(self, analysed, fpr: float, calibration: MethodCalibration) -> dict[str, int]:
+        """How the calibrated conclusion reads these images: label (key named, or outcome) → count."""
+        row: dict[str, int] = {}
+        for c in self.conclusions(analysed, fpr, calibration):
+            label = c.key if c.outcome == "identified" else c.outcome
+            row[label] = row.get(label, 0) + 1
+        return row
+
+    def altered_null(self, calibration: MethodCalibration, altered_z_t: Mapping[str, Mapping[str, np.ndarray]],
+                     altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]]
+                     ) -> dict[str, tuple[float, ...]]:
+        """Per alteration, the exclusion statistic at the true key of the altered watermarked images that a scan
+        would ask identification of: inside `calibration`'s coverage and detected at `ALTERED_DETECTION_LEVEL`
+        (docs/algorithms.md §4.2)."""
+        from engine.altered_calibration import ALTERED_DETECTION_LEVEL
+        from engine.verdicts import OUTSIDE_CALIBRATION
+
+        out: dict[str, tuple[float, ...]] = {}
+        for label, groups in altered_z_t.items():
+            values: list[float] = []
+            for key_id, z in groups.items():
+                if key_id not in self.keys.ids:
+                    raise ValueError(f"altered calibration images for {key_id!r}, which is not in the key set")
+                analysed = self.analyse(z, altered_pixel_statistics.get(label, {}).get(key_id))
+                if analysed[1] is None:
+                    continue
+                j = self.keys.ids.index(key_id)
+                for i, c in enumerate(self.conclusions(analysed, ALTERED_DETECTION_LEVEL, calibration)):
+                    if c.detected and c.calibration != OUTSIDE_CALIBRATION:
+                        values.append(float(analysed[1][0][i, j]))
+            out[label] = tuple(values)
+        return out
+
+
+def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
+                       keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01,
+                       pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
+                       altered_z_t: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                       altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
+                       ) -> MethodCalibration:
+    """One method's calibration from recovered latents: `clean_z_t` (N, C, h, w) of un-watermarked images and
+    `keyed_z_t[key_id]` of images watermarked with that key; `pixel_statistics[group]`: per image, statistics
+    of the evidence itself (e.g. `corner_fill`), in the same order. `altered_z_t[label][key_id]`: watermarked
+    images under an alteration (`engine.altered_calibration`), with `altered_pixel_statistics[label][key_id]`;
+    they add to the identification null only (never to the coverage or the detection null)."""
+    analyser = _Analyser(keys, score_target, method)
+    pixel_statistics = pixel_statistics or {}
+    clean = analyser.analyse(clean_z_t, pixel_statistics.get("clean"))
+    clean_t = tuple(float(min(s.p_value for s in row)) for row in clean[0])
     ident: list[float] = []
-    all_noise = list(clean_noise)
+    all_noise = list(clean[2])
     keyed = {}
     for key_id, z in keyed_z_t.items():
         if key_id not in keys.ids:
             raise ValueError(f"calibration images for {key_id!r}, which is not in the key set")
-        scores, excl, noise = analyse(z, key_id)
-        all_noise += noise
-        j = keys.ids.index(key_id)
-        if excl is not None:
-            stats_, _ = excl
-            ident += [float(v) for v in stats_[:, j]]
-        keyed[key_id] = (scores, excl, noise)
+        keyed[key_id] = analysed = analyser.analyse(z, pixel_statistics.get(key_id))
+        all_noise += analysed[2]
+        if analysed[1] is not None:
+            ident += [float(v) for v in analysed[1][0][:, keys.ids.index(key_id)]]
     coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
                 for name in all_noise[0]} if all_noise else {}
     provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
+    provisional = replace(provisional, identification_null_altered=analyser.altered_null(
+        provisional, altered_z_t or {}, altered_pixel_statistics or {}))
     # How the calibrated conclusion reads the calibration's own images (in-sample: an optimistic description,
     # the benchmark evaluates on disjoint seeds).
-    confusion: dict[str, dict[str, int]] = {}
-
-    def tally(truth: str, scores, excl, noise):
-        row = confusion.setdefault(truth, {})
-        for i, s in enumerate(scores):
-            ev = Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i],
-                          independent)
-            c = conclude(ev, fpr, provisional, method)
-            label = c.key if c.outcome == "identified" else c.outcome
-            row[label] = row.get(label, 0) + 1
-
-    tally("clean", clean_scores, None, clean_noise)
-    for key_id, (scores, excl, noise) in keyed.items():
-        tally(key_id, scores, excl, noise)
+    confusion = {"clean": analyser.tally(clean, fpr, provisional),
+                 **{key_id: analyser.tally(analysed, fpr, provisional) for key_id, analysed in keyed.items()}}
     summary = {"clean": len(clean_t), "watermarked": {k: int(len(v)) for k, v in keyed_z_t.items()},
                "in_sample_conclusions_at_fpr": fpr, "in_sample_conclusions": confusion}
-    return MethodCalibration(method, provisional.settings_sha256, settings, clean_t, tuple(ident), coverage, summary)
+    if altered_z_t:
+        summary["altered_watermarked"] = {label: sum(len(z) for z in groups.values())
+                                          for label, groups in altered_z_t.items()}
+    return replace(provisional, summary=summary)
+
+
+def with_altered_null(calibration: MethodCalibration, keys: "KeySet", score_target: str,
+                      keyed_z_t: Mapping[str, np.ndarray], keyed_pixel_statistics: Mapping[str, Sequence[dict]],
+                      altered_z_t: Mapping[str, Mapping[str, np.ndarray]],
+                      altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]]) -> MethodCalibration:
+    """An existing calibration with the identification null under alteration added, its detection null and
+    coverage unchanged. `keyed_z_t`: the calibration's own watermarked images recovered again (their exclusion
+    statistics must reproduce its identification null: ValueError otherwise), for the in-sample rows of the
+    watermarked groups; the clean row is kept as it was (the clean latents are not needed again)."""
+    analyser = _Analyser(keys, score_target, calibration.method)
+    keyed = {k: analyser.analyse(z, keyed_pixel_statistics.get(k)) for k, z in keyed_z_t.items()}
+    again = [float(v) for k, a in keyed.items() for v in a[1][0][:, keys.ids.index(k)]]
+    # recovered again on another machine or thread count, the statistics differ by ~1e-3 (float sums in another
+    # order); images that are not the calibration's differ by ~1
+    if len(again) != len(calibration.identification_null) or not np.allclose(
+            again, calibration.identification_null, atol=0.02, rtol=0):
+        raise ValueError(f"the watermarked images recovered again do not reproduce the {calibration.method} "
+                         "calibration's identification null: they are not its images, or not with its settings")
+    out = replace(calibration, identification_null_altered=analyser.altered_null(
+        calibration, altered_z_t, altered_pixel_statistics))
+    fpr = float(calibration.summary.get("in_sample_conclusions_at_fpr", 0.01))
+    confusion = dict(calibration.summary.get("in_sample_conclusions", {}))
+    confusion.update({k: analyser.tally(a, fpr, out) for k, a in keyed.items()})
+    summary = {**calibration.summary, "in_sample_conclusions": confusion,
+               "altered_watermarked": {label: sum(len(z) for z in groups.values())
+                                       for label, groups in altered_z_t.items()}}
+    return replace(out, summary=summary)
 
 
 def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], keys: "KeySet",
                              config: "AnalysisConfig", dtype: str, latents: Mapping[str, Mapping[str, np.ndarray]],
-                             source: str, pixel_statistics: Mapping[str, Sequence[dict]] | None = None
+                             source: str, pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
+                             altered_latents: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] | None = None,
+                             altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
                              ) -> Calibration:
     """A calibration from recovered latents: latents[method]["clean"] and latents[method][key_id];
-    `pixel_statistics[group]` as for `method_calibration`."""
+    `pixel_statistics[group]` as for `method_calibration`; altered_latents[method][label][key_id] and
+    `altered_pixel_statistics[label][key_id]`: the watermarked images under alterations
+    (`engine.altered_calibration.recover_altered`)."""
     from engine.analysis import utc_now
     from engine.provenance import software_versions
 
@@ -331,7 +419,8 @@ def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], ke
         settings = method_settings(config, method, dtype)
         keyed = {k: v for k, v in groups.items() if k != "clean"}
         methods[method] = method_calibration(method, settings, keys, groups["clean"], keyed, config.score_target,
-                                             config.fpr, pixel_statistics)
+                                             config.fpr, pixel_statistics, (altered_latents or {}).get(method),
+                                             altered_pixel_statistics)
     first = next(iter(latents.values()))
     counts = {name: int(len(z)) for name, z in first.items()}
     return Calibration(model_id=model_id, model_weights_sha256=dict(weight_sha256), keyset_sha256=keyset_sha256(keys),
@@ -410,11 +499,15 @@ MIN_CLEAN = 10
 
 def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *, clean_count: int = 300,
               per_key_count: int = 100, work_dir=None, seed: int = 100_000, reference_dir=None,
-              progress=None) -> Calibration:
+              progress=None, alterations: Sequence["Attack"] | None = None,
+              altered_per_key: int | None = None) -> Calibration:
     """Make a calibration with exactly `config`'s settings: generate `clean_count` un-watermarked and
     `per_key_count` images per key with the model (8-bit PNGs into `work_dir`, with a manifest), or take the
     images of `reference_dir` labelled by its manifest; analyse them; keep the statistics. Every image must be
-    analysed (a failure is an error: a calibration with silent gaps would misstate its counts)."""
+    analysed (a failure is an error: a calibration with silent gaps would misstate its counts).
+    `alterations` (None: `engine.altered_calibration.calibration_alterations()`; empty: none): the first
+    `altered_per_key` (None: all) watermarked images of each key are also analysed under each, in memory, for the
+    identification null under alteration."""
     import tempfile
 
     from engine.analysis import analyze
@@ -457,8 +550,15 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
         raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
     from engine.noise_statistics import evidence_statistics
 
+    from engine.altered_calibration import calibration_alterations, describe_alterations, recover_altered
+
+    alterations = calibration_alterations() if alterations is None else tuple(alterations)
+    if altered_per_key is not None:
+        require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
+                    1_000_000)
     latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
     pixels: dict[str, list[dict]] = {}
+    marked_pixels: dict[str, np.ndarray] = {}
     for label, paths in groups.items():
         run = analyze(model, keys, paths, config, progress=progress, calibration=NO_CALIBRATION)
         if run.cancelled:
@@ -471,5 +571,16 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
         for m in config.methods:
             latents[m][label] = np.stack([im.methods[m].z_t for im in run.images])
         pixels[label] = [evidence_statistics(im.evidence.pixels) for im in run.images]
+        if label != "clean":
+            chosen = run.images if altered_per_key is None else run.images[:altered_per_key]
+            if chosen:   # as analysed ((3, T, T) in [−1, 1] from 8-bit evidence), back to 8 bits exactly
+                marked_pixels[label] = np.stack([np.rint((im.evidence.pixels.transpose(1, 2, 0) + 1) * 127.5)
+                                                 .clip(0, 255).astype(np.uint8) for im in chosen])
+    altered_latents = altered_stats = None
+    if alterations and marked_pixels:
+        altered_latents, altered_stats = recover_altered(model, config, marked_pixels, alterations, progress)
+        per_key = ", ".join(f"{len(v)} {k}" for k, v in marked_pixels.items())
+        source += f"; identification also calibrated on {per_key} of them under {describe_alterations(alterations)}"
     return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
-                                    str(model.dtype).replace("torch.", ""), latents, source, pixels)
+                                    str(model.dtype).replace("torch.", ""), latents, source, pixels,
+                                    altered_latents, altered_stats)

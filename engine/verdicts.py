@@ -198,6 +198,22 @@ def empirical_p(null: np.ndarray, value: float, larger_is_extreme: bool) -> floa
     return (r + 1) / (len(null) + 1)
 
 
+def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, keys_tested: int,
+                           level: float) -> np.ndarray:
+    """Per key, the exclusion p-value of its statistic against `null` (statistics of watermarked calibration
+    images at their own key). When the null is too small to reach `level` (1/(n + 1) above it), a key is
+    excluded only when its analytic p-value is below the level *and* its statistic lies beyond every value of
+    the null: the analytic p-value where the statistic is beyond them all, else the larger of the two."""
+    from engine.treering import exclusion_p_values
+
+    p = np.array([empirical_p(null, v, larger_is_extreme=True) for v in statistics])
+    floor = 1 / (len(null) + 1)
+    if floor > level:
+        analytic = exclusion_p_values(statistics, df, keys_tested)
+        p = np.where(p <= floor, analytic, np.maximum(p, analytic))
+    return p
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What one analysed latent gives the conclusion (per method)."""
@@ -256,25 +272,36 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
 
     # identification: which keys the evidence does not exclude
     unproven_identification = False
+    unaltered_only = False
+    p_unaltered = None       # the exclusion p-values against the unaltered images alone, where alterations count
     id_level = fpr
     if evidence.exclusion is not None and k > 1:
         id_level = fpr * IDENTIFICATION_LEVEL_SHARE
         z = np.asarray(evidence.exclusion, dtype=np.float64)
         if calibration is not None and len(calibration.identification_null):
             inull = np.asarray(calibration.identification_null)
-            p_excl = np.array([empirical_p(inull, v, larger_is_extreme=True) for v in z])
+            p_excl = calibrated_exclusion_p(inull, z, evidence.exclusion_df, k, id_level)
             id_test = (f"for each key, the largest t statistic of the evidence towards another key beyond what "
                        f"that key explains, as an empirical p-value among {len(inull)} watermarked calibration "
                        f"images at their own key")
             floor = 1 / (len(inull) + 1)
             if floor > id_level:
-                # too few watermarked calibration images to reach the level: a key is excluded when its analytic
-                # p-value is below the level *and* its statistic is beyond every calibration value
-                analytic = exclusion_p_values(z, evidence.exclusion_df, k)
-                p_excl = np.where(p_excl <= floor, analytic, np.maximum(p_excl, analytic))
                 id_test += (f"; the calibration's smallest p ({floor:.2g}) is above the level, so a key is excluded "
                             f"only when its analytic p-value (Student t, Bonferroni) is below the level and its "
                             f"statistic lies beyond every calibration value")
+            altered = {name: np.asarray(v) for name, v in calibration.identification_null_altered.items() if len(v)}
+            p_unaltered = p_excl
+            for null in altered.values():
+                # a key is excluded only when it is excluded under every alteration as well (the largest p):
+                # the tool cannot know how the evidence was altered, and a brightened image's ring leans towards
+                # another key's profile far beyond what unaltered images do (docs/algorithms.md §4.2)
+                p_excl = np.maximum(p_excl, calibrated_exclusion_p(null, z, evidence.exclusion_df, k, id_level))
+            if altered:
+                id_test += (f"; and a key is excluded only when it is also excluded, by the same rule, among the "
+                            f"same images under each simulated alteration that left the watermark detectable "
+                            f"({len(altered)}: {', '.join(altered)})")
+            else:
+                unaltered_only = True
         else:
             p_excl = exclusion_p_values(z, evidence.exclusion_df, k)
             id_test = ("for each key, the largest t statistic of the evidence towards another key beyond what that "
@@ -333,7 +360,17 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                      f"valid enough on real inversions to name a key holder; calibrating on the model makes it so")
         return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
                           id_test, min_supported, tuple(notes), method, identification_level=id_level)
+    if len(candidates) > 1 and p_unaltered is not None:
+        if_unaltered = [ids[i] for i in range(k) if p_unaltered[i] > id_level]
+        if len(if_unaltered) == 1:
+            notes.append(f"were the evidence unaltered, only {if_unaltered[0]} would remain (the others excluded "
+                         f"against the calibration's unaltered watermarked images), but some simulated alteration "
+                         f"of its watermarked images leans as far towards another key, so none is named")
     if len(candidates) == 1:
+        if unaltered_only:
+            notes.append("this calibration has no watermarked images under simulated alterations, so the named key "
+                         "rests on the evidence being unaltered: a brightened or otherwise altered image can lean "
+                         "towards another key (re-calibrate with `calibrate` to cover alterations)")
         share = calibration.identified_share() if calibration is not None else None
         if share is not None and share < IDENTIFICATION_LEVEL_SHARE:
             notes.append(f"the calibration's own watermarked images had a key named in only {100 * share:.0f} % of "

@@ -369,7 +369,8 @@ def cmd_calibrate(args) -> int:
     bar = _ProgressBar(not args.quiet)
     try:
         cal = calibrate(model, keys, config, clean_count=args.count, per_key_count=args.per_key,
-                        work_dir=args.images, seed=args.seed, reference_dir=args.reference, progress=bar.state)
+                        work_dir=args.images, seed=args.seed, reference_dir=args.reference, progress=bar.state,
+                        alterations=() if args.no_alterations else None, altered_per_key=args.altered_per_key)
     except Cancelled:
         print("interrupted: no calibration was written", file=sys.stderr)
         return 130
@@ -833,6 +834,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--reference", metavar="DIR",
                      help="take these images instead of generating (labelled by the folder's manifest.json)")
     cal.add_argument("--images", metavar="DIR", help="keep the generated images in this folder (default: a temporary one)")
+    cal.add_argument("--altered-per-key", type=int, metavar="N",
+                     help="put only the first N watermarked images per key through the simulated alterations "
+                          "(default: all; each alteration costs one more analysis of them)")
+    cal.add_argument("--no-alterations", action="store_true",
+                     help="calibrate identification on unaltered images only (faster; a named key then rests on "
+                          "the evidence being unaltered, and the conclusion says so)")
     cal.add_argument("--quiet", action="store_true")
     cal.add_argument("--force", action="store_true", help="replace an earlier calibration made by this tool")
     cal.set_defaults(func=cmd_calibrate)

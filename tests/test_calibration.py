@@ -21,7 +21,8 @@ def calibrated(tiny_ddim_dir, tmp_path_factory):
                  "--seed", "1"]) == 0
     cal = out / "cal.json"
     assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
-                 "--count", "12", "--per-key", "3", "--out", str(cal), "--images", str(out / "images"), *FAST]) == 0
+                 "--count", "12", "--per-key", "3", "--altered-per-key", "2", "--out", str(cal),
+                 "--images", str(out / "images"), *FAST]) == 0
     assert main(["generate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--key", "key1", "--count", "2",
                  "--seed", "900", "--out", str(out / "evidence"), "--steps", "5", "--quiet"]) == 0
     return out, keys, cal
@@ -44,6 +45,15 @@ def test_calibrate_writes_a_bound_self_checking_file(calibrated):
     assert m.min_supported_p == pytest.approx(1 / 13)
     assert set(m.coverage) >= {"std", "low_frequency_power"}
     assert len(list((out / "images" / "clean").glob("*.png"))) == 12     # the images are kept where asked
+    # identification is also calibrated under every simulated alteration, on the first 2 images of each key; an
+    # altered image adds its statistic only where identification would be asked of it (detected, covered)
+    from engine.altered_calibration import alteration_label, calibration_alterations
+
+    labels = [alteration_label(a) for a in calibration_alterations()]
+    assert list(m.identification_null_altered) == labels and "brightness 2" in labels
+    assert m.summary["altered_watermarked"] == {label: 4 for label in labels}
+    assert all(len(v) <= 4 for v in m.identification_null_altered.values())
+    assert "under resizedcrop" in cal.source and "2 key1, 2 key2" in cal.source
 
 
 def test_scan_uses_a_matching_calibration_and_says_so(calibrated, tiny_ddim_dir, tmp_path):

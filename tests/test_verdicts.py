@@ -236,3 +236,68 @@ def test_an_independent_key_is_named_only_at_a_tenth_of_the_level():
     assert any("not below the identification level 0.001" in n for n in weak.notes)
     assert (strong.outcome, strong.key) == ("identified", "gs1")
     assert not conclusion(2 * 0.01 / 4).detected
+
+
+def test_a_key_is_named_only_when_excluded_under_every_alteration_the_calibration_saw(separable):
+    """The identification null under alteration (engine.altered_calibration): a key is excluded only when its
+    statistic is also beyond what the calibration's altered watermarked images give, so a calibration whose
+    altered images lean far towards other keys names no key on the same evidence; one without altered images
+    names it but says what the name rests on."""
+    from dataclasses import replace
+
+    calibration = synthetic_calibration(separable)
+    named = [c for c in conclusions(recovered(separable, "key1", 40, 11), separable, calibration=calibration)
+             if c.outcome == "identified"]
+    assert len(named) >= 30 and all(c.key == "key1" for c in named)
+    assert all(any("no watermarked images under simulated alterations" in n for n in c.notes) for c in named)
+
+    # altered images that stay near their own key change nothing …
+    mild = replace(calibration, identification_null_altered={"jpeg 50": calibration.identification_null[:50]})
+    cs = conclusions(recovered(separable, "key1", 40, 11), separable, calibration=mild)
+    assert sum(c.outcome == "identified" for c in cs) == len(named)
+    assert all("simulated alteration that left the watermark detectable (1: jpeg 50)" in c.identification_test
+               and not any("simulated alterations" in n for n in c.notes) for c in cs)
+    # … while an alteration under which the true key's statistic reaches far keeps every key a candidate
+    bent = replace(calibration, identification_null_altered={"jpeg 50": calibration.identification_null[:50],
+                                                             "brightness 2": (1e3,) * 50})
+    cs = conclusions(recovered(separable, "key1", 40, 11), separable, calibration=bent)
+    assert all(c.detected and c.outcome == "inconclusive" and set(c.candidates) == set(separable.ids) for c in cs)
+    assert all("(2: jpeg 50, brightness 2)" in c.identification_test for c in cs)
+    # the examiner still learns what the evidence says if it is unaltered, as a note
+    hinted = [c for c in cs if any("were the evidence unaltered, only key1 would remain" in n for n in c.notes)]
+    assert len(hinted) == len(named)
+
+
+def test_a_calibration_keeps_its_altered_null_and_old_files_keep_their_hash(separable):
+    from dataclasses import replace
+
+    from engine.calibration import MethodCalibration
+
+    calibration = synthetic_calibration(separable)
+    plain = calibration.to_json_dict()
+    assert "identification_null_altered" not in plain       # files made without it hash as before
+    assert MethodCalibration.from_json_dict(plain) == calibration
+    bent = replace(calibration, identification_null_altered={"brightness 2": (1.5, 4.25), "noise 0.1": ()})
+    assert MethodCalibration.from_json_dict(bent.to_json_dict()) == bent
+    bad = {**bent.to_json_dict(), "identification_null_altered": {"brightness 2": [1.0, float("nan")]}}
+    with pytest.raises(ValueError, match="identification_null_altered"):
+        MethodCalibration.from_json_dict(bad)
+
+
+def test_an_altered_null_is_added_only_with_the_calibration_s_own_images(separable):
+    """`with_altered_null` adds the null under alteration to an existing calibration, refusing latents that do
+    not reproduce its identification null; only altered images that would be asked identification count."""
+    from engine.calibration import with_altered_null
+
+    calibration = synthetic_calibration(separable, per_key=20)
+    own = {k: recovered(separable, k, 20, 2000 + 10 * j).numpy() for j, k in enumerate(separable.ids)}
+    lost = {k: latents(20, 77 + j).numpy() for j, k in enumerate(separable.ids)}      # the ring destroyed
+    added = with_altered_null(calibration, separable, "effective", own, {}, {"jpeg 50": own, "blur 20": lost}, {})
+    assert added.clean_detection == calibration.clean_detection and added.coverage == calibration.coverage
+    assert sorted(added.identification_null_altered["jpeg 50"]) == pytest.approx(sorted(calibration.identification_null))
+    # an image whose ring is gone counts only when detected anyway, at 0.1: about 6 of 60
+    assert len(added.identification_null_altered["blur 20"]) <= 15
+    assert added.summary["altered_watermarked"] == {"jpeg 50": 60, "blur 20": 60}
+    others = {k: recovered(separable, k, 20, 5000 + j).numpy() for j, k in enumerate(separable.ids)}
+    with pytest.raises(ValueError, match="do not reproduce"):
+        with_altered_null(calibration, separable, "effective", others, {}, {"jpeg 50": own}, {})
