@@ -14,8 +14,10 @@ and the conclusion says so.
 
 Identification. For each key j, a test of "watermarked with key j" against the other keys (the scheme's
 exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
-one against the statistics of the calibration's watermarked images taken at their true key. Candidates are
-the keys not excluded at the stated level; `identified` needs exactly one. `identification_p` is the p-value
+one against the statistics of the calibration's watermarked images taken at their true key — and, where the
+calibration has them, against the same images under each simulated alteration, a key being excluded only when
+it is excluded against every one of these nulls (`engine.altered_calibration`). Candidates are the keys not
+excluded at the identification level; `identified` needs exactly one. `identification_p` is the p-value
 with which the runner-up (the least-excluded other key) is excluded.
 """
 
@@ -198,6 +200,15 @@ def empirical_p(null: np.ndarray, value: float, larger_is_extreme: bool) -> floa
     return (r + 1) / (len(null) + 1)
 
 
+def _grouped(labels) -> str:
+    """"brightness 1.2", "brightness 2", "jpeg 50" → "brightness 1.2/2, jpeg 50" (labels "name parameter")."""
+    by_name: dict[str, list[str]] = {}
+    for label in labels:
+        name, _, value = label.rpartition(" ")
+        by_name.setdefault(name or value, []).append(value if name else "")
+    return ", ".join(f"{name} {'/'.join(v)}".strip() for name, v in by_name.items())
+
+
 def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, keys_tested: int,
                            level: float) -> np.ndarray:
     """Per key, the exclusion p-value of its statistic against `null` (statistics of watermarked calibration
@@ -299,7 +310,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             if altered:
                 id_test += (f"; and a key is excluded only when it is also excluded, by the same rule, among the "
                             f"same images under each simulated alteration that left the watermark detectable "
-                            f"({len(altered)}: {', '.join(altered)})")
+                            f"({len(altered)}: {_grouped(altered)})")
             else:
                 unaltered_only = True
         else:
