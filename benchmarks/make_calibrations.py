@@ -6,9 +6,22 @@
 Either way the content is what `treering-forensics calibrate --model M --count N --per-key P --seed 100000` makes
 with a default scan's settings (`AnalysisOptions()`): the same seeds, generation and analysis; `--from-cache`
 only reuses the latents `benchmarks/verdict_data.py` already recovered from those very images.
+
+Adding the identification null under alteration (engine/altered_calibration.py) to a shipped calibration without
+making it again (its 1000 clean images are not needed again): one process per method, then a merge.
+
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --add-alterations encoder --altered-per-key 20
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --add-alterations gradient-free --altered-per-key 10
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --merge-alterations
+
+Each part regenerates the calibration's watermarked images from their seeds (the file's source line), analyses
+them again — their exclusion statistics must reproduce the file's identification null, or the part is refused —
+and puts the first N of each key through every alteration (`calibrate --altered-per-key N` does the same).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import harness
 
@@ -19,6 +32,15 @@ def main() -> None:
     p.add_argument("--per-key", type=int, default=100)
     p.add_argument("--from-cache", action="store_true")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--add-alterations", metavar="METHOD",
+                   help="add the identification null under alteration for this method to the shipped calibration "
+                        "(written as a part under benchmarks/cache/calibration_parts/)")
+    p.add_argument("--altered-per-key", type=int, default=20)
+    p.add_argument("--merge-alterations", action="store_true",
+                   help="write the shipped calibration with every part made by --add-alterations")
+    p.add_argument("--add-evidence-coverage", action="store_true",
+                   help="add the range of evidence statistics the shipped calibration lacks (e.g. clipped_share), "
+                        "from its images made again (generation only)")
     args = p.parse_args()
 
     from pathlib import Path
@@ -36,6 +58,12 @@ def main() -> None:
     keys = KeySet.load(args.keys)
     config = AnalysisOptions().to_config(model)
     out = Path(args.out) if args.out else harness.REPO / "resources" / "calibrations" / f"{model.spec.id}.json"
+    if args.add_evidence_coverage:
+        add_evidence_coverage(model, keys, out)
+        return
+    if args.add_alterations or args.merge_alterations:
+        add_alterations(args, model, keys, config, out)
+        return
     if args.from_cache:
         from verdict_data import CALIBRATION_SEED, load_group, pixel_statistics
 
@@ -57,6 +85,107 @@ def main() -> None:
     print(f"wrote {out}: {cal.describe()}")
     for m, c in cal.methods.items():
         print(f"  {m}: min supported p {c.min_supported_p:.3g}; in-sample {c.summary.get('in_sample_conclusions')}")
+
+
+PARTS = harness.REPO / "benchmarks" / "cache" / "calibration_parts"
+
+
+def add_evidence_coverage(model, keys, out) -> None:
+    """Regenerate every calibration image from its seed (the file's source line: clean and per key from the same
+    first seed), compute the evidence statistics, and add the ranges the file lacks."""
+    import re
+    import time
+
+    import numpy as np
+    import torch
+
+    from engine.calibration import Calibration, with_evidence_coverage
+    from engine.generation import decode_to_uint8, initial_noise, sample_latents
+    from engine.noise_statistics import evidence_statistics
+    from engine.watermarks import scheme_for
+
+    started = time.time()
+    cal = Calibration.load(out)
+    seed = int(re.search(r"seeds (\d+)", cal.source).group(1))
+    scheme = scheme_for(keys)
+    statistics = []
+    for group, key in [("clean", None)] + [(k.id, k) for k in keys.keys]:
+        for start in range(0, cal.counts[group], 8):      # generate_reference_set's batches
+            seeds = list(range(seed + start, seed + min(start + 8, cal.counts[group])))
+            z_t = initial_noise(model, seeds)
+            if key is not None:
+                z_t = scheme.inject(z_t, key)
+            pixels = decode_to_uint8(model, sample_latents(model, z_t))
+            x = torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1).numpy()
+            statistics += [evidence_statistics(xi) for xi in x]
+        print(f"{group}: {cal.counts[group]} images made again ({time.time() - started:.0f} s)", flush=True)
+    updated = with_evidence_coverage(cal, statistics)
+    updated.save(out)
+    print(f"wrote {out}: coverage now {updated.methods[next(iter(updated.methods))].coverage}")
+
+
+def add_alterations(args, model, keys, config, out) -> None:
+    import json
+    import re
+    import tempfile
+    import time
+    from dataclasses import replace
+
+    import numpy as np
+
+    from engine.altered_calibration import calibration_alterations, describe_alterations, recover_altered
+    from engine.analysis import analyze
+    from engine.calibration import Calibration, MethodCalibration, with_altered_null
+    from engine.generation import generate_reference_set
+    from engine.noise_statistics import evidence_statistics
+
+    cal = Calibration.load(out)
+    part = lambda method: PARTS / f"{model.spec.id}_{method}.json"
+    if args.merge_alterations:
+        methods = dict(cal.methods)
+        notes = []
+        for method in cal.methods:
+            if part(method).exists():
+                d = json.loads(part(method).read_text())
+                if d["calibration"] != cal.content_sha256:
+                    raise SystemExit(f"{part(method)} was made for another calibration")
+                methods[method] = MethodCalibration.from_json_dict(d["method"])
+                notes.append(f"{method}: {d['per_key']} per key")
+        alterations = describe_alterations(calibration_alterations())
+        merged = replace(cal, methods=methods, source=f"{cal.source}; identification also calibrated under "
+                                                      f"{alterations} ({', '.join(notes)}; benchmarks/make_"
+                                                      f"calibrations.py --add-alterations)")
+        merged.save(out)
+        print(f"wrote {out}: {merged.describe()}; {merged.source}")
+        return
+    method = args.add_alterations
+    if method not in cal.methods:
+        raise SystemExit(f"{out} has no {method} entry")
+    started = time.time()
+    seed = int(re.search(r"seeds (\d+)", cal.source).group(1))
+    work = Path(tempfile.mkdtemp(prefix="calibration_alterations_"))
+    method_config = replace(config, methods=(method,))
+    keyed_z, keyed_stats, marked = {}, {}, {}
+    for key in keys.keys:
+        made = generate_reference_set(model, key, cal.counts[key.id], work / key.id, seed=seed)
+        run = analyze(model, keys, [str(work / key.id / m.file) for m in made], method_config)
+        if run.failures:
+            raise SystemExit(f"{len(run.failures)} images failed: {run.failures[0].message}")
+        keyed_z[key.id] = np.stack([im.methods[method].z_t for im in run.images])
+        keyed_stats[key.id] = [evidence_statistics(im.evidence.pixels) for im in run.images]
+        marked[key.id] = np.stack([np.rint((im.evidence.pixels.transpose(1, 2, 0) + 1) * 127.5).clip(0, 255)
+                                   .astype(np.uint8) for im in run.images[:args.altered_per_key]])
+        print(f"{key.id}: {len(made)} calibration images again ({time.time() - started:.0f} s)", flush=True)
+    # refused here, before the long part, if the images are not the calibration's
+    with_altered_null(cal.methods[method], keys, config.score_target, keyed_z, keyed_stats, {}, {})
+    latents, stats_ = recover_altered(model, method_config, marked, calibration_alterations())
+    updated = with_altered_null(cal.methods[method], keys, config.score_target, keyed_z, keyed_stats,
+                                latents[method], stats_)
+    PARTS.mkdir(parents=True, exist_ok=True)
+    part(method).write_text(json.dumps({"calibration": cal.content_sha256, "per_key": args.altered_per_key,
+                                        "seconds": time.time() - started, "method": updated.to_json_dict()}))
+    print(f"wrote {part(method)} in {time.time() - started:.0f} s: "
+          + ", ".join(f"{k} {len(v)}" for k, v in updated.identification_null_altered.items()))
 
 
 if __name__ == "__main__":

@@ -428,6 +428,25 @@ def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], ke
                        software=software_versions())
 
 
+def with_evidence_coverage(calibration: Calibration, statistics: Sequence[dict]) -> Calibration:
+    """The calibration with the range of evidence statistics it lacks added to every method's coverage:
+    `statistics` per calibration image (`engine.noise_statistics.evidence_statistics` of all of its images, made
+    again from their seeds). Those it already has must come out as they are (ValueError otherwise: the images
+    are not the calibration's)."""
+    if len(statistics) != sum(calibration.counts.values()):
+        raise ValueError(f"{len(statistics)} images for a calibration of {sum(calibration.counts.values())}")
+    names = set().union(*(s.keys() for s in statistics))
+    ranges = {n: (float(min(s[n] for s in statistics)), float(max(s[n] for s in statistics))) for n in names}
+    methods = {}
+    for method, m in calibration.methods.items():
+        for n in names & set(m.coverage):
+            if not np.allclose(m.coverage[n], ranges[n]):
+                raise ValueError(f"the images made again give {n} in {ranges[n]}, the calibration "
+                                 f"{m.coverage[n]}: they are not its images")
+        methods[method] = replace(m, coverage={**m.coverage, **{n: ranges[n] for n in names - set(m.coverage)}})
+    return replace(calibration, methods=methods)
+
+
 @dataclass(frozen=True)
 class CalibrationChoice:
     """What a scan uses: per method, the calibration that applies, and for the others why not."""
@@ -499,13 +518,13 @@ MIN_CLEAN = 10
 
 def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *, clean_count: int = 300,
               per_key_count: int = 100, work_dir=None, seed: int = 100_000, reference_dir=None,
-              progress=None, alterations: Sequence["Attack"] | None = None,
+              progress=None, alterations: Sequence["Attack"] = (),
               altered_per_key: int | None = None) -> Calibration:
     """Make a calibration with exactly `config`'s settings: generate `clean_count` un-watermarked and
     `per_key_count` images per key with the model (8-bit PNGs into `work_dir`, with a manifest), or take the
     images of `reference_dir` labelled by its manifest; analyse them; keep the statistics. Every image must be
     analysed (a failure is an error: a calibration with silent gaps would misstate its counts).
-    `alterations` (None: `engine.altered_calibration.calibration_alterations()`; empty: none): the first
+    `alterations` (e.g. `engine.altered_calibration.calibration_alterations()`; opt-in, see there): the first
     `altered_per_key` (None: all) watermarked images of each key are also analysed under each, in memory, for the
     identification null under alteration."""
     import tempfile
@@ -550,9 +569,9 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
         raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
     from engine.noise_statistics import evidence_statistics
 
-    from engine.altered_calibration import calibration_alterations, describe_alterations, recover_altered
+    from engine.altered_calibration import describe_alterations, recover_altered
 
-    alterations = calibration_alterations() if alterations is None else tuple(alterations)
+    alterations = tuple(alterations)
     if altered_per_key is not None:
         require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
                     1_000_000)

@@ -23,7 +23,15 @@ STATISTICS: dict[str, str] = {
     "ks_normal": "Kolmogorov–Smirnov distance of z_T outside the key's channels to N(0, 1)",
     "low_frequency_power": "mean |FFT|² / (h·w) of the lowest frequencies outside the key's region (white noise: 1)",
     "corner_fill": "share of pure-black pixels in the image's four corner squares (a rotation or padding fills them)",
+    "clipped_share": "share of pixels with a channel at 0 or 255 (over-exposure or a contrast stretch clips them)",
 }
+
+# Statistics checked against the calibration's own range without the usual margin
+# (engine.verdicts.COVERAGE_MARGIN): a clipped share beyond every calibration image is itself the finding — the
+# pixels that carried the ring are gone — and, counted exactly, it leaves the range by chance in about 1/(n + 1)
+# of the model's own images. Heavily clipped evidence is where brightness ×1.75–2 made the `demo` encoder name
+# wrong keys (clipped 0.84–0.95; the calibration's images reach 0.6: benchmarks/results/identification_under_alteration/).
+EXACT_RANGE = frozenset({"clipped_share"})
 
 
 def corner_fill(pixels: np.ndarray) -> float:
@@ -39,10 +47,16 @@ def corner_fill(pixels: np.ndarray) -> float:
     return float(np.mean(np.concatenate([c.ravel() for c in corners])))
 
 
+def clipped_share(pixels: np.ndarray) -> float:
+    """Share of pixels with at least one channel at 0 or 255 ((3, H, W) in [−1, 1] from 8-bit values)."""
+    x = np.asarray(pixels, dtype=np.float64)
+    return float(((x <= -1 + 0.5 / 127.5) | (x >= 1 - 0.5 / 127.5)).any(axis=0).mean())
+
+
 def evidence_statistics(pixels: np.ndarray) -> dict[str, float]:
     """The statistics of the evidence itself (as analysed: (3, H, W) in [−1, 1]) that join the noise
     statistics in the calibration's coverage check."""
-    return {"corner_fill": corner_fill(pixels)}
+    return {"corner_fill": corner_fill(pixels), "clipped_share": clipped_share(pixels)}
 
 
 @dataclass(frozen=True)

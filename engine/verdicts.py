@@ -16,7 +16,7 @@ Identification. For each key j, a test of "watermarked with key j" against the o
 exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
 one against the statistics of the calibration's watermarked images taken at their true key — and, where the
 calibration has them, against the same images under each simulated alteration, a key being excluded only when
-it is excluded against every one of these nulls (`engine.altered_calibration`). Candidates are the keys not
+it is excluded against every one of these nulls (`engine.altered_calibration`; opt-in, see there). Candidates are the keys not
 excluded at the identification level; `identified` needs exactly one. `identification_p` is the p-value
 with which the runner-up (the least-excluded other key) is excluded.
 """
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
+
+from engine.noise_statistics import EXACT_RANGE
 
 if TYPE_CHECKING:
     from engine.calibration import MethodCalibration
@@ -273,17 +275,17 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                          f"calibration image")
         for name, (low, high) in calibration.coverage.items():
             v = evidence.noise.get(name)
-            margin = COVERAGE_MARGIN * (high - low)
+            exact = name in EXACT_RANGE
+            margin = 0.0 if exact else COVERAGE_MARGIN * (high - low)
             if v is not None and np.isfinite(v) and not low - margin <= v <= high + margin:
-                outside.append(f"{name} = {v:.3g} beyond the calibration's range [{low:.3g}, {high:.3g}] by more "
-                               f"than half its width")
+                outside.append(f"{name} = {v:.3g} beyond the calibration's range [{low:.3g}, {high:.3g}]"
+                               + ("" if exact else " by more than half its width"))
         if outside:
             state = OUTSIDE_CALIBRATION
             notes.append("the recovered noise is outside what the calibration covers: " + "; ".join(outside))
 
     # identification: which keys the evidence does not exclude
     unproven_identification = False
-    unaltered_only = False
     p_unaltered = None       # the exclusion p-values against the unaltered images alone, where alterations count
     id_level = fpr
     if evidence.exclusion is not None and k > 1:
@@ -311,8 +313,6 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                 id_test += (f"; and a key is excluded only when it is also excluded, by the same rule, among the "
                             f"same images under each simulated alteration that left the watermark detectable "
                             f"({len(altered)}: {_grouped(altered)})")
-            else:
-                unaltered_only = True
         else:
             p_excl = exclusion_p_values(z, evidence.exclusion_df, k)
             id_test = ("for each key, the largest t statistic of the evidence towards another key beyond what that "
@@ -378,10 +378,6 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                          f"against the calibration's unaltered watermarked images), but some simulated alteration "
                          f"of its watermarked images leans as far towards another key, so none is named")
     if len(candidates) == 1:
-        if unaltered_only:
-            notes.append("this calibration has no watermarked images under simulated alterations, so the named key "
-                         "rests on the evidence being unaltered: a brightened or otherwise altered image can lean "
-                         "towards another key (re-calibrate with `calibrate` to cover alterations)")
         share = calibration.identified_share() if calibration is not None else None
         if share is not None and share < IDENTIFICATION_LEVEL_SHARE:
             notes.append(f"the calibration's own watermarked images had a key named in only {100 * share:.0f} % of "

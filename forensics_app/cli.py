@@ -355,6 +355,7 @@ def _calibration_choice(args, model, keys, config):
 
 
 def cmd_calibrate(args) -> int:
+    from engine.altered_calibration import calibration_alterations
     from engine.calibration import calibrate
     from engine.output_paths import check_output
     from engine.progress import Cancelled
@@ -370,7 +371,8 @@ def cmd_calibrate(args) -> int:
     try:
         cal = calibrate(model, keys, config, clean_count=args.count, per_key_count=args.per_key,
                         work_dir=args.images, seed=args.seed, reference_dir=args.reference, progress=bar.state,
-                        alterations=() if args.no_alterations else None, altered_per_key=args.altered_per_key)
+                        alterations=calibration_alterations() if args.alterations else (),
+                        altered_per_key=args.altered_per_key)
     except Cancelled:
         print("interrupted: no calibration was written", file=sys.stderr)
         return 130
@@ -834,12 +836,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--reference", metavar="DIR",
                      help="take these images instead of generating (labelled by the folder's manifest.json)")
     cal.add_argument("--images", metavar="DIR", help="keep the generated images in this folder (default: a temporary one)")
+    cal.add_argument("--alterations", action="store_true",
+                     help="also calibrate identification on the watermarked images under 24 simulated alterations: "
+                          "a key is then named only when excluded under every one (fewer keys named; see "
+                          "docs/algorithms.md §4.2)")
     cal.add_argument("--altered-per-key", type=int, metavar="N",
-                     help="put only the first N watermarked images per key through the simulated alterations "
-                          "(default: all; each alteration costs one more analysis of them)")
-    cal.add_argument("--no-alterations", action="store_true",
-                     help="calibrate identification on unaltered images only (faster; a named key then rests on "
-                          "the evidence being unaltered, and the conclusion says so)")
+                     help="with --alterations, only the first N watermarked images per key (default: all; each "
+                          "alteration costs one more analysis of them)")
     cal.add_argument("--quiet", action="store_true")
     cal.add_argument("--force", action="store_true", help="replace an earlier calibration made by this tool")
     cal.set_defaults(func=cmd_calibrate)

@@ -21,7 +21,7 @@ def calibrated(tiny_ddim_dir, tmp_path_factory):
                  "--seed", "1"]) == 0
     cal = out / "cal.json"
     assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
-                 "--count", "12", "--per-key", "3", "--altered-per-key", "2", "--out", str(cal),
+                 "--count", "12", "--per-key", "3", "--alterations", "--altered-per-key", "2", "--out", str(cal),
                  "--images", str(out / "images"), *FAST]) == 0
     assert main(["generate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--key", "key1", "--count", "2",
                  "--seed", "900", "--out", str(out / "evidence"), "--steps", "5", "--quiet"]) == 0
@@ -216,3 +216,29 @@ def test_the_shipped_calibration_applies_to_default_scans_only():
     assert choice.origin == "shipped" and set(choice.usable) == {"encoder", "gradient-free"}
     other = choose_calibration(model, keys, replace(config, diffusion=replace(config.diffusion, steps=20)))
     assert not other.usable and all("settings" in r for r in other.reasons.values())
+
+
+def test_evidence_coverage_is_added_only_from_the_calibration_s_own_images(calibrated):
+    """`with_evidence_coverage` adds the range of a statistic a calibration lacks (here clipped_share, taken
+    out first) from its images made again, and refuses images whose other statistics do not reproduce it."""
+    from dataclasses import replace
+
+    import numpy as np
+    from PIL import Image
+
+    from engine.calibration import Calibration, with_evidence_coverage
+    from engine.noise_statistics import evidence_statistics
+
+    out, _, cal_path = calibrated
+    cal = Calibration.load(cal_path)
+    kept = cal.methods["encoder"].coverage
+    older = replace(cal, methods={m: replace(c, coverage={k: v for k, v in c.coverage.items() if k != "clipped_share"})
+                                  for m, c in cal.methods.items()})
+    pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+              for p in sorted((out / "images").glob("*/*.png"))]
+    added = with_evidence_coverage(older, [evidence_statistics(x) for x in pixels])
+    assert added.methods["encoder"].coverage == kept
+    black = pixels[0].copy()
+    black[:, :8, :8] = -1                                  # not one of its images: black corner
+    with pytest.raises(ValueError, match="corner_fill"):
+        with_evidence_coverage(older, [evidence_statistics(x) for x in [black, *pixels[1:]]])
