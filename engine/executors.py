@@ -82,7 +82,6 @@ class LocalExecutor:
         if job.records is None:
             return analyze(model, job.keys, job.paths, config, progress=progress, on_result=on_result, md5=job.md5,
                            not_analysed=job.not_analysed, calibration=calibration)
-        from engine.provenance import software_versions
         from engine.scan_records import (RecordStore, assemble_run, devices_of, record_of, result_of_record,
                                          split_done)
 
