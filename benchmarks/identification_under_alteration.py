@@ -1,9 +1,10 @@
-"""Keys named, and wrong keys named, on altered watermarked images: the shipped calibration with its identification
-null under alteration (engine/altered_calibration.py) against the same calibration without it, on the same images.
+"""Keys named, and wrong keys named, on altered watermarked images: a calibration against the same calibration as
+conclusions used it before session 9 — without the clipped-pixel coverage (engine/noise_statistics.py) and without
+an identification null under alteration (engine/altered_calibration.py) — on the same images.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/identification_under_alteration.py --method encoder
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/identification_under_alteration.py --method gradient-free \\
-        --conditions none,brightness:1.0
+        --conditions none,brightness:0.75,brightness:1.0
 
 The images are the robustness benchmark's references (`benchmarks/robustness.py`'s cache: 50 per key, seeds
 300000…), disjoint from the calibration's seeds (100000…): an out-of-sample check. Conditions are
@@ -29,6 +30,7 @@ def main() -> None:
     p.add_argument("--method", default="encoder")
     p.add_argument("--conditions", default=DEFAULT_CONDITIONS)
     p.add_argument("--calibration", help="a calibration file instead of the one shipped for the model")
+    p.add_argument("--label", default="", help="a name for the results (default: the model and method)")
     args = p.parse_args()
 
     from dataclasses import replace
@@ -50,10 +52,10 @@ def main() -> None:
     config = AnalysisOptions(methods=(args.method,)).to_config(model)
     choice = choose_calibration(model, keys, config, path=args.calibration)
     with_altered = choice.for_method(args.method)
-    if with_altered is None or not with_altered.identification_null_altered:
-        raise SystemExit(f"the shipped {args.model} calibration has no identification null under alteration for "
-                         f"{args.method}")
-    without = replace(with_altered, identification_null_altered={})
+    if with_altered is None:
+        raise SystemExit(f"no calibration applies to {args.method} on {args.model}")
+    without = replace(with_altered, identification_null_altered={},
+                      coverage={k: v for k, v in with_altered.coverage.items() if k != "clipped_share"})
     refs, cache = cached_references(model, keys, 50, 150, 300_000)
     marked = [r for r in refs if r.key_id is not None]
     rows = []
@@ -75,6 +77,7 @@ def main() -> None:
             wrong = [c.outcome == "identified" and c.key != r.key_id for c, r in zip(cs, marked)]
             row[label] = {"named": int(sum(named)), "wrong": int(sum(wrong)),
                           "detected": int(sum(c.detected and c.calibration != "outside calibration" for c in cs)),
+                          "outside": int(sum(c.calibration == "outside calibration" for c in cs)),
                           "named_per_image": named, "wrong_per_image": wrong}
         # McNemar (exact) on the images named under one rule and not the other
         a = np.array(row["without"]["named_per_image"]) & ~np.array(row["with"]["named_per_image"])
@@ -86,6 +89,7 @@ def main() -> None:
     summary = {**harness.provenance(started), "model": args.model, "method": args.method, "references": cache.name,
                "calibration": choice.to_json_dict(),
                "altered_null_sizes": {k: len(v) for k, v in with_altered.identification_null_altered.items()},
+               "clipped_share_range": with_altered.coverage.get("clipped_share"),
                "rows": rows}
 
     def count(k: int, n: int) -> str:
@@ -95,19 +99,22 @@ def main() -> None:
     lines = [f"# Keys named on altered watermarked images (`{args.model}`, {args.method})", "",
              harness.command_line(summary), "",
              f"{len(marked)} watermarked images per condition ({cache.name}; seeds disjoint from the calibration's). "
-             f"*With*: the shipped calibration ({choice.calibration.describe()}), whose identification null includes "
-             f"its watermarked images under {len(with_altered.identification_null_altered)} simulated alterations; "
-             "*without*: the same calibration with that null removed (the rule before). Counts with 95 % "
-             "Clopper–Pearson intervals; McNemar's exact test on the images named under one rule only.", "",
-             "| condition | detected (defended) | key named, with | wrong key, with | key named, without | "
-             "wrong key, without | McNemar p |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"*Now*: {choice.calibration.describe()} — clipped-pixel coverage "
+             f"{'[%.3g, %.3g]' % with_altered.coverage['clipped_share'] if 'clipped_share' in with_altered.coverage else 'none'}; "
+             f"identification null under {len(with_altered.identification_null_altered)} simulated alterations "
+             f"({sum(map(len, with_altered.identification_null_altered.values()))} values). *Before*: the same "
+             "calibration without either. Counts with 95 % Clopper–Pearson intervals; McNemar's exact test on the "
+             "images named under one rule only.", "",
+             "| condition | defended, now | outside, now | key named, now | wrong key, now | defended, before | "
+             "key named, before | wrong key, before | McNemar p |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        n = r["images"]
-        lines.append(f"| {r['condition']} | {r['with']['detected']}/{n} | {count(r['with']['named'], n)} | "
-                     f"{count(r['with']['wrong'], n)} | {count(r['without']['named'], n)} | "
-                     f"{count(r['without']['wrong'], n)} | {r['mcnemar_p']:.2g} |")
-    harness.write_results(harness.out_stem(args, f"identification_under_alteration_{args.model}_{args.method}"),
-                          summary, lines)
+        n, a, b = r["images"], r["with"], r["without"]
+        lines.append(f"| {r['condition']} | {a['detected']}/{n} | {a['outside']}/{n} | {count(a['named'], n)} | "
+                     f"{count(a['wrong'], n)} | {b['detected']}/{n} | {count(b['named'], n)} | "
+                     f"{count(b['wrong'], n)} | {r['mcnemar_p']:.2g} |")
+    name = args.label or f"{args.model}_{args.method}"
+    harness.write_results(harness.out_stem(args, f"identification_under_alteration_{name}"), summary, lines)
 
 
 if __name__ == "__main__":

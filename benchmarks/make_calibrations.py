@@ -95,6 +95,7 @@ def add_evidence_coverage(model, keys, out) -> None:
     first seed), compute the evidence statistics, and add the ranges the file lacks."""
     import re
     import time
+    from dataclasses import replace
 
     import numpy as np
     import torch
@@ -120,6 +121,9 @@ def add_evidence_coverage(model, keys, out) -> None:
             statistics += [evidence_statistics(xi) for xi in x]
         print(f"{group}: {cal.counts[group]} images made again ({time.time() - started:.0f} s)", flush=True)
     updated = with_evidence_coverage(cal, statistics)
+    added = sorted(set(updated.methods[next(iter(updated.methods))].coverage) - set(cal.methods[next(iter(cal.methods))].coverage))
+    updated = replace(updated, source=f"{cal.source}; coverage of {', '.join(added)} added from the same images made "
+                                      "again (benchmarks/make_calibrations.py --add-evidence-coverage)")
     updated.save(out)
     print(f"wrote {out}: coverage now {updated.methods[next(iter(updated.methods))].coverage}")
 
