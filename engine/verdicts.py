@@ -16,9 +16,9 @@ Identification. For each key j, a test of "watermarked with key j" against the o
 exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
 one against the statistics of the calibration's watermarked images taken at their true key — and, where the
 calibration has them, against the same images under each simulated alteration, a key being excluded only when
-it is excluded against every one of these nulls (`engine.altered_calibration`; opt-in, see there). Candidates are the keys not
-excluded at the identification level; `identified` needs exactly one. `identification_p` is the p-value
-with which the runner-up (the least-excluded other key) is excluded.
+it is excluded against every one of these nulls (`engine.altered_calibration`; opt-in, see there).
+Candidates are the keys not excluded at the identification level; `identified` needs exactly one.
+`identification_p` is the p-value with which the runner-up (the least-excluded other key) is excluded.
 """
 
 from __future__ import annotations
@@ -282,7 +282,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                                + ("" if exact else " by more than half its width"))
         if outside:
             state = OUTSIDE_CALIBRATION
-            notes.append("the recovered noise is outside what the calibration covers: " + "; ".join(outside))
+            notes.append("the evidence or its recovered noise is outside what the calibration covers: "
+                         + "; ".join(outside))
 
     # identification: which keys the evidence does not exclude
     unproven_identification = False
