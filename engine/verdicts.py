@@ -107,9 +107,10 @@ class Conclusion:
                     f"{self.fpr:g}." + tail)
         if self.outcome == "inconclusive":
             if self.calibration == OUTSIDE_CALIBRATION:
-                return ("The recovered initial noise does not look like the model's own images (see the notes), so "
-                        "the p-values rest on an assumption this evidence does not meet; a positive cannot be "
-                        "defended. Altered evidence (rotated, cropped, re-encoded) often does this.")
+                return ("The evidence or its recovered initial noise does not look like the model's own images (see "
+                        "the notes), so the p-values rest on an assumption this evidence does not meet; a positive "
+                        "cannot be defended. Altered evidence (rotated, cropped, re-encoded, over-exposed) often "
+                        "does this.")
             if len(self.candidates) == 1:
                 return (f"A watermark is detected (p = {_p(self.detection_p)}, {self.calibration}) and only key "
                         f"{self.candidates[0]} remains, but the identification test used here is not valid enough on "
