@@ -38,6 +38,7 @@ def main() -> None:
     from engine.attacks import Attack
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
+    from engine.pixel_levels import from_uint8
     from engine.rates import clopper_pearson
     from engine.recovery import recover_z_t
     from engine.calibration import choose_calibration
@@ -67,7 +68,7 @@ def main() -> None:
             name, strength = condition.split(":")
             attack = Attack(name, float(strength))
             pixels = np.stack([Attack(name, float(strength), seed=r.seed).apply(r.pixels) for r in marked])
-        x = torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+        x = torch.from_numpy(from_uint8(pixels))
         z = recover_z_t(model, x, args.method, config)
         row = {"condition": "unaltered" if attack is None else f"{attack.name} {attack.parameter:g}",
                "images": len(marked)}

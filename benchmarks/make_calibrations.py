@@ -97,12 +97,10 @@ def add_evidence_coverage(model, keys, out) -> None:
     import time
     from dataclasses import replace
 
-    import numpy as np
-    import torch
-
     from engine.calibration import Calibration, with_evidence_coverage
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import from_uint8
     from engine.watermarks import scheme_for
 
     started = time.time()
@@ -117,8 +115,7 @@ def add_evidence_coverage(model, keys, out) -> None:
             if key is not None:
                 z_t = scheme.inject(z_t, key)
             pixels = decode_to_uint8(model, sample_latents(model, z_t))
-            x = torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1).numpy()
-            statistics += [evidence_statistics(xi) for xi in x]
+            statistics += [evidence_statistics(xi) for xi in from_uint8(pixels)]
         print(f"{group}: {cal.counts[group]} images made again ({time.time() - started:.0f} s)", flush=True)
     updated = with_evidence_coverage(cal, statistics)
     added = sorted(set(updated.methods[next(iter(updated.methods))].coverage) - set(cal.methods[next(iter(cal.methods))].coverage))
@@ -142,6 +139,7 @@ def add_alterations(args, model, keys, config, out) -> None:
     from engine.calibration import Calibration, MethodCalibration, with_altered_null
     from engine.generation import generate_reference_set
     from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import to_uint8
 
     cal = Calibration.load(out)
     part = lambda method: PARTS / f"{model.spec.id}_{method}.json"
@@ -177,8 +175,7 @@ def add_alterations(args, model, keys, config, out) -> None:
             raise SystemExit(f"{len(run.failures)} images failed: {run.failures[0].message}")
         keyed_z[key.id] = np.stack([im.methods[method].z_t for im in run.images])
         keyed_stats[key.id] = [evidence_statistics(im.evidence.pixels) for im in run.images]
-        marked[key.id] = np.stack([np.rint((im.evidence.pixels.transpose(1, 2, 0) + 1) * 127.5).clip(0, 255)
-                                   .astype(np.uint8) for im in run.images[:args.altered_per_key]])
+        marked[key.id] = np.stack([to_uint8(im.evidence.pixels) for im in run.images[:args.altered_per_key]])
         print(f"{key.id}: {len(made)} calibration images again ({time.time() - started:.0f} s)", flush=True)
     # refused here, before the long part, if the images are not the calibration's
     with_altered_null(cal.methods[method], keys, config.score_target, keyed_z, keyed_stats, {}, {})

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from engine.attacks import ATTACKS, Attack
+from engine.pixel_levels import from_uint8
 
 # (attack, strengths): relative strengths in [0, 1] as `engine.attacks.Attack` takes them
 CALIBRATION_ALTERATION_PLAN: tuple[tuple[str, tuple[float, ...]], ...] = (
@@ -90,7 +91,7 @@ def recover_altered(model, config, pixels_by_key: Mapping[str, np.ndarray], alte
         for key_id, pixels in pixels_by_key.items():
             progress.check_cancelled()
             px = altered_pixels(pixels, attack)
-            x = torch.from_numpy(px.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+            x = torch.from_numpy(from_uint8(px))
             for m in config.methods:
                 latents[m].setdefault(label, {})[key_id] = recover_z_t(model, x, m, config, progress,
                                                                        item=f"{key_id}, {label}").numpy()

@@ -567,9 +567,9 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                   f"steps, into {work}")
     if len(groups.get("clean", ())) < MIN_CLEAN:
         raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
-    from engine.noise_statistics import evidence_statistics
-
     from engine.altered_calibration import describe_alterations, recover_altered
+    from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import to_uint8
 
     alterations = tuple(alterations)
     if altered_per_key is not None:
@@ -590,11 +590,10 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
         for m in config.methods:
             latents[m][label] = np.stack([im.methods[m].z_t for im in run.images])
         pixels[label] = [evidence_statistics(im.evidence.pixels) for im in run.images]
-        if label != "clean":
+        if alterations and label != "clean":
             chosen = run.images if altered_per_key is None else run.images[:altered_per_key]
-            if chosen:   # as analysed ((3, T, T) in [−1, 1] from 8-bit evidence), back to 8 bits exactly
-                marked_pixels[label] = np.stack([np.rint((im.evidence.pixels.transpose(1, 2, 0) + 1) * 127.5)
-                                                 .clip(0, 255).astype(np.uint8) for im in chosen])
+            if chosen:   # as analysed, back to 8 bits exactly
+                marked_pixels[label] = np.stack([to_uint8(im.evidence.pixels) for im in chosen])
     altered_latents = altered_stats = None
     if alterations and marked_pixels:
         altered_latents, altered_stats = recover_altered(model, config, marked_pixels, alterations, progress)

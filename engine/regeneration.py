@@ -11,6 +11,7 @@ import torch
 
 from engine.denoiser import Conditioning
 from engine.diffusion_inversion import ddim_generate, timestep_pairs
+from engine.pixel_levels import from_uint8
 from engine.generation import decode_to_uint8
 from engine.limits import require_number
 from engine.model_loader import LoadedModel
@@ -24,7 +25,7 @@ def regenerate(model: LoadedModel, pixels: np.ndarray, strength: float, seed: in
     if model.kind != "ddim":
         raise ValueError(f"regeneration is implemented for multi-step (DDIM) models, not {model.kind!r}")
     pixels = np.asarray(pixels)
-    x = torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1).to(model.device)
+    x = torch.from_numpy(from_uint8(pixels)).to(model.device)
     z0 = model.codec.encode(x, "mode", None).float()
     pairs = timestep_pairs(model.scheduler_config, steps)
     k = max(1, int(round(strength * steps)))

@@ -29,6 +29,7 @@ from engine.decoys import p_value_matrix
 from engine.generation import GenerationConfig, decode_to_uint8, initial_noise, sample_latents
 from engine.limits import require_choice, require_number
 from engine.model_loader import LoadedModel
+from engine.pixel_levels import from_uint8, to_uint8
 from engine.progress import NULL_PROGRESS, Phase, Progress, ProgressEvent
 from engine.rates import auc, clopper_pearson, tpr_at_fpr, upper_bound, wilson
 from engine.realignment import SearchConfig, realign, search_statistic
@@ -105,7 +106,7 @@ def load_references(folder: str | Path, model: LoadedModel) -> list[ReferenceIma
         if not isinstance(entry, dict):
             continue
         e = load_evidence(folder / name, model.image_size)
-        pixels = np.round((e.pixels.transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)
+        pixels = to_uint8(e.pixels)
         out.append(ReferenceImage(pixels, entry.get("key"), int(entry.get("seed", 0))))
     if not out:
         raise ValueError(f"{folder}: the manifest lists no images")
@@ -261,7 +262,7 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
             spec = ATTACKS[name]
             attacked = [Attack(name, strength, seed=r.seed).apply(r.pixels) for r in refs]
             parameter = f"{spec.parameter(strength):g} {spec.unit}"
-        x = torch.from_numpy(np.stack(attacked).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+        x = torch.from_numpy(from_uint8(np.stack(attacked)))
         for method in config.methods:
             def emit(variant, reading, settings=""):
                 row = _row(name, strength, parameter, method, variant, refs, reading, config.fpr, settings,

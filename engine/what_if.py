@@ -15,6 +15,7 @@ import torch
 from engine.attacks import ATTACKS, Attack
 from engine.decoys import p_value_matrix
 from engine.model_loader import LoadedModel
+from engine.pixel_levels import from_uint8, to_uint8
 from engine.progress import NULL_PROGRESS, Progress
 from engine.recovery import recover_z_t
 from engine.treering import KeySet
@@ -39,11 +40,6 @@ class ResponsePoint:
                 f"({self.conclusion.calibration})")
 
 
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """(3, T, T) float in [−1, 1] (the intake's) → (T, T, 3) uint8."""
-    return np.clip(np.round((np.asarray(pixels).transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)
-
-
 def attack_response(model: LoadedModel, keys: KeySet, pixels: np.ndarray, config, method: str, attack: str,
                     strengths: tuple[float, ...], seed: int = 0, progress: Progress = NULL_PROGRESS,
                     calibration=None) -> tuple[ResponsePoint, ...]:
@@ -56,7 +52,7 @@ def attack_response(model: LoadedModel, keys: KeySet, pixels: np.ndarray, config
         raise ValueError(f"unknown attack {attack!r} (known: {', '.join(ATTACKS)})")
     base = to_uint8(pixels)
     attacked = [Attack(attack, s, seed).apply(base) for s in strengths]
-    x = torch.from_numpy(np.stack(attacked).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
+    x = torch.from_numpy(from_uint8(np.stack(attacked)))
     z_t = recover_z_t(model, x, method, config, progress)
     p = p_value_matrix(z_t, keys.keys, config.score_target)
     conclusions = latent_conclusions(keys, z_t, x, config, method,
