@@ -3,7 +3,7 @@
 A named key rests on the exclusion test of docs/algorithms.md §4.2, calibrated on the model's own watermarked
 images. Evidence is rarely the generator's PNG, and some alterations bend the recovered ring towards another
 key's profile: on `demo`, doubling the brightness (WAVES' strongest setting) pushed the statistic of the true key
-to 4.9 where no unaltered calibration image exceeds 2.9, and 3 of 150 brightened images were named after the
+to 4.9 where the 150 unaltered calibration images reach 2.6, and 3 of 150 brightened images were named after the
 wrong key (benchmarks/results/wrong_keys_brightness/). The tool cannot tell how evidence was altered, so a
 calibration may also record the statistic on its watermarked images under each alteration below, and a key is
 then excluded only when it is excluded against every one of these nulls (`engine.verdicts.conclude`).
