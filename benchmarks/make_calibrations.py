@@ -45,7 +45,7 @@ def main() -> None:
 
     from pathlib import Path
 
-    from engine.calibration import calibrate, calibration_from_latents
+    from engine.calibration_making import calibrate, calibration_from_latents
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
     from engine.treering import KeySet
@@ -97,7 +97,8 @@ def add_evidence_coverage(model, keys, out) -> None:
     import time
     from dataclasses import replace
 
-    from engine.calibration import Calibration, with_evidence_coverage
+    from engine.calibration import Calibration
+    from engine.calibration_making import with_evidence_coverage
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.noise_statistics import evidence_statistics
     from engine.pixel_levels import from_uint8
@@ -136,7 +137,8 @@ def add_alterations(args, model, keys, config, out) -> None:
 
     from engine.altered_calibration import calibration_alterations, describe_alterations, recover_altered
     from engine.analysis import analyze
-    from engine.calibration import Calibration, MethodCalibration, with_altered_null
+    from engine.calibration import Calibration, MethodCalibration
+    from engine.calibration_making import with_altered_null
     from engine.generation import generate_reference_set
     from engine.noise_statistics import evidence_statistics
     from engine.pixel_levels import to_uint8

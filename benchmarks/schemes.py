@@ -124,7 +124,7 @@ def vault_calibration(model, vault, config, model_name: str, method: str):
     """The vault calibrated as `calibrate --per-key 0` would: on the verdict cache's calibration range of clean
     images only (no watermarked images of 174 keys), so it calibrates detection; identification keeps each
     scheme's own rule."""
-    from engine.calibration import calibration_from_latents
+    from engine.calibration_making import calibration_from_latents
     from verdict_data import pixel_statistics
 
     clean = load_group(model_name, "calibration_clean")

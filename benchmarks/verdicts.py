@@ -10,7 +10,7 @@ and the wrong-key rate among those identified with its one-sided 95 % upper boun
 clean images (rotated 10°, cropped to 88 % of the side and resized back, JPEG 50), where a positive must stay
 within 2× nominal or be marked "outside calibration"; and the Table 2 figures on the same images (argmin-L1
 accuracy and the papers' predicted-key accuracy), so they stay comparable. The calibration is built by
-`engine.calibration.calibration_from_latents` from the calibration range, exactly as `calibrate` builds one.
+`engine.calibration_making.calibration_from_latents` from the calibration range, exactly as `calibrate` builds one.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     started = time.time()
 
     from engine.analysis import AnalysisConfig  # noqa: F401  (torch import before the engine's numerics)
-    from engine.calibration import calibration_from_latents
+    from engine.calibration_making import calibration_from_latents
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
     from engine.treering import KeySet

@@ -356,7 +356,7 @@ def _calibration_choice(args, model, keys, config):
 
 def cmd_calibrate(args) -> int:
     from engine.altered_calibration import calibration_alterations
-    from engine.calibration import calibrate
+    from engine.calibration_making import calibrate
     from engine.output_paths import check_output
     from engine.progress import Cancelled
 

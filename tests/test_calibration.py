@@ -226,7 +226,8 @@ def test_evidence_coverage_is_added_only_from_the_calibration_s_own_images(calib
     import numpy as np
     from PIL import Image
 
-    from engine.calibration import Calibration, with_evidence_coverage
+    from engine.calibration import Calibration
+    from engine.calibration_making import with_evidence_coverage
     from engine.noise_statistics import evidence_statistics
 
     out, _, cal_path = calibrated

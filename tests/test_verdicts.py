@@ -42,7 +42,7 @@ def separable() -> KeySet:
 
 def synthetic_calibration(keys: KeySet, per_key: int = 150) -> MethodCalibration:
     """A calibration from synthetic clean and recovered latents (disjoint seeds from the tests'), as
-    `engine.calibration` builds one from a model's images: clean detection statistics, and the exclusion
+    `engine.calibration_making` builds one from a model's images: clean detection statistics, and the exclusion
     statistic of each watermarked latent at its own key."""
     clean = latents(400, 1000)
     clean_t = tuple(float(min(s.p_value for s in row)) for row in score_keys(clean, keys))
@@ -197,7 +197,7 @@ def test_a_vault_of_several_schemes_calibrates_on_clean_latents_alone():
     calibrated conclusion still names a Gaussian Shading key that alone passes, and clean latents are flagged at
     about the level (at most 3 of 50: at 1 % that is exceeded with probability 0.002)."""
     from engine.analysis import AnalysisConfig
-    from engine.calibration import calibration_from_latents
+    from engine.calibration_making import calibration_from_latents
     from engine.noise_statistics import key_region, noise_statistics
     from engine.watermarks import gaussian_shading, independent_key_ids, ringid, scheme_for
     from engine.watermarks.multi import MultiSchemeKeySet
@@ -285,7 +285,7 @@ def test_a_calibration_keeps_its_altered_null_and_old_files_keep_their_hash(sepa
 def test_an_altered_null_is_added_only_with_the_calibration_s_own_images(separable):
     """`with_altered_null` adds the null under alteration to an existing calibration, refusing latents that do
     not reproduce its identification null; only altered images that would be asked identification count."""
-    from engine.calibration import with_altered_null
+    from engine.calibration_making import with_altered_null
 
     calibration = synthetic_calibration(separable, per_key=20)
     own = {k: recovered(separable, k, 20, 2000 + 10 * j).numpy() for j, k in enumerate(separable.ids)}

@@ -1,4 +1,4 @@
-"""Analysis ▸ Calibrate on the model…: make a calibration (engine.calibration.calibrate) with the window's
+"""Analysis ▸ Calibrate on the model…: make a calibration (engine.calibration_making.calibrate) with the window's
 current model, keys and settings, with progress and cancel, off the GUI thread; the file it writes is then
 used by the window's runs."""
 
@@ -73,7 +73,7 @@ class CalibrationDialog(TaskDialog):
         self.run_task(lambda state: self._work(out, counts, state), self._done, "Loading the model …")
 
     def _work(self, out: str, counts, state):
-        from engine.calibration import calibrate
+        from engine.calibration_making import calibrate
         from engine.model_loader import load_model
         from engine.progress import Cancelled
 

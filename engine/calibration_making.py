@@ -1,0 +1,298 @@
+"""Making a calibration and amending one: generate or take the model's own clean and watermarked images,
+analyse them with exactly a scan's settings, and keep what `engine.calibration.MethodCalibration` records —
+the clean detection statistics, the identification null (optionally under simulated alterations,
+`engine.altered_calibration`) and the coverage ranges. The file format and how a scan chooses a calibration
+are in `engine.calibration`; why each statistic is kept: docs/algorithms.md §4.2–§4.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from engine.calibration import (NO_CALIBRATION, Calibration, MethodCalibration, canonical_sha256, keyset_sha256,
+                                method_settings)
+
+if TYPE_CHECKING:
+    from engine.analysis import AnalysisConfig
+    from engine.attacks import Attack
+    from engine.model_loader import LoadedModel
+    from engine.treering import KeySet
+
+
+class _Analyser:
+    """Scores, exclusion statistics and noise statistics of recovered latents, and the conclusions a
+    calibration draws on them: what making a calibration and adding to one share."""
+
+    def __init__(self, keys: "KeySet", score_target: str, method: str):
+        from engine.noise_statistics import key_region
+        from engine.watermarks import independent_key_ids, scheme_for
+
+        self.keys, self.score_target, self.method = keys, score_target, method
+        self.scheme = scheme_for(keys)
+        self.independent = independent_key_ids(keys)
+        self.region = key_region(keys)
+
+    def analyse(self, z: np.ndarray, extra: Sequence[dict] | None = None):
+        """(scores, exclusion or None, noise statistics with `extra` — per image, statistics of the evidence
+        itself — merged in)."""
+        import torch
+
+        from engine.noise_statistics import noise_statistics
+
+        t = torch.from_numpy(np.asarray(z, dtype=np.float32))
+        scores = self.scheme.score(t, self.keys, self.score_target)
+        excl = self.scheme.exclusion(t, self.keys, self.score_target) if hasattr(self.scheme, "exclusion") else None
+        extra = extra or [{}] * len(z)
+        noise = [{**noise_statistics(x, self.region).values, **e} for x, e in zip(z, extra)]
+        return scores, excl, noise
+
+    def conclusions(self, analysed, fpr: float, calibration: MethodCalibration) -> list:
+        from engine.verdicts import Evidence, conclude
+
+        scores, excl, noise = analysed
+        return [conclude(Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i],
+                                  self.independent), fpr, calibration, self.method) for i, s in enumerate(scores)]
+
+    def tally(self, analysed, fpr: float, calibration: MethodCalibration) -> dict[str, int]:
+        """How the calibrated conclusion reads these images: label (key named, or outcome) → count."""
+        row: dict[str, int] = {}
+        for c in self.conclusions(analysed, fpr, calibration):
+            label = c.key if c.outcome == "identified" else c.outcome
+            row[label] = row.get(label, 0) + 1
+        return row
+
+    def altered_null(self, calibration: MethodCalibration, altered_z_t: Mapping[str, Mapping[str, np.ndarray]],
+                     altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]]
+                     ) -> dict[str, tuple[float, ...]]:
+        """Per alteration, the exclusion statistic at the true key of the altered watermarked images that a scan
+        would ask identification of: inside `calibration`'s coverage and detected at `ALTERED_DETECTION_LEVEL`
+        (docs/algorithms.md §4.2)."""
+        from engine.altered_calibration import ALTERED_DETECTION_LEVEL
+        from engine.verdicts import OUTSIDE_CALIBRATION
+
+        out: dict[str, tuple[float, ...]] = {}
+        for label, groups in altered_z_t.items():
+            values: list[float] = []
+            for key_id, z in groups.items():
+                if key_id not in self.keys.ids:
+                    raise ValueError(f"altered calibration images for {key_id!r}, which is not in the key set")
+                analysed = self.analyse(z, altered_pixel_statistics.get(label, {}).get(key_id))
+                if analysed[1] is None:
+                    continue
+                j = self.keys.ids.index(key_id)
+                for i, c in enumerate(self.conclusions(analysed, ALTERED_DETECTION_LEVEL, calibration)):
+                    if c.detected and c.calibration != OUTSIDE_CALIBRATION:
+                        values.append(float(analysed[1][0][i, j]))
+            out[label] = tuple(values)
+        return out
+
+
+def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
+                       keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01,
+                       pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
+                       altered_z_t: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                       altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
+                       ) -> MethodCalibration:
+    """One method's calibration from recovered latents: `clean_z_t` (N, C, h, w) of un-watermarked images and
+    `keyed_z_t[key_id]` of images watermarked with that key; `pixel_statistics[group]`: per image, statistics
+    of the evidence itself (e.g. `corner_fill`), in the same order. `altered_z_t[label][key_id]`: watermarked
+    images under an alteration (`engine.altered_calibration`), with `altered_pixel_statistics[label][key_id]`;
+    they add to the identification null only (never to the coverage or the detection null)."""
+    analyser = _Analyser(keys, score_target, method)
+    pixel_statistics = pixel_statistics or {}
+    clean = analyser.analyse(clean_z_t, pixel_statistics.get("clean"))
+    clean_t = tuple(float(min(s.p_value for s in row)) for row in clean[0])
+    ident: list[float] = []
+    all_noise = list(clean[2])
+    keyed = {}
+    for key_id, z in keyed_z_t.items():
+        if key_id not in keys.ids:
+            raise ValueError(f"calibration images for {key_id!r}, which is not in the key set")
+        keyed[key_id] = analysed = analyser.analyse(z, pixel_statistics.get(key_id))
+        all_noise += analysed[2]
+        if analysed[1] is not None:
+            ident += [float(v) for v in analysed[1][0][:, keys.ids.index(key_id)]]
+    coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
+                for name in all_noise[0]} if all_noise else {}
+    provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
+    provisional = replace(provisional, identification_null_altered=analyser.altered_null(
+        provisional, altered_z_t or {}, altered_pixel_statistics or {}))
+    # How the calibrated conclusion reads the calibration's own images (in-sample: an optimistic description,
+    # the benchmark evaluates on disjoint seeds).
+    confusion = {"clean": analyser.tally(clean, fpr, provisional),
+                 **{key_id: analyser.tally(analysed, fpr, provisional) for key_id, analysed in keyed.items()}}
+    summary = {"clean": len(clean_t), "watermarked": {k: int(len(v)) for k, v in keyed_z_t.items()},
+               "in_sample_conclusions_at_fpr": fpr, "in_sample_conclusions": confusion}
+    if altered_z_t:
+        summary["altered_watermarked"] = {label: sum(len(z) for z in groups.values())
+                                          for label, groups in altered_z_t.items()}
+    return replace(provisional, summary=summary)
+
+
+def with_altered_null(calibration: MethodCalibration, keys: "KeySet", score_target: str,
+                      keyed_z_t: Mapping[str, np.ndarray], keyed_pixel_statistics: Mapping[str, Sequence[dict]],
+                      altered_z_t: Mapping[str, Mapping[str, np.ndarray]],
+                      altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]]) -> MethodCalibration:
+    """An existing calibration with the identification null under alteration added, its detection null and
+    coverage unchanged. `keyed_z_t`: the calibration's own watermarked images recovered again (their exclusion
+    statistics must reproduce its identification null: ValueError otherwise), for the in-sample rows of the
+    watermarked groups; the clean row is kept as it was (the clean latents are not needed again)."""
+    analyser = _Analyser(keys, score_target, calibration.method)
+    keyed = {k: analyser.analyse(z, keyed_pixel_statistics.get(k)) for k, z in keyed_z_t.items()}
+    again = [float(v) for k, a in keyed.items() for v in a[1][0][:, keys.ids.index(k)]]
+    # recovered again on another machine or thread count, the statistics differ by ~1e-3 (float sums in another
+    # order); images that are not the calibration's differ by ~1
+    if len(again) != len(calibration.identification_null) or not np.allclose(
+            again, calibration.identification_null, atol=0.02, rtol=0):
+        raise ValueError(f"the watermarked images recovered again do not reproduce the {calibration.method} "
+                         "calibration's identification null: they are not its images, or not with its settings")
+    out = replace(calibration, identification_null_altered=analyser.altered_null(
+        calibration, altered_z_t, altered_pixel_statistics))
+    fpr = float(calibration.summary.get("in_sample_conclusions_at_fpr", 0.01))
+    confusion = dict(calibration.summary.get("in_sample_conclusions", {}))
+    confusion.update({k: analyser.tally(a, fpr, out) for k, a in keyed.items()})
+    summary = {**calibration.summary, "in_sample_conclusions": confusion,
+               "altered_watermarked": {label: sum(len(z) for z in groups.values())
+                                       for label, groups in altered_z_t.items()}}
+    return replace(out, summary=summary)
+
+
+def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], keys: "KeySet",
+                             config: "AnalysisConfig", dtype: str, latents: Mapping[str, Mapping[str, np.ndarray]],
+                             source: str, pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
+                             altered_latents: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] | None = None,
+                             altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
+                             ) -> Calibration:
+    """A calibration from recovered latents: latents[method]["clean"] and latents[method][key_id];
+    `pixel_statistics[group]` as for `method_calibration`; altered_latents[method][label][key_id] and
+    `altered_pixel_statistics[label][key_id]`: the watermarked images under alterations
+    (`engine.altered_calibration.recover_altered`)."""
+    from engine.analysis import utc_now
+    from engine.provenance import software_versions
+
+    methods = {}
+    for method, groups in latents.items():
+        settings = method_settings(config, method, dtype)
+        keyed = {k: v for k, v in groups.items() if k != "clean"}
+        methods[method] = method_calibration(method, settings, keys, groups["clean"], keyed, config.score_target,
+                                             config.fpr, pixel_statistics, (altered_latents or {}).get(method),
+                                             altered_pixel_statistics)
+    first = next(iter(latents.values()))
+    counts = {name: int(len(z)) for name, z in first.items()}
+    return Calibration(model_id=model_id, model_weights_sha256=dict(weight_sha256), keyset_sha256=keyset_sha256(keys),
+                       key_ids=keys.ids, methods=methods, counts=counts, source=source, created_utc=utc_now(),
+                       software=software_versions())
+
+
+def with_evidence_coverage(calibration: Calibration, statistics: Sequence[dict]) -> Calibration:
+    """The calibration with the range of evidence statistics it lacks added to every method's coverage:
+    `statistics` per calibration image (`engine.noise_statistics.evidence_statistics` of all of its images, made
+    again from their seeds). Those it already has must come out as they are (ValueError otherwise: the images
+    are not the calibration's)."""
+    if len(statistics) != sum(calibration.counts.values()):
+        raise ValueError(f"{len(statistics)} images for a calibration of {sum(calibration.counts.values())}")
+    names = set().union(*(s.keys() for s in statistics))
+    ranges = {n: (float(min(s[n] for s in statistics)), float(max(s[n] for s in statistics))) for n in names}
+    methods = {}
+    for method, m in calibration.methods.items():
+        for n in names & set(m.coverage):
+            if not np.allclose(m.coverage[n], ranges[n]):
+                raise ValueError(f"the images made again give {n} in {ranges[n]}, the calibration "
+                                 f"{m.coverage[n]}: they are not its images")
+        methods[method] = replace(m, coverage={**m.coverage, **{n: ranges[n] for n in names - set(m.coverage)}})
+    return replace(calibration, methods=methods)
+
+
+MIN_CLEAN = 10
+
+
+def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *, clean_count: int = 300,
+              per_key_count: int = 100, work_dir=None, seed: int = 100_000, reference_dir=None,
+              progress=None, alterations: Sequence["Attack"] = (),
+              altered_per_key: int | None = None) -> Calibration:
+    """Make a calibration with exactly `config`'s settings: generate `clean_count` un-watermarked and
+    `per_key_count` images per key with the model (8-bit PNGs into `work_dir`, with a manifest), or take the
+    images of `reference_dir` labelled by its manifest; analyse them; keep the statistics. Every image must be
+    analysed (a failure is an error: a calibration with silent gaps would misstate its counts).
+    `alterations` (e.g. `engine.altered_calibration.calibration_alterations()`; opt-in, see there): the first
+    `altered_per_key` (None: all) watermarked images of each key are also analysed under each, in memory, for the
+    identification null under alteration."""
+    import tempfile
+
+    from engine.analysis import analyze
+    from engine.generation import GenerationConfig, generate_reference_set
+    from engine.limits import require_int
+    from engine.progress import NULL_PROGRESS
+
+    progress = progress or NULL_PROGRESS
+    groups: dict[str, list[str]] = {}
+    if reference_dir is not None:
+        from engine.intake import scan_evidence_paths
+        from engine.provenance import manifest_labels
+
+        found = scan_evidence_paths([reference_dir], recursive=False)
+        labels = manifest_labels([str(p) for p in found.files])
+        unlabelled = [str(p) for p in found.files if str(p) not in labels]
+        if unlabelled:
+            raise ValueError(f"{len(unlabelled)} image(s) in {reference_dir} have no entry in its manifest.json "
+                             f"(e.g. {Path(unlabelled[0]).name}): a calibration must know which images are clean "
+                             "and which key each carries")
+        for path, label in labels.items():
+            if label is not None and label not in keys.ids:
+                raise ValueError(f"{Path(path).name} is labelled with key {label!r}, which is not in the key set")
+            groups.setdefault("clean" if label is None else label, []).append(path)
+        source = f"reference images in {reference_dir} labelled by its manifest"
+    else:
+        require_int(clean_count, "the number of clean calibration images (--count)", MIN_CLEAN, 1_000_000)
+        require_int(per_key_count, "the number of calibration images per key (--per-key)", 0, 1_000_000)
+        work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="calibration_"))
+        gen = GenerationConfig(conditioning=config.conditioning)   # `generate`'s defaults
+        for label, key, count in [("clean", None, clean_count)] + [(k.id, k, per_key_count) for k in keys.keys]:
+            if count:
+                made = generate_reference_set(model, key, count, work / label, seed=seed, config=gen,
+                                              progress=progress)
+                groups[label] = [str(work / label / m.file) for m in made]
+        source = (f"generated by {model.spec.id}: {clean_count} clean and {per_key_count} per key, seeds {seed}…"
+                  f"{seed + max(clean_count, per_key_count) - 1} (same seeds in every group), {gen.steps} sampling "
+                  f"steps, into {work}")
+    if len(groups.get("clean", ())) < MIN_CLEAN:
+        raise ValueError(f"a calibration needs at least {MIN_CLEAN} clean images (has {len(groups.get('clean', ()))})")
+    from engine.altered_calibration import describe_alterations, recover_altered
+    from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import to_uint8
+
+    alterations = tuple(alterations)
+    if altered_per_key is not None:
+        require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
+                    1_000_000)
+    latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
+    pixels: dict[str, list[dict]] = {}
+    marked_pixels: dict[str, np.ndarray] = {}
+    for label, paths in groups.items():
+        run = analyze(model, keys, paths, config, progress=progress, calibration=NO_CALIBRATION)
+        if run.cancelled:
+            from engine.progress import Cancelled
+
+            raise Cancelled()
+        if run.failures:
+            raise ValueError(f"{len(run.failures)} calibration image(s) could not be analysed, e.g. "
+                             f"{run.failures[0].message}")
+        for m in config.methods:
+            latents[m][label] = np.stack([im.methods[m].z_t for im in run.images])
+        pixels[label] = [evidence_statistics(im.evidence.pixels) for im in run.images]
+        if alterations and label != "clean":
+            chosen = run.images if altered_per_key is None else run.images[:altered_per_key]
+            if chosen:   # as analysed, back to 8 bits exactly
+                marked_pixels[label] = np.stack([to_uint8(im.evidence.pixels) for im in chosen])
+    altered_latents = altered_stats = None
+    if alterations and marked_pixels:
+        altered_latents, altered_stats = recover_altered(model, config, marked_pixels, alterations, progress)
+        per_key = ", ".join(f"{len(v)} {k}" for k, v in marked_pixels.items())
+        source += f"; identification also calibrated on {per_key} of them under {describe_alterations(alterations)}"
+    return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
+                                    str(model.dtype).replace("torch.", ""), latents, source, pixels,
+                                    altered_latents, altered_stats)
