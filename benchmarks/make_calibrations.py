@@ -14,7 +14,15 @@ making it again (its 1000 clean images are not needed again): one process per me
     .venv/bin/python benchmarks/make_calibrations.py --model demo --add-alterations gradient-free --altered-per-key 10
     .venv/bin/python benchmarks/make_calibrations.py --model demo --merge-alterations
 
-Each part regenerates the calibration's watermarked images from their seeds (the file's source line), analyses
+Adding clean images to a shipped calibration's detection null (a larger null narrows the spread of the level it
+holds; docs/algorithms.md §4.3), without making the rest again: shards over the added seeds, then a merge that
+first checks the calibration's own first clean images reproduce its stored statistics.
+
+    .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --extend-clean 1000 --shard 0/2 &
+    .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --extend-clean 1000 --shard 1/2
+    .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --extend-clean 1000 --merge-clean
+
+Each alterations part regenerates the calibration's watermarked images from their seeds (the file's source line), analyses
 them again — their exclusion statistics must reproduce the file's identification null, or the part is refused —
 and puts the first N of each key through every alteration (`calibrate --altered-per-key N` does the same).
 """
@@ -41,6 +49,10 @@ def main() -> None:
     p.add_argument("--add-evidence-coverage", action="store_true",
                    help="add the range of evidence statistics the shipped calibration lacks (e.g. clipped_share), "
                         "from its images made again (generation only)")
+    p.add_argument("--extend-clean", type=int, metavar="N",
+                   help="grow the shipped calibration's clean images to N (parts under benchmarks/cache/calibration_parts/)")
+    p.add_argument("--shard", default="0/1", help="with --extend-clean: k/n, this process's share of the batches")
+    p.add_argument("--merge-clean", action="store_true", help="with --extend-clean: write the calibration from the parts")
     args = p.parse_args()
 
     from pathlib import Path
@@ -60,6 +72,9 @@ def main() -> None:
     out = Path(args.out) if args.out else harness.REPO / "resources" / "calibrations" / f"{model.spec.id}.json"
     if args.add_evidence_coverage:
         add_evidence_coverage(model, keys, out)
+        return
+    if args.extend_clean:
+        extend_clean(args, model, keys, config, out)
         return
     if args.add_alterations or args.merge_alterations:
         add_alterations(args, model, keys, config, out)
@@ -124,6 +139,81 @@ def add_evidence_coverage(model, keys, out) -> None:
                                       "again (benchmarks/make_calibrations.py --add-evidence-coverage)")
     updated.save(out)
     print(f"wrote {out}: coverage now {updated.methods[next(iter(updated.methods))].coverage}")
+
+
+AGAIN = 8    # the calibration's own first clean images, recovered again as a check
+
+
+def extend_clean(args, model, keys, config, out) -> None:
+    """Shards: recover the added clean images (seeds after the calibration's) with every method of the
+    calibration; shard 0 also its first AGAIN clean images. --merge-clean: the calibration with them added."""
+    import json
+    import re
+    import time
+
+    import numpy as np
+    import torch
+
+    from engine.calibration import Calibration, settings_sha256
+    from engine.calibration_making import with_more_clean
+    from engine.generation import decode_to_uint8, initial_noise, sample_latents
+    from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import from_uint8
+    from engine.recovery import recover_z_t
+
+    cal = Calibration.load(out)
+    first = int(re.search(r"seeds (\d+)", cal.source).group(1))
+    have = cal.counts["clean"]
+    if args.extend_clean <= have:
+        raise SystemExit(f"{out} already has {have} clean images")
+    methods = list(cal.methods)
+    dtype = str(model.dtype).replace("torch.", "")
+    settings = {m: settings_sha256(config, m, dtype) for m in methods}
+    stem = f"{model.spec.id}_clean_{cal.content_sha256[:12]}"
+
+    def recovered(seeds):
+        pixels = from_uint8(decode_to_uint8(model, sample_latents(model, initial_noise(model, seeds))))
+        x = torch.from_numpy(np.stack(pixels))
+        return {m: recover_z_t(model, x, m, config).numpy() for m in methods}, [evidence_statistics(p) for p in pixels]
+
+    seeds = list(range(first + have, first + args.extend_clean))
+    batches = [seeds[i:i + 8] for i in range(0, len(seeds), 8)]
+    if args.merge_clean:
+        parts = [PARTS / f"{stem}_{b[0]}.npz" for b in batches]
+        missing = [p.name for p in parts if not p.exists()]
+        if missing or not (PARTS / f"{stem}_again.npz").exists():
+            raise SystemExit(f"parts missing ({len(missing)} batches, or the check): run the shards")
+        z = {m: [] for m in methods}
+        stats = []
+        for part in parts:
+            with np.load(part) as f:
+                for m in methods:
+                    z[m].append(f[m])
+                stats += json.loads(str(f["pixel_statistics"]))
+        with np.load(PARTS / f"{stem}_again.npz") as f:
+            again = {m: f[m] for m in methods}
+        updated = with_more_clean(cal, keys, config.score_target, settings, {m: np.concatenate(v) for m, v in z.items()},
+                                  stats, again, f"seeds {seeds[0]}…{seeds[-1]}, benchmarks/make_calibrations.py "
+                                                "--extend-clean")
+        updated.save(out)
+        print(f"wrote {out}: {updated.describe()}")
+        return
+    k, n = (int(v) for v in args.shard.split("/"))
+    PARTS.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if k == 0 and not (PARTS / f"{stem}_again.npz").exists():
+        z, _ = recovered(list(range(first, first + AGAIN)))
+        np.savez(PARTS / f"{stem}_again.npz", **z)
+    mine = batches[k::n]
+    for done, batch in enumerate(mine, 1):
+        part = PARTS / f"{stem}_{batch[0]}.npz"
+        if part.exists():
+            continue
+        z, stats = recovered(batch)
+        tmp = part.with_name(part.stem + ".tmp.npz")
+        np.savez(tmp, **z, pixel_statistics=np.array(json.dumps(stats)))
+        tmp.replace(part)
+        print(f"shard {k}/{n}: {done}/{len(mine)} batches ({time.time() - started:.0f} s)", flush=True)
 
 
 def add_alterations(args, model, keys, config, out) -> None:

@@ -296,3 +296,50 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
     return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
                                     str(model.dtype).replace("torch.", ""), latents, source, pixels,
                                     altered_latents, altered_stats)
+
+
+def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str, settings: Mapping[str, str],
+                    clean_z_t: Mapping[str, np.ndarray], pixel_statistics: Sequence[dict],
+                    again_z_t: Mapping[str, np.ndarray], seeds: str) -> Calibration:
+    """The calibration with more un-watermarked images of the model in every method's detection null and
+    coverage (a larger null narrows the spread of the level a calibration actually holds, docs/algorithms.md
+    §4.3). `settings[method]`: the settings hash the latents were recovered with (must be the calibration's);
+    `clean_z_t[method]`: the added images' z_T, `pixel_statistics` their evidence statistics, in one order;
+    `again_z_t[method]`: the calibration's own first clean images recovered again, which must reproduce its
+    stored detection statistics (ValueError otherwise: not its images or not its pipeline). `seeds` names the
+    added images in the source line. The in-sample clean row then describes the added images only (the
+    earlier ones are not analysed again)."""
+    methods = {}
+    added = {len(z) for z in clean_z_t.values()} | {len(pixel_statistics)}
+    if len(added) != 1 or set(clean_z_t) != set(calibration.methods):
+        raise ValueError("the added clean images must be given for every method of the calibration, in one order")
+    for method, entry in calibration.methods.items():
+        if settings.get(method) != entry.settings_sha256:
+            raise ValueError(f"the added {method} latents were recovered with other settings than the calibration's")
+        analyser = _Analyser(keys, score_target, method)
+        again = analyser.analyse(again_z_t[method])
+        t_again = np.array([min(s.p_value for s in row) for row in again[0]])
+        stored = np.asarray(entry.clean_detection[:len(t_again)])
+        # the same images recovered on another machine differ in the last digits; other images by orders of
+        # magnitude
+        if not len(t_again) or not np.allclose(np.log(t_again), np.log(stored), atol=0.05, rtol=0):
+            raise ValueError(f"the calibration's first clean images recovered again do not reproduce its {method} "
+                             "detection statistics: they are not its images, or not with its settings")
+        analysed = analyser.analyse(clean_z_t[method], pixel_statistics)
+        new_t = tuple(float(min(s.p_value for s in row)) for row in analysed[0])
+        coverage = dict(entry.coverage)
+        for name, (low, high) in entry.coverage.items():
+            values = [n[name] for n in analysed[2] if name in n]
+            if values:
+                coverage[name] = (float(min(low, min(values))), float(max(high, max(values))))
+        extended = replace(entry, clean_detection=entry.clean_detection + new_t, coverage=coverage)
+        fpr = float(entry.summary.get("in_sample_conclusions_at_fpr", 0.01))
+        confusion = {**entry.summary.get("in_sample_conclusions", {}),
+                     "clean": analyser.tally(analysed, fpr, extended)}
+        summary = {**entry.summary, "clean": len(extended.clean_detection), "in_sample_conclusions": confusion,
+                   "in_sample_clean_row": f"the {len(new_t)} added clean images ({seeds})"}
+        methods[method] = replace(extended, summary=summary)
+    n_added = added.pop()
+    counts = {**calibration.counts, "clean": calibration.counts["clean"] + n_added}
+    return replace(calibration, methods=methods, counts=counts,
+                   source=f"{calibration.source}; {n_added} more clean images added ({seeds})")

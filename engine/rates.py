@@ -1,6 +1,7 @@
 """Detection rates and their uncertainty, one definition each for the engine (`robustness`) and the benchmarks:
 AUC, TPR at a false-positive level with WAVES' threshold rule, and binomial intervals (Wilson; Clopper–Pearson
-and its one-sided bound, for the small counts of wrong-key attributions)."""
+and its one-sided bound, for the small counts of wrong-key attributions), and the spread of the level a finite
+calibration holds."""
 
 from __future__ import annotations
 
@@ -54,3 +55,17 @@ def upper_bound(k: int, n: int, level: float = 0.95) -> float:
     from scipy.stats import beta
 
     return 1.0 if n == 0 or k == n else float(beta.ppf(level, k + 1, n - k))
+
+
+def calibrated_level_range(n: int, level: float, coverage: float = 0.95) -> tuple[float, float] | None:
+    """The false-positive rate that an empirical p-value (r + 1)/(n + 1) over n calibration images gives at
+    `level`, over the draw of the calibration: it is Beta(m, n + 1 − m) with m = ⌊level·(n + 1)⌋ (Vovk 2012,
+    "Conditional validity of inductive conformal predictors"), so the level holds on average but one calibration
+    runs above or below it. The central `coverage` range, or None when no p-value reaches the level (m = 0)."""
+    from scipy.stats import beta
+
+    m = int(math.floor(level * (n + 1) + 1e-9))
+    if m < 1:
+        return None
+    tail = (1 - coverage) / 2
+    return float(beta.ppf(tail, m, n + 1 - m)), float(beta.ppf(1 - tail, m, n + 1 - m))

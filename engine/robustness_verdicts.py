@@ -49,22 +49,32 @@ def latent_conclusions(keys, z_t: torch.Tensor, pixels: np.ndarray | torch.Tenso
     """One conclusion per image from its recovered z_T (B, C, h, w) and the pixels that were inverted
     (B, 3, T, T) in [−1, 1], at `config.fpr` with `calibration` (None: uncalibrated). An image whose z_T or
     scores are not finite is `not_analysed`, as the scan makes it a failure."""
+    x = pixels.float().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels, np.float32)
+    return conclusions_from_latents(keys, z_t, [evidence_statistics(xi) for xi in x], config.fpr,
+                                    config.score_target, method, calibration)
+
+
+def conclusions_from_latents(keys, z_t: torch.Tensor | np.ndarray, pixel_statistics: Sequence[dict], fpr: float,
+                             score_target: str, method: str, calibration: "MethodCalibration | None"
+                             ) -> list[Conclusion]:
+    """`latent_conclusions` when the evidence's own statistics (`engine.noise_statistics.evidence_statistics`,
+    one dict per image) were kept instead of its pixels: stored latents read against any calibration."""
+    z_t = torch.as_tensor(z_t)
     scheme = scheme_for(keys)
     region = key_region(keys)
     independent = independent_key_ids(keys)
-    scores = scheme.score(z_t, keys, config.score_target)
-    exclusion = scheme.exclusion(z_t, keys, config.score_target) if hasattr(scheme, "exclusion") else None
+    scores = scheme.score(z_t, keys, score_target)
+    exclusion = scheme.exclusion(z_t, keys, score_target) if hasattr(scheme, "exclusion") else None
     z = z_t.float().cpu().numpy()
-    x = pixels.float().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels, np.float32)
     out = []
     for i in range(len(z)):
         if not (np.isfinite(z[i]).all() and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
             out.append(NOT_ANALYSED)
             continue
-        noise = {**noise_statistics(z[i], region).values, **evidence_statistics(x[i])}
+        noise = {**noise_statistics(z[i], region).values, **pixel_statistics[i]}
         evidence = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
                             0 if exclusion is None else exclusion[1], noise, independent)
-        out.append(conclude(evidence, config.fpr, calibration, method))
+        out.append(conclude(evidence, fpr, calibration, method))
     return out
 
 

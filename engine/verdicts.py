@@ -242,6 +242,7 @@ class Evidence:
 def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | None" = None,
              method: str = "") -> Conclusion:
     """The conclusion for one latent from one method's scores (see the module docstring for the rules)."""
+    from engine.rates import calibrated_level_range
     from engine.treering import exclusion_p_values
 
     scores = list(evidence.scores)
@@ -266,7 +267,11 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
         min_supported = 1 / (n + 1)
         detection_p = empirical_p(null, t_stat, larger_is_extreme=False)
         det_test = (f"empirical p-value of the smallest per-key p-value among {n} un-watermarked images of the model "
-                    f"(calibration; smallest supportable p = {min_supported:.2g})")
+                    f"(calibration; smallest supportable p = {min_supported:.2g}")
+        spread = calibrated_level_range(n, fpr)
+        # exact on average over calibrations; the one in use holds the level only to within this spread (§4.3)
+        det_test += (f"; a calibration of {n} images gives a false-positive rate at {fpr:g} between "
+                     f"{spread[0]:.2%} and {spread[1]:.2%} in 95 % of draws)" if spread else ")")
         if min_supported <= fpr:
             detected = detection_p <= fpr
         else:

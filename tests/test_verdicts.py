@@ -317,3 +317,57 @@ def test_a_clipped_share_beyond_every_calibration_image_is_outside_without_margi
     assert c.calibration == "outside calibration" and c.outcome == "inconclusive"
     assert "clipped_share = 0.61 beyond the calibration's range [0, 0.6]" in " ".join(c.notes)
     assert "half its width" not in " ".join(c.notes)
+
+
+def test_clean_images_are_added_only_with_the_calibration_s_own_pipeline(separable):
+    """`with_more_clean` appends the added images' detection statistics to every method's null (the earlier
+    ones unchanged), widens the coverage only where they reach beyond it, counts them, and refuses latents whose
+    settings differ or whose re-recovered first clean images do not reproduce the stored statistics."""
+    from engine.analysis import AnalysisConfig
+    from engine.calibration import settings_sha256
+    from engine.calibration_making import calibration_from_latents, with_more_clean
+
+    config = AnalysisConfig(methods=("encoder",))
+    clean = latents(100, 41).numpy()
+    marked = {k: recovered(separable, k, 20, 50 + j).numpy() for j, k in enumerate(separable.ids)}
+    cal = calibration_from_latents("tiny", {}, separable, config, "float32",
+                                   {"encoder": {"clean": clean, **marked}}, source="test, seeds 100000…")
+    more = latents(200, 42).numpy()
+    more[0] *= 1.5                                          # one image beyond the coverage's std range
+    stats = [{"corner_fill": 0.0, "clipped_share": 0.0}] * 200
+    settings = {"encoder": settings_sha256(config, "encoder", "float32")}
+    out = with_more_clean(cal, separable, "effective", settings, {"encoder": more}, stats, {"encoder": clean[:8]},
+                          "seeds 100100…100299")
+    before, after = cal.methods["encoder"], out.methods["encoder"]
+    assert after.clean_detection[:100] == before.clean_detection and len(after.clean_detection) == 300
+    assert after.min_supported_p == pytest.approx(1 / 301) and out.counts["clean"] == 300
+    assert after.coverage["std"][1] > 1.4 > before.coverage["std"][1] and after.coverage["std"][0] <= before.coverage["std"][0]
+    assert set(after.coverage) == set(before.coverage)         # a statistic it lacks is not added from a part
+    assert after.identification_null == before.identification_null
+    assert sum(after.summary["in_sample_conclusions"]["clean"].values()) == 200
+    assert "200 more clean images added (seeds 100100…100299)" in out.source
+    with pytest.raises(ValueError, match="do not reproduce"):
+        with_more_clean(cal, separable, "effective", settings, {"encoder": more}, stats,
+                        {"encoder": latents(8, 43).numpy()}, "x")
+    with pytest.raises(ValueError, match="other settings"):
+        with_more_clean(cal, separable, "effective", {"encoder": "0" * 64}, {"encoder": more}, stats,
+                        {"encoder": clean[:8]}, "x")
+
+
+def test_the_level_a_finite_calibration_holds_spreads_as_stated(separable):
+    """The false-positive rate an empirical p-value gives at a level, over calibrations drawn again, has the
+    central range `calibrated_level_range` states (simulated: 4000 calibrations of 300 uniform statistics), and
+    a calibrated conclusion names that range beside its test."""
+    from engine.rates import calibrated_level_range
+
+    lo, hi = calibrated_level_range(300, 0.01)
+    rng = np.random.default_rng(5)
+    # detection when the exhibit's statistic is below the calibration's 3rd smallest: its rate is that value
+    held = np.sort(rng.uniform(size=(4000, 300)), axis=1)[:, 2]
+    assert np.mean(held < lo) == pytest.approx(0.025, abs=0.01) and np.mean(held > hi) == pytest.approx(0.025, abs=0.01)
+    assert calibrated_level_range(1000, 0.01) == pytest.approx((0.0048, 0.0170), abs=2e-4)
+    assert calibrated_level_range(300, 0.001) is None
+    c = conclusions(latents(1, 61), separable, calibration=synthetic_calibration(separable))[0]
+    lo, hi = calibrated_level_range(400, 0.01)                     # the synthetic calibration's 400 clean
+    assert f"a calibration of 400 images gives a false-positive rate at 0.01 between {lo:.2%} and {hi:.2%} in 95 % " \
+           "of draws" in c.detection_test
