@@ -23,7 +23,7 @@ Regeneration is left out for its cost (a diffusion run per image); combinations 
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -60,12 +60,20 @@ def calibration_alterations(plan: Sequence[tuple[str, Sequence[float]]] = CALIBR
     return tuple(Attack(name, s) for name, strengths in plan for s in strengths)
 
 
-def describe_alterations(alterations: Sequence[Attack]) -> str:
-    """One phrase for a calibration's source line, e.g. "jpeg 70/50/30, brightness 1.2/1.5/2"."""
+def grouped_phrase(pairs: Iterable[tuple[str, str]], units: Mapping[str, str] | None = None) -> str:
+    """(name, value) pairs → "jpeg 70/50/30, brightness 1.2/1.5/2", in first-seen order; with `units`, each
+    name's unit in brackets after its values."""
     by_name: dict[str, list[str]] = {}
-    for a in alterations:
-        by_name.setdefault(a.name, []).append(f"{a.parameter:g}")
-    return ", ".join(f"{name} {'/'.join(v)} ({ATTACKS[name].unit})" for name, v in by_name.items())
+    for name, value in pairs:
+        by_name.setdefault(name, []).append(value)
+    return ", ".join(f"{name} {'/'.join(v)}".strip() + (f" ({units[name]})" if units and name in units else "")
+                     for name, v in by_name.items())
+
+
+def describe_alterations(alterations: Sequence[Attack]) -> str:
+    """One phrase for a calibration's source line, e.g. "jpeg 70/50/30 (quality), brightness 1.2/1.5/2 (factor)"."""
+    return grouped_phrase(((a.name, f"{a.parameter:g}") for a in alterations),
+                          {a.name: ATTACKS[a.name].unit for a in alterations})
 
 
 def altered_pixels(pixels: np.ndarray, attack: Attack, first_seed: int = 0) -> np.ndarray:

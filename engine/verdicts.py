@@ -196,6 +196,11 @@ def _p(p: float | None) -> str:
     return "—" if p is None else f"{p:.3g}"
 
 
+def level_range_text(spread: tuple[float, float]) -> str:
+    """(0.0048, 0.017) → "0.48–1.7 %"."""
+    return f"{100 * spread[0]:.2g}–{100 * spread[1]:.2g} %"
+
+
 def empirical_p(null: np.ndarray, value: float, larger_is_extreme: bool) -> float:
     """(r + 1) / (n + 1): r = calibration values at least as extreme as `value`."""
     null = np.asarray(null, dtype=np.float64)
@@ -205,11 +210,13 @@ def empirical_p(null: np.ndarray, value: float, larger_is_extreme: bool) -> floa
 
 def _grouped(labels) -> str:
     """"brightness 1.2", "brightness 2", "jpeg 50" → "brightness 1.2/2, jpeg 50" (labels "name parameter")."""
-    by_name: dict[str, list[str]] = {}
-    for label in labels:
+    from engine.altered_calibration import grouped_phrase
+
+    def pair(label: str) -> tuple[str, str]:
         name, _, value = label.rpartition(" ")
-        by_name.setdefault(name or value, []).append(value if name else "")
-    return ", ".join(f"{name} {'/'.join(v)}".strip() for name, v in by_name.items())
+        return (name, value) if name else (value, "")
+
+    return grouped_phrase(pair(label) for label in labels)
 
 
 def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, keys_tested: int,
@@ -270,8 +277,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                     f"(calibration; smallest supportable p = {min_supported:.2g}")
         spread = calibrated_level_range(n, fpr)
         # exact on average over calibrations; the one in use holds the level only to within this spread (§4.3)
-        det_test += (f"; a calibration of {n} images gives a false-positive rate at {fpr:g} between "
-                     f"{spread[0]:.2%} and {spread[1]:.2%} in 95 % of draws)" if spread else ")")
+        det_test += (f"; a calibration of {n} images holds the level {fpr:g} only to within "
+                     f"{level_range_text(spread)} in 95 % of calibration draws)" if spread else ")")
         if min_supported <= fpr:
             detected = detection_p <= fpr
         else:

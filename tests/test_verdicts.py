@@ -359,6 +359,7 @@ def test_the_level_a_finite_calibration_holds_spreads_as_stated(separable):
     central range `calibrated_level_range` states (simulated: 4000 calibrations of 300 uniform statistics), and
     a calibrated conclusion names that range beside its test."""
     from engine.rates import calibrated_level_range
+    from engine.verdicts import level_range_text
 
     lo, hi = calibrated_level_range(300, 0.01)
     rng = np.random.default_rng(5)
@@ -369,5 +370,6 @@ def test_the_level_a_finite_calibration_holds_spreads_as_stated(separable):
     assert calibrated_level_range(300, 0.001) is None
     c = conclusions(latents(1, 61), separable, calibration=synthetic_calibration(separable))[0]
     lo, hi = calibrated_level_range(400, 0.01)                     # the synthetic calibration's 400 clean
-    assert f"a calibration of 400 images gives a false-positive rate at 0.01 between {lo:.2%} and {hi:.2%} in 95 % " \
-           "of draws" in c.detection_test
+    assert f"a calibration of 400 images holds the level 0.01 only to within {level_range_text((lo, hi))} in 95 % " \
+           "of calibration draws" in c.detection_test
+    assert level_range_text((0.0048, 0.017)) == "0.48–1.7 %"
