@@ -7,9 +7,11 @@ above 2x nominal; the `demo` encoder had measured 6/300 and 4/150 at 1 %.)
     .venv/bin/python benchmarks/calibrated_null.py --model demo --method encoder --count 1000 --seed 700000 --report
 
 Each shard generates un-watermarked images from its seeds (a default `generate`'s sampling, 8-bit rounding),
-recovers z_T with a default scan's settings for the one method, and keeps per image the detection statistic
-T = min over keys of the per-key p-value, the scan's calibrated detection p-value and its conclusion
-(cached under benchmarks/cache/calibrated_null/, so shards and reruns resume). `--reproduce N` first makes the
+recovers z_T with a default scan's settings for the one method, and caches z_T and the evidence statistics
+(benchmarks/cache/calibrated_null/, keyed by the settings hash, so shards and reruns resume). The report reads
+them against the calibration given (`--calibration FILE`, default the shipped one): the detection statistic
+T = min over keys of the per-key p-value, its calibrated p-value and the scan's conclusion, so one set of fresh
+images compares calibrations (e.g. before and after one grows). `--reproduce N` first makes the
 calibration's own first N clean images again and compares their T with the values stored in the file: the
 stored null is today's pipeline's, or the run stops.
 
