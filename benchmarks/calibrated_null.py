@@ -79,17 +79,10 @@ def main() -> None:
 
 def _recover(model, config, method, seeds):
     """Clean images of `seeds` as `generate` makes them → (z_T, evidence statistics per image)."""
-    import numpy as np
-    import torch
+    from engine.calibration_making import recover_clean
 
-    from engine.generation import decode_to_uint8, initial_noise, sample_latents
-    from engine.noise_statistics import evidence_statistics
-    from engine.pixel_levels import from_uint8
-    from engine.recovery import recover_z_t
-
-    pixels = from_uint8(decode_to_uint8(model, sample_latents(model, initial_noise(model, seeds))))
-    z_t = recover_z_t(model, torch.from_numpy(np.stack(pixels)), method, config)
-    return z_t.numpy(), [evidence_statistics(x) for x in pixels]
+    latents, statistics = recover_clean(model, config, seeds, (method,))
+    return latents[method], statistics
 
 
 def _detection_statistic(keys, config, z_t):

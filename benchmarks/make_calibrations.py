@@ -152,14 +152,9 @@ def extend_clean(args, model, keys, config, out) -> None:
     import time
 
     import numpy as np
-    import torch
 
     from engine.calibration import Calibration, settings_sha256
-    from engine.calibration_making import with_more_clean
-    from engine.generation import decode_to_uint8, initial_noise, sample_latents
-    from engine.noise_statistics import evidence_statistics
-    from engine.pixel_levels import from_uint8
-    from engine.recovery import recover_z_t
+    from engine.calibration_making import recover_clean, with_more_clean
 
     cal = Calibration.load(out)
     first = int(re.search(r"seeds (\d+)", cal.source).group(1))
@@ -172,9 +167,7 @@ def extend_clean(args, model, keys, config, out) -> None:
     stem = f"{model.spec.id}_clean_{cal.content_sha256[:12]}"
 
     def recovered(seeds):
-        pixels = from_uint8(decode_to_uint8(model, sample_latents(model, initial_noise(model, seeds))))
-        x = torch.from_numpy(np.stack(pixels))
-        return {m: recover_z_t(model, x, m, config).numpy() for m in methods}, [evidence_statistics(p) for p in pixels]
+        return recover_clean(model, config, seeds, methods)
 
     seeds = list(range(first + have, first + args.extend_clean))
     batches = [seeds[i:i + 8] for i in range(0, len(seeds), 8)]

@@ -298,6 +298,24 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
                                     altered_latents, altered_stats)
 
 
+def recover_clean(model: "LoadedModel", config: "AnalysisConfig", seeds: Sequence[int], methods: Sequence[str]
+                  ) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Un-watermarked images of `seeds` made as `generate` makes them (8-bit levels), recovered with each of
+    `methods` under `config`: ({method: z_T (N, C, h, w)}, evidence statistics per image) — what growing a
+    calibration and measuring one on fresh images both need, without writing the images."""
+    import torch
+
+    from engine.generation import decode_to_uint8, initial_noise, sample_latents
+    from engine.noise_statistics import evidence_statistics
+    from engine.pixel_levels import from_uint8
+    from engine.recovery import recover_z_t
+
+    pixels = from_uint8(decode_to_uint8(model, sample_latents(model, initial_noise(model, list(seeds)))))
+    x = torch.from_numpy(pixels)
+    return ({m: recover_z_t(model, x, m, config).numpy() for m in methods},
+            [evidence_statistics(p) for p in pixels])
+
+
 def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str, settings: Mapping[str, str],
                     clean_z_t: Mapping[str, np.ndarray], pixel_statistics: Sequence[dict],
                     again_z_t: Mapping[str, np.ndarray], seeds: str) -> Calibration:

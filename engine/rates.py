@@ -5,6 +5,7 @@ calibration holds."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -57,6 +58,7 @@ def upper_bound(k: int, n: int, level: float = 0.95) -> float:
     return 1.0 if n == 0 or k == n else float(beta.ppf(level, k + 1, n - k))
 
 
+@functools.lru_cache(maxsize=64)      # the same (n, level) for every exhibit of a run
 def calibrated_level_range(n: int, level: float, coverage: float = 0.95) -> tuple[float, float] | None:
     """The false-positive rate that an empirical p-value (r + 1)/(n + 1) over n calibration images gives at
     `level`, over the draw of the calibration: it is Beta(m, n + 1 − m) with m = ⌊level·(n + 1)⌋ (Vovk 2012,

@@ -11,10 +11,10 @@ import torch
 
 from engine.denoiser import Conditioning
 from engine.diffusion_inversion import ddim_generate, timestep_pairs
-from engine.pixel_levels import from_uint8
 from engine.generation import decode_to_uint8
 from engine.limits import require_number
 from engine.model_loader import LoadedModel
+from engine.pixel_levels import from_uint8
 
 
 @torch.no_grad()
