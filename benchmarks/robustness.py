@@ -140,6 +140,8 @@ def main() -> None:
                    "between processes (each with its own --out)")
     p.add_argument("--variants", help="only these variants (plain, realigned, restored; comma-separated)")
     p.add_argument("--no-baseline", action="store_true", help="leave out the unaltered row")
+    p.add_argument("--restore-prior", choices=("autoencoder", "diffusion"), default="autoencoder",
+                   help="the restored variant's prior (engine.restoration; its default iterations and weight)")
     p.add_argument("--strength-index", help="only these of each attack's strengths in the plan, 0-based and "
                    "comma-separated (e.g. 0: the mildest)")
     args = p.parse_args()
@@ -147,6 +149,7 @@ def main() -> None:
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
     from engine.realignment import SearchConfig
+    from engine.restoration import restoration_config
     from engine.robustness import StudyConfig, load_references, plot_rows, rows_markdown, run_study
     from engine.atomic_write import write_text_atomic
     from engine.robustness_verdicts import study_calibration
@@ -166,7 +169,7 @@ def main() -> None:
     positives, negatives = sum(r.key_id is not None for r in refs), sum(r.key_id is None for r in refs)
     search = SearchConfig(rotations=(-30.0, -20.0, -10.0, 10.0, 20.0, 30.0), crop_sides=(0.75, 0.8, 0.9),
                           decoys=args.decoys)
-    base_study = StudyConfig(search=search)
+    base_study = StudyConfig(search=search, restoration=restoration_config(args.restore_prior))
     settings = study_settings(model, keys, config, calibration, search, base_study.restoration, references)
     stem = harness.out_stem(args)
     json_path = stem.parent / (stem.name + ".json")
@@ -224,7 +227,8 @@ def main() -> None:
             strengths = tuple(s for i, s in enumerate(strengths) if i in wanted_levels)
             if not strengths:
                 continue
-        study = StudyConfig(attacks=(attack,), strengths=strengths, variants=variants, search=search)
+        study = StudyConfig(attacks=(attack,), strengths=strengths, variants=variants, search=search,
+                            restoration=base_study.restoration)
         run_study(model, keys, refs, config, study, on_row=finished, include_baseline=first,
                   calibration=calibration, skip=done)
         first = False

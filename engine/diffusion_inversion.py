@@ -115,8 +115,13 @@ def _move(z: torch.Tensor, eps: torch.Tensor, alpha_from: float, alpha_to: float
     return alpha_to**0.5 * x0 + (1 - alpha_to) ** 0.5 * eps
 
 
+def predicted_noise(denoiser: Denoiser, z_high: torch.Tensor, pair: TimestepPair, prediction_type: str) -> torch.Tensor:
+    """The denoiser's ε at the pair's noisier end, whatever the network predicts."""
+    return _to_epsilon(denoiser(z_high, pair.t_high), z_high, pair.alpha_high, prediction_type)
+
+
 def ddim_step_down(denoiser: Denoiser, z_high: torch.Tensor, pair: TimestepPair, prediction_type: str) -> torch.Tensor:
-    eps = _to_epsilon(denoiser(z_high, pair.t_high), z_high, pair.alpha_high, prediction_type)
+    eps = predicted_noise(denoiser, z_high, pair, prediction_type)
     return _move(z_high, eps, pair.alpha_high, pair.alpha_low)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from engine.progress import NULL_PROGRESS, Progress
-from engine.restoration import Degradation, RestorationConfig
+from engine.restoration import DEFAULT_GRID_STEPS, Degradation, RestorationConfig
 from engine.verdicts import NOT_ANALYSED, Conclusion, image_conclusion
 
 # What `scan --restore` and the window accept: the degradations an examiner can state with one number (a mask
@@ -140,6 +140,7 @@ class ImageRestoration:
                                 "described": self.degradation.describe(),
                                 "read_from_file": self.read_from_file or None},
                 "settings": {"iterations": self.config.iterations, "weight": self.config.weight,
+                             "prior": self.config.prior, "grid_steps": self.config.grid_steps,
                              "described": self.config.describe()},
                 "prior_gap_levels": list(self.prior_gap), "restored_vs_submitted_psnr_db": self.change_psnr_db,
                 "failure": self.failure or None,
@@ -160,7 +161,9 @@ class ImageRestoration:
         read = deg.get("read_from_file") or ""
         if not isinstance(read, str):
             raise ValueError("a restored reading's read_from_file is not text")
-        config = RestorationConfig(st.get("iterations"), _finite(st.get("weight"), "the restoration weight"))
+        # records written before the diffusion prior existed used the autoencoder's
+        config = RestorationConfig(st.get("iterations"), _finite(st.get("weight"), "the restoration weight"),
+                                   st.get("prior", "autoencoder"), st.get("grid_steps", DEFAULT_GRID_STEPS))
         methods = d.get("methods") or {}
         if not isinstance(methods, dict):
             raise ValueError("a restored reading's methods are not a mapping")
@@ -232,7 +235,12 @@ def restore_run(model, keys, run, degradation: Degradation | JpegFromFile,
                 restoration: RestorationConfig = RestorationConfig(),
                 progress: Progress = NULL_PROGRESS):
     """The `AnalysisRun` with every analysed image's restored reading attached, with the run's settings, keys and
-    calibration. Raises `Cancelled` when stopped (the caller keeps the plain run)."""
+    calibration. Raises `Cancelled` when stopped (the caller keeps the plain run); ValueError (one line) before
+    any work when the prior cannot run on this model."""
+    if restoration.prior == "diffusion":
+        from engine.diffusion_restoration import require_ddim
+
+        require_ddim(model)
     images = tuple(replace(a, restoration=restore_image(model, keys, a, run.config, degradation, restoration, progress,
                                                         run.calibration))
                    for a in run.images)

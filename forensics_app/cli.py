@@ -420,6 +420,9 @@ def cmd_scan(args) -> int:
         return _scan_models(args, models, paths, not_analysed)
     args.model = models[0]
     model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
+    from forensics_app.restore_cli import check_restore_model
+
+    check_restore_model(restoring, model)
     if search is not None:
         from engine.realignment import check_search_keys
 

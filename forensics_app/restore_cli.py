@@ -1,12 +1,14 @@
-"""The CLI's `scan --restore KIND:VALUE [--restore-iterations N] [--restore-weight λ]`: restore-then-invert as a
+"""The CLI's `scan --restore KIND:VALUE [--restore-prior P] [--restore-iterations N] [--restore-weight λ]`:
+restore-then-invert as a
 separate reading after the plain analysis (engine.restored_record), its checks and its summary line (kept out of
 cli.py, which other work changes at the same time)."""
 
 from __future__ import annotations
 
-# engine.restoration.RestorationConfig's defaults, for the help text without importing torch at parse time
+# engine.restoration's defaults, for the help text without importing torch at parse time
 # (tests/test_restored_reading.py checks they agree)
-DEFAULT_ITERATIONS, DEFAULT_WEIGHT = 3, 0.1
+DEFAULT_ITERATIONS, DEFAULT_WEIGHT = {"autoencoder": 3, "diffusion": 10}, 0.1
+PRIORS = tuple(DEFAULT_ITERATIONS)
 
 
 def add_restore_arguments(s) -> None:
@@ -17,10 +19,20 @@ def add_restore_arguments(s) -> None:
                         "keys and calibration; a separate reading, never identified, beside the conclusion as "
                         "submitted (the JSON gets a 'restoration' object per image). Local executor only, and not with "
                         "--records (resumed records keep no pixels to restore)")
+    add_restoration_settings(s)
+
+
+def add_restoration_settings(s) -> None:
+    """The restoration's own settings, shared by `scan --restore` and `robustness --variants restored`."""
+    s.add_argument("--restore-prior", choices=PRIORS, default=None,
+                   help="what pulls the degraded image back: the model's autoencoder (default) or its diffusion "
+                        "denoiser along part of its DDIM grid (multi-step models only; slower)")
     s.add_argument("--restore-iterations", type=int, metavar="N",
-                   help=f"data-consistency iterations of the restoration (default {DEFAULT_ITERATIONS})")
+                   help="data-consistency iterations of the restoration; with the diffusion prior the steps of its "
+                        "50-step grid walked up and down (default " +
+                        ", ".join(f"{n} with the {p} prior" for p, n in DEFAULT_ITERATIONS.items()) + ")")
     s.add_argument("--restore-weight", type=float, metavar="LAMBDA",
-                   help=f"the restoration's trust in the autoencoder's image against the observed one "
+                   help=f"the restoration's trust in the prior's image against the observed one "
                         f"(default {DEFAULT_WEIGHT:g})")
 
 
@@ -31,23 +43,45 @@ def restore_choice(args):
 
     given = getattr(args, "restore", None)
     if given is None:
-        if args.restore_iterations is not None or args.restore_weight is not None:
-            raise UsageError("--restore-iterations and --restore-weight need --restore KIND:VALUE")
+        if args.restore_iterations is not None or args.restore_weight is not None or args.restore_prior is not None:
+            raise UsageError("--restore-prior, --restore-iterations and --restore-weight need --restore KIND:VALUE")
         return None
-    from engine.restoration import RestorationConfig
     from engine.restored_record import parse_degradation
 
     try:
         degradation = parse_degradation(given)
-        config = RestorationConfig(DEFAULT_ITERATIONS if args.restore_iterations is None else args.restore_iterations,
-                                   DEFAULT_WEIGHT if args.restore_weight is None else args.restore_weight)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    config = restoration_settings(args)
     if args.executor != "local":
         raise UsageError("--restore runs with the local executor")
     if args.records:
         raise UsageError("--restore does not run with --records: resumed records keep no pixels to restore")
     return degradation, config
+
+
+def restoration_settings(args):
+    """`engine.restoration.RestorationConfig` from --restore-prior/-iterations/-weight; UsageError (one line)."""
+    from engine.restoration import restoration_config
+    from forensics_app.cli import UsageError
+
+    try:
+        return restoration_config(args.restore_prior or "autoencoder", args.restore_iterations, args.restore_weight)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_restore_model(restoring, model) -> None:
+    """UsageError (one line) before any analysis when the chosen prior cannot run on the loaded model."""
+    if restoring is None or model is None or restoring[1].prior != "diffusion":
+        return
+    from engine.diffusion_restoration import require_ddim
+    from forensics_app.cli import UsageError
+
+    try:
+        require_ddim(model)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def restore_summary_line(name: str, a) -> str | None:

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from forensics_app.restore_cli import add_restoration_settings, check_restore_model, restoration_settings
+
 
 def add_parser(sub, model_args) -> None:
     r = sub.add_parser("robustness", help="detection and identification under attacks (WAVES distortions): "
@@ -24,6 +26,7 @@ def add_parser(sub, model_args) -> None:
     r.add_argument("--strengths", default="0.25,0.5,0.75", help="relative strengths in [0, 1] (WAVES' scale)")
     r.add_argument("--method", default="encoder", help="comma-separated decoder inversions (default encoder)")
     r.add_argument("--variants", default="plain", help="comma-separated among plain, realigned, restored")
+    add_restoration_settings(r)
     r.add_argument("--search-decoys", type=int, default=199, help="decoy key sets of the re-alignment (default 199)")
     r.add_argument("--steps", type=int, help="DDIM inversion steps (default the model's)")
     r.add_argument("--fpr", type=float, default=0.01, help="nominal false-positive level (default 0.01)")
@@ -60,8 +63,11 @@ def cmd_robustness(args) -> int:
     if not args.force and any((out / n).exists() for n in names):
         raise UsageError(f"{out}: holds an earlier robustness result; use --force to replace it")
     study = StudyConfig(attacks=_names(args.attacks), strengths=_floats(args.strengths, "--strengths"),
-                        variants=_names(args.variants), search=SearchConfig(decoys=args.search_decoys))
+                        variants=_names(args.variants), search=SearchConfig(decoys=args.search_decoys),
+                        restoration=restoration_settings(args))
     model = _load_model(args)
+    if "restored" in study.variants:
+        check_restore_model((None, study.restoration), model)
     keys = _load_keys(args.keys, model.spec)
     config = AnalysisOptions(methods=_names(args.method), steps=args.steps, fpr=args.fpr,
                              device=args.device).to_config(model)

@@ -131,7 +131,24 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
     assert fourth.advanced.restore.choice() == choice
     fourth.advanced.restore.setChecked(False)
     fourth.close()
+    # the diffusion prior: its own default iterations, remembered with the rest
+    fifth = MainWindow()
+    qtbot.addWidget(fifth)
+    box = fifth.advanced.restore
+    box.setChecked(True)
+    box.prior.setCurrentIndex(box.prior.findData("diffusion"))
+    assert box.iterations.value() == 10 and box.iterations.maximum() == 50
+    diffusion = box.choice()
+    assert diffusion.prior == "diffusion" and diffusion.to_engine()[1].describe().startswith("diffusion prior: 10 of 50")
+    fifth.close()
+    sixth = MainWindow()
+    qtbot.addWidget(sixth)
+    assert sixth.advanced.restore.choice() == diffusion
+    sixth.advanced.restore.setChecked(False)
+    sixth.close()
     for bad in ({"kind": "sharpen", "value": 1.0, "iterations": 3, "weight": 0.1},
+                {"kind": "blur", "value": 1.0, "iterations": 3, "weight": 0.1, "prior": "gan"},
+                {"kind": "blur", "value": 1.0, "iterations": 60, "weight": 0.1, "prior": "diffusion"},
                 {"kind": "jpeg", "value": 50.5, "iterations": 3, "weight": 0.1},
                 {"kind": "blur", "value": 1.0, "iterations": 0, "weight": 0.1},
                 {"kind": "downscale", "value": 2.0, "iterations": 3, "weight": 0.1}, ["jpeg", 50]):

@@ -78,13 +78,18 @@ def test_bad_degradations_are_one_line(text, message):
 
 
 def test_help_defaults_are_the_engines():
+    from engine import restoration
     from forensics_app.gui import restore_controls
     from forensics_app import restore_cli
 
-    defaults = RestorationConfig()
-    assert (restore_cli.DEFAULT_ITERATIONS, restore_cli.DEFAULT_WEIGHT) == (defaults.iterations, defaults.weight)
-    assert (restore_controls.DEFAULT_ITERATIONS, restore_controls.DEFAULT_WEIGHT) == (defaults.iterations,
-                                                                                      defaults.weight)
+    for prior in restoration.PRIORS:
+        defaults = restoration.restoration_config(prior)
+        assert defaults.prior == prior
+        for module in (restore_cli, restore_controls):
+            assert (module.DEFAULT_ITERATIONS[prior], module.DEFAULT_WEIGHT) == (defaults.iterations, defaults.weight)
+    assert set(restore_cli.PRIORS) == set(restore_controls.PRIORS) == set(restoration.PRIORS)
+    assert restore_controls.DIFFUSION_GRID_STEPS == restoration.DEFAULT_GRID_STEPS == RestorationConfig().grid_steps
+    assert RestorationConfig() == restoration.restoration_config()
 
 
 # -- through the pipeline: scan JSON, case file, report ----------------------------------------------
@@ -139,7 +144,8 @@ def test_restore_run_keeps_the_plain_conclusions_and_records_both(restored_run):
     r = d["restoration"]
     assert r["degradation"] == {"kind": "jpeg", "value": 50.0, "described": "JPEG quality 50 (approximate: luma only)",
                                 "read_from_file": None}
-    assert r["settings"] == {"iterations": 3, "weight": 0.1, "described": "3 data-consistency iterations, λ = 0.1"}
+    assert r["settings"] == {"iterations": 3, "weight": 0.1, "prior": "autoencoder", "grid_steps": 50,
+                             "described": "3 data-consistency iterations, λ = 0.1"}
     assert r["as_submitted"] == d["conclusion"] and r["failure"] is None
     assert r["conclusion"]["outcome"] in ("not_detected", "inconclusive") and r["conclusion"]["key"] is None
     assert set(r["methods"]) == {"encoder", "gradient-free"}
@@ -235,7 +241,12 @@ def test_report_shows_raw_and_restored_side_by_side(restored_run, tmp_path):
     (["--restore", "blur:auto"], "only a JPEG's quality can be read from the file"),
     (["--restore", "downscale:2"], "the kept share of the side must be above 0 and at most 1"),
     (["--restore", "jpeg:50", "--restore-iterations", "0"], "restoration iterations"),
-    (["--restore-weight", "0.2"], "--restore-iterations and --restore-weight need --restore KIND:VALUE"),
+    (["--restore-weight", "0.2"], "--restore-prior, --restore-iterations and --restore-weight need --restore"),
+    (["--restore-prior", "diffusion"], "--restore-prior, --restore-iterations and --restore-weight need --restore"),
+    (["--restore", "blur:2", "--restore-prior", "diffusion", "--restore-iterations", "51"],
+     "the diffusion prior walks at most its grid's 50 steps, not 51"),
+    (["--restore", "blur:2", "--restore-prior", "diffusion", "--model", "demo-flow"],
+     "the diffusion prior needs a multi-step (DDIM) model; demo-flow is 'flow'"),
     (["--restore", "jpeg:50", "--records", "REC"], "--restore does not run with --records"),
 ])
 def test_bad_restore_arguments_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
@@ -277,6 +288,33 @@ def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, 
     same_test = d["methods"]["encoder"]["conclusion"]["detection_p"]
     assert "after restoration" in restored and "uncalibrated" in restored
     assert f"as submitted, the same test: p = {same_test:.2g}; encoder)" in restored
+
+
+def test_scan_restore_with_the_diffusion_prior_records_it(tiny_ddim_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from engine.restored_record import ImageRestoration
+    from engine.treering import new_random_keys
+    from forensics_app.cli import main
+
+    keys_file = tmp_path / "keys.json"
+    new_random_keys(2, latent_shape=(4, 16, 16), radius=3, seed=0).save(keys_file)
+    img = tmp_path / "suspect.png"
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "scan.json"
+    assert main(["scan", str(img), "--model", str(tiny_ddim_dir), "--keys", str(keys_file), "--method", "encoder",
+                 "--steps", "5", "--device", "cpu", "--restore", "downscale:0.5", "--restore-prior", "diffusion",
+                 "--restore-iterations", "2", "--json", str(out)]) == 0
+    restored_line = next(line for line in capsys.readouterr().out.splitlines() if "restored reading" in line)
+    assert ("downscaled to 0.5 of the side; diffusion prior: 2 of 50 DDIM steps up from the encoded suspect and back "
+            "down, a data-consistency step at each, λ = 0.1)") in restored_line
+    r = json.loads(out.read_text())["images"][0]["restoration"]
+    assert r["settings"]["prior"] == "diffusion" and r["settings"]["grid_steps"] == 50
+    assert len(r["prior_gap_levels"]) == 2
+    again = ImageRestoration.from_json_dict(r)                  # read back as a case file would
+    assert again.config.prior == "diffusion" and again.config.iterations == 2
+    older = {**r, "settings": {k: v for k, v in r["settings"].items() if k not in ("prior", "grid_steps")}}
+    assert ImageRestoration.from_json_dict(older).config.prior == "autoencoder"   # written before the option
 
 
 # -- the demo model: a watermarked sample re-encoded as JPEG 50 ---------------------------------------------

@@ -59,6 +59,24 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
 
 
+def test_robustness_restores_with_the_diffusion_prior_where_the_model_has_one(tmp_path, capsys):
+    from forensics_app.cli import main
+
+    out = tmp_path / "study"
+    assert main(["robustness", "--model", "demo", "--per-key", "1", "--clean", "1", "--attacks", "blur",
+                 "--strengths", "0.1", "--variants", "restored", "--restore-prior", "diffusion",
+                 "--restore-iterations", "2", "--steps", "5", "--no-calibration", "--out", str(out)]) == 0
+    [row] = [r for r in json.loads((out / "robustness.json").read_text())["rows"] if r["variant"] == "restored"]
+    assert row["settings"] == ("Gaussian blur, radius 2; diffusion prior: 2 of 50 DDIM steps up from the encoded "
+                               "suspect and back down, a data-consistency step at each, λ = 0.1")
+    capsys.readouterr()
+    assert main(["robustness", "--model", "demo-flow", "--variants", "restored", "--restore-prior", "diffusion",
+                 "--out", str(tmp_path / "flow")]) == 2
+    err = capsys.readouterr().err
+    assert "the diffusion prior needs a multi-step (DDIM) model; demo-flow is 'flow'" in err and err.count("\n") == 1
+    assert not (tmp_path / "flow").exists()
+
+
 def test_regeneration_noise_is_not_the_references_own_initial_noise(monkeypatch):
     """An adversary does not know the z_T an image was generated from: the study's regeneration must not re-noise a
     reference with its own generation draw (same torch seed and shape gave the identical noise before)."""

@@ -59,7 +59,8 @@ class RestoredResultBox(QFrame):
             return
         from engine.restored_verdict import restored_headline, restored_interpretation   # engine: already loaded
 
-        self.restored_title.setText(f"Restored ({s.degradation.describe()}; {s.config.iterations} iterations, "
+        prior = "diffusion prior, " if s.config.prior == "diffusion" else ""
+        self.restored_title.setText(f"Restored ({s.degradation.describe()}; {prior}{s.config.iterations} iterations, "
                                     f"λ = {s.config.weight:g}) — a separate reading, never naming a key holder")
         raw = analysis.methods.get(method) or analysis.methods.get(s.as_submitted.method)
         shown = raw.method if raw is not None else method
