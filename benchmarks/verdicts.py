@@ -25,25 +25,11 @@ from verdict_data import ALTERATIONS, load_group, pixel_statistics
 
 
 def conclusions(z_t: np.ndarray, keys, target: str, fpr: float, calibration, method: str, pixels=None):
-    import torch
+    from engine.latent_evidence import LatentReader
+    from engine.verdicts import conclude
 
-    from engine.noise_statistics import key_region, noise_statistics
-    from engine.verdicts import Evidence, conclude
-    from engine.watermarks import independent_key_ids, scheme_for
-
-    scheme = scheme_for(keys)
-    t = torch.from_numpy(z_t.astype(np.float32))
-    scores = scheme.score(t, keys, target)
-    excl = scheme.exclusion(t, keys, target)
-    region = key_region(keys)
-    independent = independent_key_ids(keys)
-    out = []
-    for i in range(len(z_t)):
-        extra = pixels[i] if pixels is not None else {}
-        ev = Evidence(scores[i], excl[0][i], excl[1], {**noise_statistics(z_t[i], region).values, **extra},
-                      independent)
-        out.append(conclude(ev, fpr, calibration, method))
-    return out, scores
+    evidence, _ = LatentReader(keys, target).read(z_t.astype(np.float32), pixels)
+    return [conclude(ev, fpr, calibration, method) for ev in evidence], [ev.scores for ev in evidence]
 
 
 def main() -> None:

@@ -24,9 +24,10 @@ from engine.strict_json import finite_or_null
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
 from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
 from engine.calibration import NO_CALIBRATION, CalibrationChoice
-from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
-from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, Evidence, conclude, image_conclusion
-from engine.watermarks import independent_key_ids, scheme_for
+from engine.latent_evidence import LatentReader
+from engine.noise_statistics import evidence_statistics
+from engine.verdicts import DECIDING_ORDER, NOT_ANALYSED as NOT_RECORDED, Conclusion, conclude, image_conclusion
+from engine.watermarks import scheme_for
 
 if TYPE_CHECKING:
     from engine.restored_record import ImageRestoration
@@ -162,8 +163,8 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
     names = ", ".join(e.path.rsplit("/", 1)[-1] for e in evidence)
     denoiser = model.denoiser(config.conditioning)
     scheme = scheme_for(keys)
-    key_region_ = key_region(keys)
-    independent = independent_key_ids(keys)      # a property of the key set: once, not per image
+    reader = LatentReader(keys, config.score_target)    # what depends on the key set alone: once, not per image
+    pixel_statistics = [evidence_statistics(e.pixels) for e in evidence]
     per_image: list[dict[str, MethodResult]] = [{} for _ in evidence]
     broken: dict[int, tuple[str, str]] = {}
     b = len(evidence)
@@ -171,29 +172,24 @@ def analyze_batch(model: LoadedModel, keys: KeySet, evidence: Sequence[EvidenceI
         dec = invert_decoder(model.codec, x, config.decoder_config(method), progress=progress, item=names)
         with measure(model.device) as m:
             inv = model.invert(denoiser, dec.z0, config.diffusion, progress, names)
-        scores = scheme.score(inv.z_t, keys, config.score_target)
-        exclusion = scheme.exclusion(inv.z_t, keys, config.score_target) if hasattr(scheme, "exclusion") else None
+        read, finite = reader.read(inv.z_t, pixel_statistics)
         z_t = inv.z_t.float().cpu().numpy()
         peaks = [p for p in (dec.trace.peak_memory_bytes, m.peak_memory_bytes) if p is not None]
         for i in range(b):
-            if i not in broken and not (np.isfinite(z_t[i]).all()
-                                        and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
+            if i not in broken and not finite[i]:
                 problem = EvidenceError(evidence[i].path, f"could not be analysed: the {method} inversion gave "
                                         "non-finite values (NaN or infinity), so no finding can be made — "
                                         "the model or the settings diverge on this image")
                 broken[i] = (str(problem), problem.problem)
-            noise = ({**noise_statistics(z_t[i], key_region_).values, **evidence_statistics(evidence[i].pixels)}
-                     if i not in broken else {})
-            evidence_i = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
-                                  0 if exclusion is None else exclusion[1], noise, independent)
+            scores = read[i].scores
             per_image[i][method] = MethodResult(
                 method=method, z0_residual=float(dec.latent_residual[i]), pixel_psnr_db=float(dec.pixel_psnr_db[i]),
                 decoder_seconds=dec.trace.seconds / b, inversion_seconds=m.seconds / b,
-                peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores[i]),
-                verdict=scheme.decide(scores[i], config.fpr), inversion_residual=float(inv.final_residual[i]),
-                conclusion=None if i in broken else conclude(evidence_i, config.fpr,
+                peak_memory_bytes=max(peaks) if peaks else None, z_t=z_t[i], scores=tuple(scores),
+                verdict=scheme.decide(scores, config.fpr), inversion_residual=float(inv.final_residual[i]),
+                conclusion=None if i in broken else conclude(read[i], config.fpr,
                                                              calibration.for_method(method), method),
-                noise=noise)
+                noise=read[i].noise if i not in broken else {})
     deciding = next((m for m in DECIDING_ORDER if m in config.methods), config.methods[0])
     round_trip = round_trip_psnr(model, denoiser, torch.from_numpy(
         np.stack([per_image[i][deciding].z_t for i in range(b)])), x, config)

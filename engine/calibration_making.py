@@ -24,38 +24,24 @@ if TYPE_CHECKING:
 
 
 class _Analyser:
-    """Scores, exclusion statistics and noise statistics of recovered latents, and the conclusions a
+    """Recovered latents read as a scan reads them (`engine.latent_evidence.LatentReader`), and the conclusions a
     calibration draws on them: what making a calibration and adding to one share."""
 
     def __init__(self, keys: "KeySet", score_target: str, method: str):
-        from engine.noise_statistics import key_region
-        from engine.watermarks import independent_key_ids, scheme_for
+        from engine.latent_evidence import LatentReader
 
-        self.keys, self.score_target, self.method = keys, score_target, method
-        self.scheme = scheme_for(keys)
-        self.independent = independent_key_ids(keys)
-        self.region = key_region(keys)
+        self.keys, self.method = keys, method
+        self.reader = LatentReader(keys, score_target)
 
-    def analyse(self, z: np.ndarray, extra: Sequence[dict] | None = None):
-        """(scores, exclusion or None, noise statistics with `extra` — per image, statistics of the evidence
-        itself — merged in)."""
-        import torch
-
-        from engine.noise_statistics import noise_statistics
-
-        t = torch.from_numpy(np.asarray(z, dtype=np.float32))
-        scores = self.scheme.score(t, self.keys, self.score_target)
-        excl = self.scheme.exclusion(t, self.keys, self.score_target) if hasattr(self.scheme, "exclusion") else None
-        extra = extra or [{}] * len(z)
-        noise = [{**noise_statistics(x, self.region).values, **e} for x, e in zip(z, extra)]
-        return scores, excl, noise
+    def analyse(self, z: np.ndarray, extra: Sequence[dict] | None = None) -> list:
+        """Per image, its `engine.verdicts.Evidence`, with `extra` — per image, statistics of the evidence itself —
+        merged into its noise statistics."""
+        return self.reader.read(np.asarray(z, dtype=np.float32), extra)[0]
 
     def conclusions(self, analysed, fpr: float, calibration: MethodCalibration) -> list:
-        from engine.verdicts import Evidence, conclude
+        from engine.verdicts import conclude
 
-        scores, excl, noise = analysed
-        return [conclude(Evidence(s, None if excl is None else excl[0][i], 0 if excl is None else excl[1], noise[i],
-                                  self.independent), fpr, calibration, self.method) for i, s in enumerate(scores)]
+        return [conclude(e, fpr, calibration, self.method) for e in analysed]
 
     def tally(self, analysed, fpr: float, calibration: MethodCalibration) -> dict[str, int]:
         """How the calibrated conclusion reads these images: label (key named, or outcome) → count."""
@@ -81,12 +67,12 @@ class _Analyser:
                 if key_id not in self.keys.ids:
                     raise ValueError(f"altered calibration images for {key_id!r}, which is not in the key set")
                 analysed = self.analyse(z, altered_pixel_statistics.get(label, {}).get(key_id))
-                if analysed[1] is None:
+                if not analysed or analysed[0].exclusion is None:
                     continue
                 j = self.keys.ids.index(key_id)
-                for i, c in enumerate(self.conclusions(analysed, ALTERED_DETECTION_LEVEL, calibration)):
+                for e, c in zip(analysed, self.conclusions(analysed, ALTERED_DETECTION_LEVEL, calibration)):
                     if c.detected and c.calibration != OUTSIDE_CALIBRATION:
-                        values.append(float(analysed[1][0][i, j]))
+                        values.append(float(e.exclusion[j]))
             out[label] = tuple(values)
         return out
 
@@ -105,17 +91,16 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     analyser = _Analyser(keys, score_target, method)
     pixel_statistics = pixel_statistics or {}
     clean = analyser.analyse(clean_z_t, pixel_statistics.get("clean"))
-    clean_t = tuple(float(min(s.p_value for s in row)) for row in clean[0])
+    clean_t = tuple(float(min(s.p_value for s in e.scores)) for e in clean)
     ident: list[float] = []
-    all_noise = list(clean[2])
+    all_noise = [e.noise for e in clean]
     keyed = {}
     for key_id, z in keyed_z_t.items():
         if key_id not in keys.ids:
             raise ValueError(f"calibration images for {key_id!r}, which is not in the key set")
         keyed[key_id] = analysed = analyser.analyse(z, pixel_statistics.get(key_id))
-        all_noise += analysed[2]
-        if analysed[1] is not None:
-            ident += [float(v) for v in analysed[1][0][:, keys.ids.index(key_id)]]
+        all_noise += [e.noise for e in analysed]
+        ident += [float(e.exclusion[keys.ids.index(key_id)]) for e in analysed if e.exclusion is not None]
     coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
                 for name in all_noise[0]} if all_noise else {}
     provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
@@ -143,7 +128,7 @@ def with_altered_null(calibration: MethodCalibration, keys: "KeySet", score_targ
     watermarked groups; the clean row is kept as it was (the clean latents are not needed again)."""
     analyser = _Analyser(keys, score_target, calibration.method)
     keyed = {k: analyser.analyse(z, keyed_pixel_statistics.get(k)) for k, z in keyed_z_t.items()}
-    again = [float(v) for k, a in keyed.items() for v in a[1][0][:, keys.ids.index(k)]]
+    again = [float(e.exclusion[keys.ids.index(k)]) for k, a in keyed.items() for e in a]
     # recovered again on another machine or thread count, the statistics differ by ~1e-3 (float sums in another
     # order); images that are not the calibration's differ by ~1
     if len(again) != len(calibration.identification_null) or not np.allclose(
@@ -336,7 +321,7 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
             raise ValueError(f"the added {method} latents were recovered with other settings than the calibration's")
         analyser = _Analyser(keys, score_target, method)
         again = analyser.analyse(again_z_t[method])
-        t_again = np.array([min(s.p_value for s in row) for row in again[0]])
+        t_again = np.array([min(s.p_value for s in e.scores) for e in again])
         stored = np.asarray(entry.clean_detection[:len(t_again)])
         # the same images recovered on another machine differ in the last digits; other images by orders of
         # magnitude
@@ -344,10 +329,10 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
             raise ValueError(f"the calibration's first clean images recovered again do not reproduce its {method} "
                              "detection statistics: they are not its images, or not with its settings")
         analysed = analyser.analyse(clean_z_t[method], pixel_statistics)
-        new_t = tuple(float(min(s.p_value for s in row)) for row in analysed[0])
+        new_t = tuple(float(min(s.p_value for s in e.scores)) for e in analysed)
         coverage = dict(entry.coverage)
         for name, (low, high) in entry.coverage.items():
-            values = [n[name] for n in analysed[2] if name in n]
+            values = [e.noise[name] for e in analysed if name in e.noise]
             if values:
                 coverage[name] = (float(min(low, min(values))), float(max(high, max(values))))
         extended = replace(entry, clean_detection=entry.clean_detection + new_t, coverage=coverage)

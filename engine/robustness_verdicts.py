@@ -7,10 +7,8 @@ calibration does not cover (a rotation's black corners, a crop's changed noise) 
 says so, which is a stated refusal, not a false positive. The re-alignment search has its own conclusion
 (`engine.search_verdict.search_conclusion`): corrected for the search, never calibrated, never naming a key.
 
-The evidence a conclusion gets is assembled as `engine.analysis.analyze_batch` assembles it (the scheme's
-scores and exclusion statistics, the noise statistics of z_T outside the key's region joined by the evidence's
-own statistics, the independently drawn keys); tests/test_robustness_verdicts.py checks that both give the
-same conclusions on the same images.
+The evidence a conclusion gets is read by `engine.latent_evidence.LatentReader`, as a scan reads it;
+tests/test_robustness_verdicts.py checks that both give the same conclusions on the same images.
 """
 
 from __future__ import annotations
@@ -20,9 +18,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from engine.noise_statistics import evidence_statistics, key_region, noise_statistics
-from engine.verdicts import NOT_ANALYSED, OUTSIDE_CALIBRATION, Conclusion, Evidence, conclude
-from engine.watermarks import independent_key_ids, scheme_for
+from engine.latent_evidence import LatentReader
+from engine.noise_statistics import evidence_statistics
+from engine.verdicts import NOT_ANALYSED, OUTSIDE_CALIBRATION, Conclusion, conclude
 
 if TYPE_CHECKING:
     from engine.calibration import CalibrationChoice, MethodCalibration
@@ -59,23 +57,8 @@ def conclusions_from_latents(keys, z_t: torch.Tensor | np.ndarray, pixel_statist
                              ) -> list[Conclusion]:
     """`latent_conclusions` when the evidence's own statistics (`engine.noise_statistics.evidence_statistics`,
     one dict per image) were kept instead of its pixels: stored latents read against any calibration."""
-    z_t = torch.as_tensor(z_t)
-    scheme = scheme_for(keys)
-    region = key_region(keys)
-    independent = independent_key_ids(keys)
-    scores = scheme.score(z_t, keys, score_target)
-    exclusion = scheme.exclusion(z_t, keys, score_target) if hasattr(scheme, "exclusion") else None
-    z = z_t.float().cpu().numpy()
-    out = []
-    for i in range(len(z)):
-        if not (np.isfinite(z[i]).all() and all(np.isfinite([s.l1, s.p_value]).all() for s in scores[i])):
-            out.append(NOT_ANALYSED)
-            continue
-        noise = {**noise_statistics(z[i], region).values, **pixel_statistics[i]}
-        evidence = Evidence(scores[i], None if exclusion is None else exclusion[0][i],
-                            0 if exclusion is None else exclusion[1], noise, independent)
-        out.append(conclude(evidence, fpr, calibration, method))
-    return out
+    evidence, finite = LatentReader(keys, score_target).read(z_t, pixel_statistics)
+    return [conclude(e, fpr, calibration, method) if ok else NOT_ANALYSED for e, ok in zip(evidence, finite)]
 
 
 def defended(c: Conclusion) -> bool:
