@@ -91,7 +91,7 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     analyser = _Analyser(keys, score_target, method)
     pixel_statistics = pixel_statistics or {}
     clean = analyser.analyse(clean_z_t, pixel_statistics.get("clean"))
-    clean_t = tuple(float(min(s.p_value for s in e.scores)) for e in clean)
+    clean_t = tuple(e.detection_statistic for e in clean)
     ident: list[float] = []
     all_noise = [e.noise for e in clean]
     keyed = {}
@@ -216,7 +216,7 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
     progress = progress or NULL_PROGRESS
     groups: dict[str, list[str]] = {}
     if reference_dir is not None:
-        from engine.intake import scan_evidence_paths
+        from engine.evidence_paths import scan_evidence_paths
         from engine.provenance import manifest_labels
 
         found = scan_evidence_paths([reference_dir], recursive=False)
@@ -321,7 +321,7 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
             raise ValueError(f"the added {method} latents were recovered with other settings than the calibration's")
         analyser = _Analyser(keys, score_target, method)
         again = analyser.analyse(again_z_t[method])
-        t_again = np.array([min(s.p_value for s in e.scores) for e in again])
+        t_again = np.array([e.detection_statistic for e in again])
         stored = np.asarray(entry.clean_detection[:len(t_again)])
         # the same images recovered on another machine differ in the last digits; other images by orders of
         # magnitude
@@ -329,7 +329,7 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
             raise ValueError(f"the calibration's first clean images recovered again do not reproduce its {method} "
                              "detection statistics: they are not its images, or not with its settings")
         analysed = analyser.analyse(clean_z_t[method], pixel_statistics)
-        new_t = tuple(float(min(s.p_value for s in e.scores)) for e in analysed)
+        new_t = tuple(e.detection_statistic for e in analysed)
         coverage = dict(entry.coverage)
         for name, (low, high) in entry.coverage.items():
             values = [e.noise[name] for e in analysed if name in e.noise]

@@ -245,6 +245,12 @@ class Evidence:
     noise: dict[str, float] = field(default_factory=dict)
     independent_keys: frozenset[str] = frozenset()   # keys drawn independently (`independent_key_ids`)
 
+    @property
+    def detection_statistic(self) -> float:
+        """T, the smallest per-key analytic p-value: what the detection test reads, and what a calibration keeps
+        of each clean image."""
+        return float(min(s.p_value for s in self.scores))
+
 
 def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | None" = None,
              method: str = "") -> Conclusion:
@@ -256,7 +262,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
     k = len(scores)
     ids = [s.key_id for s in scores]
     p_keys = np.array([s.p_value for s in scores], dtype=np.float64)
-    t_stat = float(p_keys.min())
+    t_stat = evidence.detection_statistic
     bonferroni = min(1.0, k * t_stat)
     notes: list[str] = []
     outside: list[str] = []
