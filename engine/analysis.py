@@ -16,7 +16,8 @@ from engine.decoder_inversion import METHODS, DecoderInversionConfig, Method, in
 from engine.denoiser import Conditioning
 from engine.device import device_name, measure
 from engine.diffusion_inversion import DiffusionInversionConfig
-from engine.intake import EvidenceError, EvidenceImage, NotAnalysed, hash_file, load_evidence
+from engine.evidence_paths import NotAnalysed
+from engine.intake import EvidenceError, EvidenceImage, hash_file, load_evidence
 from engine.limits import require_choice, require_int, require_number
 from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
@@ -220,7 +221,7 @@ def analyze(model: LoadedModel, keys: KeySet, paths: Iterable, config: AnalysisC
     """Analyse evidence files. A file that cannot be read becomes an `ImageFailure` with one clear
     sentence and its hashes (when its bytes can be read at all), and the others still run; a cancel returns
     what finished, with `cancelled=True`. `md5`: record MD5 beside SHA-256. `not_analysed` (from
-    `engine.intake.scan_evidence_paths`) is carried into the run's record unchanged. `calibration`: which
+    `engine.evidence_paths.scan_evidence_paths`) is carried into the run's record unchanged. `calibration`: which
     calibration the conclusions use (`engine.calibration.choose_calibration`); None → the one shipped for a
     bundled model where it applies, else uncalibrated (`NO_CALIBRATION` forces uncalibrated)."""
     config = config or AnalysisConfig.for_model(model)

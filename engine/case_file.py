@@ -31,7 +31,8 @@ import numpy as np
 
 from engine.analysis import AnalysisConfig, AnalysisRun, ImageAnalysis, ImageFailure, MethodResult, utc_now
 from engine.atomic_write import write_text_atomic
-from engine.intake import (EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, shown_path, load_evidence,
+from engine.evidence_paths import NotAnalysed
+from engine.intake import (EvidenceError, EvidenceImage, Preprocessing, shown_path, load_evidence,
                            sha256_file)
 from engine.provenance import EvidenceStatus
 from engine.treering import Verdict

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from engine.analysis import AnalysisRun, ImageAnalysis, ImageFailure, analyze, utc_now
-from engine.intake import NotAnalysed
+from engine.evidence_paths import NotAnalysed
 from engine.options import AnalysisOptions
 from engine.progress import NULL_PROGRESS, Progress
 from engine.treering import KeySet

@@ -29,7 +29,8 @@ import numpy as np
 from engine.analysis import (AnalysisConfig, AnalysisRun, ImageAnalysis, ImageFailure, _config_json, utc_now)
 from engine.case_file import (CaseFileError, _failure_from, _failure_json, _method_from, _method_json,
                               _tuple_or_none)
-from engine.intake import EvidenceError, EvidenceImage, NotAnalysed, Preprocessing, load_evidence, shown_path
+from engine.evidence_paths import NotAnalysed
+from engine.intake import EvidenceError, EvidenceImage, Preprocessing, load_evidence, shown_path
 from engine.treering import KeySet
 
 RECORD_FORMAT = "treering-forensics/scan-record"

@@ -390,7 +390,8 @@ def cmd_calibrate(args) -> int:
 def cmd_scan(args) -> int:
     from engine.analysis import analyze, run_to_json
     from engine.atomic_write import write_json_atomic
-    from engine.intake import EvidenceError, scan_evidence_paths
+    from engine.evidence_paths import scan_evidence_paths
+    from engine.intake import EvidenceError
 
     paths = []
     not_analysed = []

@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from engine import intake
+from engine.evidence_paths import scan_evidence_paths
 from engine.intake import (
     IMAGE_SUFFIXES,
     MAX_PIXELS,
     EvidenceError,
     EvidenceImage,
     Preprocessing,
-    scan_evidence_paths,
     load_evidence,
     sha256_file,
 )

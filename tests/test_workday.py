@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.intake import NotAnalysed, hash_file, scan_evidence_paths
+from engine.evidence_paths import NotAnalysed, scan_evidence_paths
+from engine.intake import hash_file
 from forensics_app.cli import main
 
 FAST = ["--method", "encoder", "--steps", "2", "--device", "cpu"]

@@ -37,7 +37,8 @@ class EvidenceIntake(QObject):
     def add_paths(self, paths) -> list:
         """Files and folders (a folder adds its images, walking its subfolders; every other file found is
         listed as not analysed, with its reason and hash). Returns the new items."""
-        from engine.intake import EvidenceError, scan_evidence_paths, shown_path
+        from engine.evidence_paths import scan_evidence_paths
+        from engine.intake import EvidenceError, shown_path
 
         w = self.window
         expanded, skipped = [], []
