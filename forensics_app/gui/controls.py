@@ -455,4 +455,6 @@ class AdvancedSettings(QWidget):
             search = None
         return (f"{' + '.join(s.methods)}, {s.iterations} it · {s.inversion} {s.steps} steps · FPR {s.fpr:g}"
                 + (f" · search: {', '.join(search.families)}" if search is not None else "")
-                + (f" · restore: {restore.degradation_text()}" if (restore := self.restore.choice()) else ""))
+                + (f" · restore: {restore.degradation_text()}"
+                   + (", diffusion prior" if restore.prior == "diffusion" else "")
+                   if (restore := self.restore.choice()) else ""))
