@@ -98,3 +98,23 @@ def test_verdict_columns_equal_what_analyze_concludes(demo_model, demo_keys, tmp
     again = run_study(demo_model, demo_keys, refs, config, study, skip={rows[0].key}, calibration=choice)
     assert again == [rotated]
     assert run_study(demo_model, demo_keys, refs, config, study, skip={r.key for r in rows}) == []
+
+
+def test_latent_reader_marks_non_finite_latents_and_merges_pixel_statistics(demo_keys):
+    import numpy as np
+
+    from engine.latent_evidence import LatentReader
+    from engine.verdicts import conclude
+
+    reader = LatentReader(demo_keys, "effective")
+    z = np.random.default_rng(0).standard_normal((3, 4, 32, 32)).astype(np.float32)
+    z[1, 0, 0, 0] = np.nan
+    evidence, finite = reader.read(z, [{"corner_fill": 0.1}, {"corner_fill": 0.2}, {"corner_fill": 0.3}])
+    assert finite.tolist() == [True, False, True]
+    assert evidence[0].noise["corner_fill"] == 0.1 and len(evidence[0].noise) > 1   # z_T's own statistics too
+    assert evidence[1].noise == {}                   # nothing computed from a NaN latent: never concluded on
+    assert evidence[2].detection_statistic == min(s.p_value for s in evidence[2].scores)
+    assert evidence[0].exclusion is not None and len(evidence[0].exclusion) == len(demo_keys)
+    assert conclude(evidence[0], 0.01).detection_p is not None
+    with pytest.raises(ValueError, match="2 evidence statistics for 3 latents"):
+        reader.read(z, [{}, {}])
