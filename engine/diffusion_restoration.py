@@ -21,13 +21,12 @@ import torch
 
 from engine.denoiser import Conditioning
 from engine.diffusion_inversion import ddim_step_up_naive, predicted_noise, timestep_pairs
+from engine.model_kinds import require_grid
 from engine.model_loader import LoadedModel
 
 
 def require_ddim(model: LoadedModel) -> None:
-    if model.kind != "ddim":
-        raise ValueError(f"the diffusion prior needs a multi-step (DDIM) model; {model.spec.id} is "
-                         f"{model.kind!r} — restore with the autoencoder prior instead")
+    require_grid(model.kind, model.spec.id, "the diffusion prior")
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ InversionMethod = Literal["naive", "backward-euler"]
 class MultiStepDiffusion:
     name: ClassVar[str] = "ddim"
     title: ClassVar[str] = "DDIM (multi-step)"
+    has_grid: ClassVar[bool] = True    # a sampling grid that can be walked part-way (regeneration, the diffusion prior)
     default_inversion: ClassVar[str] = "naive"          # Tree-Ring's and dec-inv's setting
     needs_scheduler: ClassVar[bool] = True
 
@@ -53,6 +54,7 @@ class MultiStepDiffusion:
 class OneStepFlow:
     name: ClassVar[str] = "flow"
     title: ClassVar[str] = "one-step rectified flow"
+    has_grid: ClassVar[bool] = False
     default_inversion: ClassVar[str] = "backward-euler"  # dec-inv's InstaFlow setting
     needs_scheduler: ClassVar[bool] = False
 
@@ -80,3 +82,11 @@ def model_kind(name: str) -> MultiStepDiffusion | OneStepFlow:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"unknown model kind {name!r} (known: {', '.join(KINDS)})") from None
+
+
+def require_grid(kind: str, model_id: str, what: str) -> None:
+    """ValueError (one line) unless a model of this kind has a sampling grid to walk part-way, which `what`
+    needs. Light: the window checks before a run starts, without importing torch."""
+    if not model_kind(kind).has_grid:
+        raise ValueError(f"{what} needs a multi-step (DDIM) model; {model_id} is {kind!r}, which has no sampling "
+                         "grid to walk part-way")

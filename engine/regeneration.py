@@ -13,6 +13,7 @@ from engine.denoiser import Conditioning
 from engine.diffusion_inversion import ddim_generate, timestep_pairs
 from engine.generation import decode_to_uint8
 from engine.limits import require_number
+from engine.model_kinds import require_grid
 from engine.model_loader import LoadedModel
 from engine.pixel_levels import from_uint8
 
@@ -22,8 +23,7 @@ def regenerate(model: LoadedModel, pixels: np.ndarray, strength: float, seed: in
                steps: int = 50) -> np.ndarray:
     """(B, T, T, 3) uint8 at the model's size → regenerated (B, T, T, 3) uint8."""
     require_number(strength, "the regeneration strength", 0.0, 1.0, low_open=True)
-    if model.kind != "ddim":
-        raise ValueError(f"regeneration is implemented for multi-step (DDIM) models, not {model.kind!r}")
+    require_grid(model.kind, model.spec.id, "regeneration")
     pixels = np.asarray(pixels)
     x = torch.from_numpy(from_uint8(pixels)).to(model.device)
     z0 = model.codec.encode(x, "mode", None).float()

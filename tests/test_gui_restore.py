@@ -181,3 +181,17 @@ def test_a_refused_restored_reading_is_one_line_in_the_strip(qtbot):
     assert box.restored.text() == "Not made: " + failed.failure
     assert box.restored_title.text().startswith("Restored (Gaussian blur, radius 2; 3 iterations, λ = 0.1)")
     assert "prior gap per iteration" in box.details.text().lower() and "PSNR — dB" in box.details.text()
+
+
+def test_the_diffusion_prior_on_a_one_step_model_is_refused_before_the_run(qtbot, window, demo_samples):
+    """demo-flow has no sampling grid to walk part-way: the window says so in one line and starts nothing."""
+    window.model_chooser.select("demo-flow")
+    window.add_paths([str(sorted(demo_samples.glob("*.png"))[0])])
+    _restore_on(window, kind="blur", value=2.0)
+    box = window.advanced.restore
+    box.prior.setCurrentIndex(box.prior.findData("diffusion"))
+    assert not window.run_analysis()
+    assert not window.session.running
+    assert window.banner.isVisible()
+    assert ("the diffusion prior needs a multi-step (DDIM) model; demo-flow is 'flow', which has no sampling grid "
+            "to walk part-way") in window.log_dock.view.toPlainText()

@@ -370,6 +370,10 @@ class MainWindow(QMainWindow):
             s = self.advanced.settings()
             search = self.advanced.search.choice()
             restore = self.advanced.restore.choice()
+            if restore is not None and restore.prior == "diffusion":
+                from engine.model_kinds import require_grid      # light: no torch
+
+                require_grid(loc.spec.kind, loc.spec.id, "the diffusion prior")
         except ValueError as exc:
             self.report_error(str(exc))
             return False
