@@ -12,8 +12,8 @@ none is drawn for) the tests are the analytic ones and nothing checks coverage; 
 
 A positive restored reading is at most `inconclusive` (`engine.separate_reading`, the rule the re-alignment search
 follows too): the candidates are named, no key holder, because the identification test is calibrated on the
-model's own unaltered images and the restoration fills what the degradation removed with the autoencoder's
-estimate.
+model's own unaltered images and the restoration fills what the degradation removed with the model's own
+estimate (its autoencoder's or its denoiser's).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from engine.verdicts import OUTSIDE_CALIBRATION, Conclusion
 
 WHY_NO_KEY = ("the restored reading names no key holder: the identification test is calibrated on the model's own "
               "unaltered images, and the restoration fills what the degradation removed with the model's "
-              "autoencoder's estimate, so a positive restored reading is at most inconclusive")
+              "own estimate, so a positive restored reading is at most inconclusive")
 NO_COVERAGE_CHECK = ("no calibration applies to this run, so nothing checks that the restored pixels look like the "
                      "model's own images: a degradation stated wrongly (a rotated or cropped image restored as a "
                      "JPEG) is not caught, and the analytic test flags such images well above its level")

@@ -72,7 +72,7 @@ class RestoredResultBox(QFrame):
             self.raw.setText("—")
         gap = " → ".join(f"{g:.2f}" for g in s.prior_gap) or "—"
         trace = (f"Restoration: {s.settings}. Prior gap per iteration (RMS of the restored image against the "
-                 f"autoencoder's, 8-bit levels): {gap}; restored against submitted: PSNR "
+                 f"prior's own image, 8-bit levels): {gap}; restored against submitted: PSNR "
                  f"{'—' if math.isnan(s.change_psnr_db) else f'{s.change_psnr_db:.1f}'} dB. "
                  "The exhibit's conclusion, from the image as submitted, stands.")
         if s.failure:

@@ -18,7 +18,7 @@ def restored_section(a, method_titles: dict[str, str]) -> str:
     gap = " → ".join(number(g, ".3g") for g in s.prior_gap) or "n/a"
     out = ["<h3>Restored reading — a separate reading beside the conclusion as submitted</h3>",
            f"<p><b>Restoration:</b> {esc(s.settings)}. Prior gap per iteration (RMS of the restored image against "
-           f"the autoencoder's, 8-bit levels): {esc(gap)}; restored against submitted pixels: "
+           f"the prior's own image, 8-bit levels): {esc(gap)}; restored against submitted pixels: "
            f"{number(s.change_psnr_db, '.1f')} dB PSNR.</p>",
            '<p class="small">The exhibit\'s conclusion above is drawn from the image as submitted and is not changed '
            "by the restoration. The degradation is the one the examiner stated (or a JPEG quality read from the file's "
