@@ -96,6 +96,17 @@ def test_cancel_during_the_restoration_keeps_the_plain_run(qtbot, window, tiny_d
     assert any("restored reading was cancelled" in n for n in run.notes)
 
 
+def _remembered(qtbot, choice) -> None:
+    """A new window shows `choice`, the one the last window closed with; then it is turned off."""
+    from forensics_app.gui.main_window import MainWindow
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.advanced.restore.choice() == choice
+    again.advanced.restore.setChecked(False)
+    again.close()
+
+
 def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
     """Closing the window keeps the choice; a settings entry that is not a valid choice leaves it off."""
     from forensics_app.gui.main_window import MainWindow
@@ -106,11 +117,7 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
     qtbot.addWidget(first)
     _restore_on(first, kind="downscale", value=0.5, iterations=4, weight=0.25)
     first.close()
-    second = MainWindow()
-    qtbot.addWidget(second)
-    assert second.advanced.restore.choice() == RestoreChoice("downscale", 0.5, 4, 0.25)
-    second.advanced.restore.setChecked(False)
-    second.close()
+    _remembered(qtbot, RestoreChoice("downscale", 0.5, 4, 0.25))
     third = MainWindow()
     qtbot.addWidget(third)
     assert third.advanced.restore.choice() is None
@@ -126,11 +133,7 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
 
     assert choice.to_engine()[0] is JPEG_FROM_FILE
     third.close()
-    fourth = MainWindow()
-    qtbot.addWidget(fourth)
-    assert fourth.advanced.restore.choice() == choice
-    fourth.advanced.restore.setChecked(False)
-    fourth.close()
+    _remembered(qtbot, choice)
     # the diffusion prior: its own default iterations, remembered with the rest
     fifth = MainWindow()
     qtbot.addWidget(fifth)
@@ -141,11 +144,7 @@ def test_the_restore_option_is_remembered_between_sessions(qtbot, gui_config):
     diffusion = box.choice()
     assert diffusion.prior == "diffusion" and diffusion.to_engine()[1].describe().startswith("diffusion prior: 10 of 50")
     fifth.close()
-    sixth = MainWindow()
-    qtbot.addWidget(sixth)
-    assert sixth.advanced.restore.choice() == diffusion
-    sixth.advanced.restore.setChecked(False)
-    sixth.close()
+    _remembered(qtbot, diffusion)
     for bad in ({"kind": "sharpen", "value": 1.0, "iterations": 3, "weight": 0.1},
                 {"kind": "blur", "value": 1.0, "iterations": 3, "weight": 0.1, "prior": "gan"},
                 {"kind": "blur", "value": 1.0, "iterations": 60, "weight": 0.1, "prior": "diffusion"},

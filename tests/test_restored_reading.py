@@ -262,7 +262,8 @@ def test_bad_restore_arguments_are_one_line_and_exit_2(argv, message, tmp_path, 
     assert message in err and err.count("\n") == 1 and "internal error" not in err
 
 
-def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, tmp_path, capsys):
+def _scan_tiny_restored(tiny_ddim_dir, tmp_path, seed: int, restore_args: list[str]):
+    """`scan` of one random image with the tiny model and `restore_args`: (stdout lines, the image's JSON, name)."""
     from PIL import Image
 
     from engine.treering import new_random_keys
@@ -271,19 +272,22 @@ def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, 
     keys_file = tmp_path / "keys.json"
     new_random_keys(2, latent_shape=(4, 16, 16), radius=3, seed=0).save(keys_file)
     img = tmp_path / "suspect.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
     out = tmp_path / "scan.json"
     assert main(["scan", str(img), "--model", str(tiny_ddim_dir), "--keys", str(keys_file), "--method", "encoder",
-                 "--steps", "5", "--device", "cpu", "--restore", "blur:1", "--restore-iterations", "2",
-                 "--json", str(out)]) == 0
+                 "--steps", "5", "--device", "cpu", *restore_args, "--json", str(out)]) == 0
+    return img.name, json.loads(out.read_text())["images"][0]
+
+
+def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, tmp_path, capsys):
+    name, d = _scan_tiny_restored(tiny_ddim_dir, tmp_path, 5, ["--restore", "blur:1", "--restore-iterations", "2"])
     lines = capsys.readouterr().out.splitlines()
-    d = json.loads(out.read_text())["images"][0]
     r = d["restoration"]
     assert r["degradation"]["kind"] == "blur" and r["settings"]["iterations"] == 2 and len(r["prior_gap_levels"]) == 2
     assert r["as_submitted"] == d["conclusion"] and r["conclusion"]["outcome"] != "identified"
-    raw = next(i for i, line in enumerate(lines) if line.startswith(f"{img.name}: ") and "restored" not in line)
+    raw = next(i for i, line in enumerate(lines) if line.startswith(f"{name}: ") and "restored" not in line)
     restored = lines[raw + 1]
-    assert restored.startswith(f"{img.name}: restored reading (separate, names no key holder; Gaussian blur, radius "
+    assert restored.startswith(f"{name}: restored reading (separate, names no key holder; Gaussian blur, radius "
                                "1; 2 data-consistency iterations, λ = 0.1): ")
     same_test = d["methods"]["encoder"]["conclusion"]["detection_p"]
     assert "after restoration" in restored and "uncalibrated" in restored
@@ -291,24 +295,14 @@ def test_scan_restore_writes_the_restoration_and_prints_it_apart(tiny_ddim_dir, 
 
 
 def test_scan_restore_with_the_diffusion_prior_records_it(tiny_ddim_dir, tmp_path, capsys):
-    from PIL import Image
-
     from engine.restored_record import ImageRestoration
-    from engine.treering import new_random_keys
-    from forensics_app.cli import main
 
-    keys_file = tmp_path / "keys.json"
-    new_random_keys(2, latent_shape=(4, 16, 16), radius=3, seed=0).save(keys_file)
-    img = tmp_path / "suspect.png"
-    Image.fromarray(np.random.default_rng(6).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
-    out = tmp_path / "scan.json"
-    assert main(["scan", str(img), "--model", str(tiny_ddim_dir), "--keys", str(keys_file), "--method", "encoder",
-                 "--steps", "5", "--device", "cpu", "--restore", "downscale:0.5", "--restore-prior", "diffusion",
-                 "--restore-iterations", "2", "--json", str(out)]) == 0
+    _, d = _scan_tiny_restored(tiny_ddim_dir, tmp_path, 6, ["--restore", "downscale:0.5", "--restore-prior",
+                                                            "diffusion", "--restore-iterations", "2"])
     restored_line = next(line for line in capsys.readouterr().out.splitlines() if "restored reading" in line)
     assert ("downscaled to 0.5 of the side; diffusion prior: 2 of 50 DDIM steps up from the encoded suspect and back "
             "down, a data-consistency step at each, λ = 0.1)") in restored_line
-    r = json.loads(out.read_text())["images"][0]["restoration"]
+    r = d["restoration"]
     assert r["settings"]["prior"] == "diffusion" and r["settings"]["grid_steps"] == 50
     assert len(r["prior_gap_levels"]) == 2
     again = ImageRestoration.from_json_dict(r)                  # read back as a case file would
