@@ -17,7 +17,8 @@ Each attack has its own strengths (engine.attacks maps a relative strength s to 
   images (s = r/20); then erasing a black square of 5, 10, 20 % of the area; brightness and contrast factors
   1.2, 1.5, 2; Gaussian noise σ 0.02, 0.05, 0.1; a downscale to 0.75, 0.5, 0.25 of the side and back; and
   regeneration by the model (noised to 0.1, 0.2, 0.4 of the grid, denoised; DDIM models only). Rotation and crop
-  rows are read plain and re-aligned, JPEG, blur and downscale plain and restored, the others plain.
+  rows are read plain and re-aligned, JPEG, blur and downscale plain and restored, the others plain;
+* "combinations": attacks applied one after another, each at the same relative strength (see PLANS).
 The re-alignment searches rotations of ±10, ±20, ±30° for the rotation rows and crops of side 0.75, 0.8 and 0.9
 at 3×3 positions for the crop rows (the identity always; the first "small" run searched sides 0.8 and 0.9
 only), with 199 decoy key sets. `--method` takes several decoder inversions (comma-separated).
@@ -68,6 +69,19 @@ PLANS = {   # attack, strengths, variants (the order in which rows are run: the 
         ("noise", (0.2, 0.5, 1.0), ("plain",)),
         ("downscale", ((1 - 0.75) / 0.75, (1 - 0.5) / 0.75, (1 - 0.25) / 0.75), ("plain", "restored")),
         ("regeneration", (0.1, 0.2, 0.4), ("plain",)),
+    ),
+    # combinations (engine.attacks.combined: every part at the same relative strength), as evidence is re-posted:
+    # a thumbnail re-encoded (JPEG 70/50/30 with the side at 0.81/0.63/0.44); WAVES' degradation group (blur
+    # radius 1/2/4 with noise σ 0.005/0.01/0.02 and JPEG 86/82/74); a crop re-encoded (90 % and 80 % of the side
+    # with JPEG 60 and 32); the photometric group (brightness and contrast ×1.2, ×1.5); the geometric group at a
+    # 10° rotation (with 89 % of the area kept, 5.6 % erased); everything at 0.1 and 0.2
+    "combinations": (
+        ("downscale+jpeg", (0.25, 0.5, 0.75), ("plain",)),
+        ("combo-deg", (1 / 20, 2 / 20, 4 / 20), ("plain",)),
+        ("resizedcrop+jpeg", ((1 - 0.9**2) / 0.5, (1 - 0.8**2) / 0.5), ("plain",)),
+        ("combo-photo", (0.2, 0.5), ("plain",)),
+        ("combo-geo", (10 / 45,), ("plain",)),
+        ("combo-all", (0.1, 0.2), ("plain",)),
     ),
 }
 

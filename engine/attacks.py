@@ -6,8 +6,9 @@ Each attack maps a relative strength s ∈ [0, 1] to its absolute parameter as W
 a square of area 1 → 0.5 of the image at a random place and resizing it back, erasing 0 → 25 % of the area
 (a random black square), brightness and contrast factors 1 → 2, Gaussian blur radius 0 → 20, Gaussian noise
 σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10; plus a downscale to 1 → 0.25 of the side and back (not in
-WAVES) and, with the model, regeneration (`engine.regeneration`: noise to a timestep, denoise). Randomness (the crop and erasing positions, the noise) comes
-from the seed only, so an attack on an image is reproducible. PIL does the image work.
+WAVES) and, with the model, regeneration (`engine.regeneration`: noise to a timestep, denoise); and combinations
+of these, each part at the same relative strength (`combined`). Randomness (the crop and erasing positions, the
+noise) comes from the seed only, so an attack on an image is reproducible. PIL does the image work.
 """
 
 from __future__ import annotations
@@ -148,3 +149,49 @@ def apply_attacks(pixels: np.ndarray, attacks: tuple[Attack, ...]) -> np.ndarray
     for a in attacks:
         pixels = a.apply(pixels)
     return pixels
+
+
+# WAVES' combination groups by name (the paper's Dist-Com-Geo, -Photo, -Deg, -All); their order here is ours: the
+# geometry first, then the photometric changes, then what a platform does last (blur, noise, re-encoding)
+COMBINATION_GROUPS: dict[str, tuple[str, ...]] = {
+    "geo": ("rotation", "resizedcrop", "erasing"),
+    "photo": ("brightness", "contrast"),
+    "deg": ("blur", "noise", "jpeg"),
+    "all": ("rotation", "resizedcrop", "erasing", "brightness", "contrast", "blur", "noise", "jpeg"),
+}
+
+
+def combination_parts(name: str) -> tuple[str, ...]:
+    """The attacks a combination applies, in order: "jpeg+resizedcrop" (any attacks joined by "+", applied left
+    to right) or a WAVES group "combo-geo", "combo-photo", "combo-deg", "combo-all". A single attack's name gives
+    itself. ValueError naming what is unknown."""
+    if name.startswith("combo-"):
+        group = name[len("combo-"):]
+        if group not in COMBINATION_GROUPS:
+            raise ValueError(f"unknown combination {name!r} (known: "
+                             f"{', '.join('combo-' + g for g in COMBINATION_GROUPS)}, or attacks joined by '+')")
+        return COMBINATION_GROUPS[group]
+    parts = tuple(p.strip() for p in name.split("+"))
+    for p in parts:
+        if p not in ATTACKS:
+            raise ValueError(f"unknown attack {p!r}{f' in {name!r}' if len(parts) > 1 else ''} "
+                             f"(known: {', '.join(ATTACKS)})")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"{name!r} names an attack twice")
+    return parts
+
+
+def is_combination(name: str) -> bool:
+    return name.startswith("combo-") or "+" in name
+
+
+def combined(name: str, strength: float, seed: int = 0) -> tuple[Attack, ...]:
+    """The combination's attacks, each at the same relative strength (WAVES' scale: s = 0.5 is every part at half
+    its range) and with its own seed (seed + its place), so that random parts do not share their draws."""
+    return tuple(Attack(part, strength, seed + i) for i, part in enumerate(combination_parts(name)))
+
+
+def describe_parameters(attacks: tuple[Attack, ...]) -> str:
+    """"10 degrees + 50 quality": each part's absolute parameter with its unit."""
+    return " + ".join(f"{a.name} {a.parameter:g} {ATTACKS[a.name].unit}" if len(attacks) > 1 else
+                      f"{a.parameter:g} {ATTACKS[a.name].unit}" for a in attacks)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from engine.attacks import ATTACKS, Attack
+from engine.attacks import ATTACKS, apply_attacks, combination_parts, combined, describe_parameters
 from engine.decoys import p_value_matrix
 from engine.generation import GenerationConfig, decode_to_uint8, initial_noise, sample_latents
 from engine.limits import require_choice, require_number
@@ -123,10 +123,20 @@ class StudyConfig:
     search_families: dict = field(default_factory=lambda: {"rotation": ("rotation",), "resizedcrop": ("crop",)})
     restoration: RestorationConfig = RestorationConfig()
 
+    def families_for(self, attack: str) -> tuple[str, ...]:
+        """What the re-alignment searches after this attack: its own families, or for a combination those of
+        its parts (a combination of a rotation and a crop searches both)."""
+        if attack in ("none", "regeneration"):
+            return ()
+        found: list[str] = []
+        for part in combination_parts(attack):
+            found += [f for f in self.search_families.get(part, ()) if f not in found]
+        return tuple(found)
+
     def __post_init__(self) -> None:
         for a in self.attacks:
-            if a not in ("none", "regeneration") and a not in ATTACKS:
-                raise ValueError(f"unknown attack {a!r} (known: {', '.join(ATTACKS)}, regeneration)")
+            if a not in ("none", "regeneration"):
+                combination_parts(a)         # ValueError naming what is unknown
         for s in self.strengths:
             require_number(s, "an attack strength", 0.0, 1.0)
         for v in self.variants:
@@ -259,9 +269,8 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
             attacked = [regenerate(model, r.pixels[None], strength, seed=regeneration_seed(r.seed))[0] for r in refs]
             parameter = f"noised to {strength:g} of the grid, denoised"
         else:
-            spec = ATTACKS[name]
-            attacked = [Attack(name, strength, seed=r.seed).apply(r.pixels) for r in refs]
-            parameter = f"{spec.parameter(strength):g} {spec.unit}"
+            attacked = [apply_attacks(r.pixels, combined(name, strength, r.seed)) for r in refs]
+            parameter = describe_parameters(combined(name, strength))
         x = torch.from_numpy(from_uint8(np.stack(attacked)))
         for method in config.methods:
             def emit(variant, reading, settings=""):
@@ -275,7 +284,7 @@ def run_study(model: LoadedModel, keys: KeySet, refs: list[ReferenceImage], conf
             method_calibration = calibration.for_method(method)
             if (method, "plain") in wanted:
                 emit("plain", _plain(model, keys, x, config, method, method_calibration, progress))
-            families = study.search_families.get(name)
+            families = study.families_for(name)
             if (method, "realigned") in wanted and families:
                 search = replace(study.search, families=families)
                 emit("realigned", _realigned(model, keys, x, config, method, search, progress),

@@ -22,7 +22,9 @@ def add_parser(sub, model_args) -> None:
     r.add_argument("--seed", type=int, default=300_000, help="first seed of the generated references")
     r.add_argument("--attacks", default="rotation,resizedcrop,jpeg,blur",
                    help="comma-separated, from engine.attacks (rotation, resizedcrop, erasing, brightness, "
-                        "contrast, blur, noise, jpeg, downscale)")
+                        "contrast, blur, noise, jpeg, downscale); a combination joins attacks with '+', applied in "
+                        "order at the same strength (e.g. downscale+jpeg), or names a WAVES group: combo-geo, "
+                        "combo-photo, combo-deg, combo-all")
     r.add_argument("--strengths", default="0.25,0.5,0.75", help="relative strengths in [0, 1] (WAVES' scale)")
     r.add_argument("--method", default="encoder", help="comma-separated decoder inversions (default encoder)")
     r.add_argument("--variants", default="plain", help="comma-separated among plain, realigned, restored")

@@ -4,6 +4,7 @@ model with tiny counts (a table with the null-control column and a plot)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +34,35 @@ def test_downscale_attack_and_combinations_are_seeded():
     assert not np.array_equal(apply_attacks(img, combo), img)
 
 
+def test_named_combinations_apply_their_parts_in_order_at_one_strength():
+    from engine.attacks import combination_parts, combined, describe_parameters, is_combination
+
+    img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+    parts = combined("downscale+jpeg", 0.5, seed=7)
+    assert [(a.name, a.strength, a.seed) for a in parts] == [("downscale", 0.5, 7), ("jpeg", 0.5, 8)]
+    assert describe_parameters(parts) == "downscale 0.625 share of the side + jpeg 50 quality"
+    assert describe_parameters(combined("jpeg", 0.5)) == "50 quality"         # a single attack, as before
+    np.testing.assert_array_equal(apply_attacks(img, parts),
+                                  Attack("jpeg", 0.5, 8).apply(Attack("downscale", 0.5, 7).apply(img)))
+    assert combination_parts("combo-deg") == ("blur", "noise", "jpeg")
+    assert is_combination("combo-geo") and is_combination("blur+noise") and not is_combination("blur")
+    for bad, message in (("jpeg+sharpen", "unknown attack 'sharpen' in 'jpeg+sharpen'"),
+                         ("combo-weird", "unknown combination 'combo-weird'"), ("jpeg+jpeg", "names an attack twice")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            combination_parts(bad)
+
+
+def test_a_combination_searches_the_families_of_its_parts():
+    from engine.robustness import StudyConfig
+
+    study = StudyConfig(attacks=("rotation+jpeg", "resizedcrop+rotation", "combo-deg"))
+    assert study.families_for("rotation+jpeg") == ("rotation",)
+    assert study.families_for("resizedcrop+rotation") == ("crop", "rotation")
+    assert study.families_for("combo-deg") == () and study.families_for("none") == ()
+    with pytest.raises(ValueError, match="unknown attack 'sharpen'"):
+        StudyConfig(attacks=("blur+sharpen",))
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_table_json_and_plot(tmp_path):
     from forensics_app.cli import main
@@ -57,6 +87,20 @@ def test_robustness_command_writes_table_json_and_plot(tmp_path):
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     # an earlier result is not replaced without --force
     assert main(["robustness", "--model", "demo", "--out", str(out), "--per-key", "1", "--clean", "1"]) == 2
+
+
+def test_robustness_command_measures_a_combination(tmp_path):
+    from forensics_app.cli import main
+
+    out = tmp_path / "study"
+    assert main(["robustness", "--model", "demo", "--per-key", "1", "--clean", "1", "--attacks", "downscale+jpeg",
+                 "--strengths", "0.5", "--variants", "plain,restored", "--steps", "5", "--no-calibration",
+                 "--out", str(out)]) == 0
+    rows = json.loads((out / "robustness.json").read_text())["rows"]
+    # no restoration is defined for a combination, so only its plain row is measured
+    assert [(r["attack"], r["variant"]) for r in rows] == [("none", "plain"), ("downscale+jpeg", "plain")]
+    assert rows[1]["parameter"] == "downscale 0.625 share of the side + jpeg 50 quality"
+    assert "downscale+jpeg" in (out / "robustness.md").read_text()
 
 
 def test_robustness_restores_with_the_diffusion_prior_where_the_model_has_one(tmp_path, capsys):
