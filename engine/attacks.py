@@ -181,6 +181,24 @@ def combination_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
+# the combinations offered by name where a list is shown (the window's what-if panel), with what they stand for
+SHOWN_COMBINATIONS: dict[str, str] = {
+    "downscale+jpeg": "a thumbnail re-encoded, as a re-post: downscaled, resized back, JPEG",
+    "resizedcrop+jpeg": "a crop resized back, then JPEG",
+    "combo-deg": "WAVES' degradation group: blur, noise, JPEG",
+    "combo-photo": "WAVES' photometric group: brightness, contrast",
+    "combo-geo": "WAVES' geometric group: rotation, resized crop, erasing",
+    "combo-all": "every WAVES distortion, geometry first",
+}
+
+
+def describe_attack(name: str) -> str:
+    """What an attack or a combination does, in a phrase."""
+    if name in ATTACKS:
+        return ATTACKS[name].description
+    return SHOWN_COMBINATIONS.get(name) or " then ".join(ATTACKS[p].description for p in combination_parts(name))
+
+
 def is_combination(name: str) -> bool:
     return name.startswith("combo-") or "+" in name
 

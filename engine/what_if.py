@@ -1,5 +1,5 @@
 """What if the exhibit had been altered? An analysed suspect's pixels put through an attack of
-`engine.attacks` at chosen strengths, recovered and scored again: the statistic's response, for the window's
+`engine.attacks` (or a combination of them) at chosen strengths, recovered and scored again: the statistic's response, for the window's
 what-if panel, and the conclusion the tool would draw on the altered pixels (`engine.verdicts.conclude` with the
 run's calibration and its coverage check, as a scan draws it). The two differ on altered evidence: the analytic
 test flags a third of clean `demo` images rotated by 10°, which the calibration's coverage check refuses
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.attacks import ATTACKS, Attack
+from engine.attacks import apply_attacks, combined, describe_parameters
 from engine.decoys import p_value_matrix
 from engine.model_loader import LoadedModel
 from engine.pixel_levels import from_uint8, to_uint8
@@ -48,16 +48,14 @@ def attack_response(model: LoadedModel, keys: KeySet, pixels: np.ndarray, config
     None: uncalibrated); one batch."""
     from engine.robustness_verdicts import latent_conclusions
 
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r} (known: {', '.join(ATTACKS)})")
+    combined(attack, 0.0)                # ValueError naming an unknown attack
     base = to_uint8(pixels)
-    attacked = [Attack(attack, s, seed).apply(base) for s in strengths]
+    attacked = [apply_attacks(base, combined(attack, s, seed)) for s in strengths]
     x = torch.from_numpy(from_uint8(np.stack(attacked)))
     z_t = recover_z_t(model, x, method, config, progress)
     p = p_value_matrix(z_t, keys.keys, config.score_target)
     conclusions = latent_conclusions(keys, z_t, x, config, method,
                                      None if calibration is None else calibration.for_method(method))
-    spec = ATTACKS[attack]
-    return tuple(ResponsePoint(attack, s, f"{spec.parameter(s):g} {spec.unit}", method, float(row.min()),
+    return tuple(ResponsePoint(attack, s, describe_parameters(combined(attack, s)), method, float(row.min()),
                                keys.ids[int(row.argmin())], bool(row.min() < config.fpr / len(keys)), c)
                  for s, row, c in zip(strengths, p, conclusions))

@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def demo_run():
@@ -48,6 +50,18 @@ def test_panel_computes_the_attacked_exhibit_like_the_engine(qtbot, demo_run):
     assert cells[6] == f"{expected.conclusion.headline()} ({expected.conclusion.calibration})"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert panel.compute.isEnabled()
+    # a combination: a thumbnail re-encoded, each part at the slider's strength
+    panel.attack.setCurrentIndex(panel.attack.findData("downscale+jpeg"))
+    assert panel.parameter.text() == "downscale 0.625 share of the side + jpeg 50 quality"
+    assert "re-post" in panel.attack.itemData(panel.attack.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    panel.compute.click()
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=180_000)
+    combo = attack_response(model, run.keys, run.images[0].evidence.pixels, run.config, "encoder", "downscale+jpeg",
+                            (0.5,), calibration=run.calibration)[0]
+    assert [panel.table.item(1, c).text() for c in range(4)] == [
+        "downscale+jpeg", "downscale 0.625 share of the side + jpeg 50 quality", "encoder", f"{combo.min_p:.3g}"]
+    with pytest.raises(ValueError, match="unknown attack 'sharpen'"):
+        attack_response(model, run.keys, run.images[0].evidence.pixels, run.config, "encoder", "jpeg+sharpen", (0.5,))
 
 
 def test_a_rotated_clean_exhibit_reads_below_the_analytic_level_but_the_conclusion_refuses_it():

@@ -18,9 +18,8 @@ COLUMNS = ("attack", "parameter", "method", "min p", "key", "analytic (Bonferron
 class WhatIfPanel(QWidget):
     def __init__(self, parent: QWidget | None = None, jobs: BackgroundJobs | None = None) -> None:
         super().__init__(parent)
-        from engine.attacks import ATTACKS          # no torch: the attack table is plain Python
+        from engine.attacks import ATTACKS, SHOWN_COMBINATIONS, describe_attack   # no torch: plain Python
 
-        self._attacks = ATTACKS
         self._jobs = jobs                             # created on the first computation
         self._exhibit = None                          # ImageAnalysis
         self._run = None                              # the AnalysisRun it came from (model, keys, settings)
@@ -32,9 +31,9 @@ class WhatIfPanel(QWidget):
         lay.addWidget(self.header)
         row = QHBoxLayout()
         self.attack = QComboBox()
-        for name, spec in ATTACKS.items():
+        for name in (*ATTACKS, *SHOWN_COMBINATIONS):        # single attacks, then combinations of them
             self.attack.addItem(name, name)
-            self.attack.setItemData(self.attack.count() - 1, spec.description, Qt.ItemDataRole.ToolTipRole)
+            self.attack.setItemData(self.attack.count() - 1, describe_attack(name), Qt.ItemDataRole.ToolTipRole)
         self.method = QComboBox()
         self.strength = QSlider(Qt.Orientation.Horizontal)
         self.strength.setRange(0, 100)
@@ -63,8 +62,9 @@ class WhatIfPanel(QWidget):
         return self.strength.value() / 100
 
     def _show_parameter(self, *args) -> None:
-        spec = self._attacks[self.attack.currentData()]
-        self.parameter.setText(f"{spec.parameter(self.strength_value()):g} {spec.unit}")
+        from engine.attacks import combined, describe_parameters
+
+        self.parameter.setText(describe_parameters(combined(self.attack.currentData(), self.strength_value())))
 
     def _update_enabled(self) -> None:
         self.compute.setEnabled(self._exhibit is not None and self._run is not None)
