@@ -21,12 +21,12 @@ import harness
 
 
 def _rows(spec: str, method: str) -> tuple[str, dict]:
-    """LABEL=FILE.json:VARIANT → (label, {(attack, parameter): row})."""
+    """LABEL=FILE.json[,FILE.json…]:VARIANT → (label, {(attack, parameter): row}) over the files' rows."""
     label, _, rest = spec.partition("=")
-    path, _, variant = rest.rpartition(":")
-    if not label or not path or not variant:
-        raise SystemExit(f"{spec!r}: give LABEL=FILE.json:VARIANT")
-    rows = json.loads(Path(path).read_text())["rows"]
+    paths, _, variant = rest.rpartition(":")
+    if not label or not paths or not variant:
+        raise SystemExit(f"{spec!r}: give LABEL=FILE.json[,FILE.json…]:VARIANT")
+    rows = [r for path in paths.split(",") for r in json.loads(Path(path).read_text())["rows"]]
     return label, {(r["attack"], r["parameter"]): r for r in rows
                    if r["variant"] == variant and r["method"] == method and r.get("verdict_detected") is not None}
 
