@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from engine.noise_statistics import EXACT_RANGE
+from engine.noise_statistics import EXACT_RANGE, IDENTIFICATION_ONLY
 
 if TYPE_CHECKING:
     from engine.calibration import MethodCalibration
@@ -266,6 +266,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
     bonferroni = min(1.0, k * t_stat)
     notes: list[str] = []
     outside: list[str] = []
+    key_withheld: list[str] = []     # statistics beyond what the identification test was calibrated on
     min_supported = None
     if calibration is None:
         state = "uncalibrated"
@@ -294,6 +295,10 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                          f"calibration image")
         for name, (low, high) in calibration.coverage.items():
             v = evidence.noise.get(name)
+            if name in IDENTIFICATION_ONLY:
+                if v is not None and np.isfinite(v) and v > high:
+                    key_withheld.append(f"{name} = {v:.3g} above every calibration image's ({high:.3g})")
+                continue
             exact = name in EXACT_RANGE
             margin = 0.0 if exact else COVERAGE_MARGIN * (high - low)
             if v is not None and np.isfinite(v) and not low - margin <= v <= high + margin:
@@ -397,6 +402,13 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             notes.append(f"were the evidence unaltered, only {if_unaltered[0]} would remain (the others excluded "
                          f"against the calibration's unaltered watermarked images), but some simulated alteration "
                          f"of its watermarked images leans as far towards another key, so none is named")
+    if key_withheld:
+        notes.append("no key is named: the evidence shows what the calibration's images do not ("
+                     + "; ".join(key_withheld) + ": a JPEG's block grid), and on such evidence the identification "
+                     "test has named a wrong key (docs/algorithms.md §4.4); the detection test is measured to hold "
+                     "there")
+        return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
+                          id_test, min_supported, tuple(notes), method, identification_level=id_level)
     if len(candidates) == 1:
         share = calibration.identified_share() if calibration is not None else None
         if share is not None and share < IDENTIFICATION_LEVEL_SHARE:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -317,6 +319,48 @@ def test_a_clipped_share_beyond_every_calibration_image_is_outside_without_margi
     assert c.calibration == "outside calibration" and c.outcome == "inconclusive"
     assert "clipped_share = 0.61 beyond the calibration's range [0, 0.6]" in " ".join(c.notes)
     assert "half its width" not in " ".join(c.notes)
+
+
+def test_a_jpeg_block_grid_withholds_the_key_but_not_the_detection(separable):
+    """block_artifacts above every calibration image's withholds only a named key (engine.noise_statistics.
+    IDENTIFICATION_ONLY): the detection test is measured to hold on JPEG-compressed images, identification not."""
+    z = recovered(separable, "key1", 4, 3, gain=1.0, noise=0.5)
+    scores, (excl, df) = score_keys(z, separable), exclusion_statistics(z, separable)
+    cal = replace(synthetic_calibration(separable), coverage={"block_artifacts": (0.75, 1.25)})
+
+    def conclusion(i, v):
+        return conclude(Evidence(scores[i], excl[i], df, {"block_artifacts": v}), 0.01, cal, "gradient-free")
+
+    named = [i for i in range(4) if conclusion(i, 1.25).outcome == "identified"]
+    assert named and all(conclusion(i, 1.25).key == "key1" for i in named)
+    for i in named:
+        inside, jpeg = conclusion(i, 1.0), conclusion(i, 1.26)
+        assert inside.outcome == "identified" and conclusion(i, 0.5).outcome == "identified"   # one-sided: smooth
+        assert jpeg.outcome == "inconclusive" and jpeg.key is None and jpeg.candidates == ("key1",)
+        assert jpeg.detected and jpeg.detection_p == inside.detection_p and jpeg.calibration == "calibrated"
+        assert "block_artifacts = 1.26 above every calibration image's (1.25)" in " ".join(jpeg.notes)
+
+
+def test_block_artifacts_see_a_jpeg_grid_and_not_a_smooth_image():
+    import io
+
+    from PIL import Image
+
+    from engine.noise_statistics import block_artifacts
+
+    rng = np.random.default_rng(0)
+    img = np.asarray(Image.fromarray((rng.random((11, 11, 3)) * 255).astype(np.uint8)).resize(
+        (64, 64), Image.Resampling.BICUBIC))
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+    def stat(rgb):
+        return block_artifacts(rgb.transpose(2, 0, 1).astype(np.float64) / 127.5 - 1)
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=30)
+    jpeg = np.asarray(Image.open(buf).convert("RGB"))
+    assert 0.8 < stat(img) < 1.2 < 1.3 < stat(jpeg)
+    assert np.isnan(block_artifacts(np.zeros((3, 8, 8))))         # too small to say
 
 
 def test_clean_images_are_added_only_with_the_calibration_s_own_pipeline(separable):
