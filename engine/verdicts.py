@@ -405,7 +405,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
     if key_withheld:
         notes.append("no key is named: the evidence shows what the calibration's images do not ("
                      + "; ".join(key_withheld) + ": a JPEG's block grid), and on such evidence the identification "
-                     "test has named a wrong key (docs/algorithms.md §4.4); the detection test is measured to hold "
+                     "test has named a wrong key (docs/algorithms.md §4.2); the detection test is measured to hold "
                      "there")
         return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
                           id_test, min_supported, tuple(notes), method, identification_level=id_level)
