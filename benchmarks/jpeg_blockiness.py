@@ -43,20 +43,15 @@ def main() -> None:
 
     model = load_model(args.model, device=args.device)
     refs, cache = cached_references(model, KeySet.load(args.keys), 50, 150, 300_000)
-    rows = []
-    for name, strength in CONDITIONS:
-        values = np.array([blockiness(r.pixels if name == "none" else
-                                      apply_attacks(r.pixels, combined(name, strength, r.seed))) for r in refs])
-        rows.append({"attack": name, "strength": strength,
-                     "parameter": "unaltered" if name == "none" else describe_parameters(combined(name, strength)),
-                     "min": float(values.min()), "p5": float(np.percentile(values, 5)),
-                     "median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
-                     "max": float(values.max())})
-    top = rows[0]["max"]
-    for r in rows:
-        r["above_unaltered_max"] = int(sum(
-            blockiness(ref.pixels if r["attack"] == "none" else apply_attacks(ref.pixels, combined(
-                r["attack"], r["strength"], ref.seed))) > top for ref in refs))
+    values = {(name, strength): np.array([blockiness(r.pixels if name == "none" else
+                                                   apply_attacks(r.pixels, combined(name, strength, r.seed)))
+                                          for r in refs]) for name, strength in CONDITIONS}
+    top = float(values[("none", 0.0)].max())
+    rows = [{"attack": name, "strength": strength,
+             "parameter": "unaltered" if name == "none" else describe_parameters(combined(name, strength)),
+             "min": float(v.min()), "p5": float(np.percentile(v, 5)), "median": float(np.median(v)),
+             "p95": float(np.percentile(v, 95)), "max": float(v.max()), "above_unaltered_max": int((v > top).sum())}
+            for (name, strength), v in values.items()]
     lines = [f"# JPEG block artefacts in the pixels (`{args.model}`, {len(refs)} reference images)", "",
              harness.command_line({**harness.provenance(started)}), "",
              f"References: {cache.name}. Statistic: boundary / interior mean absolute luma difference of the 8×8 "

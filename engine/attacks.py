@@ -199,10 +199,6 @@ def describe_attack(name: str) -> str:
     return SHOWN_COMBINATIONS.get(name) or " then ".join(ATTACKS[p].description for p in combination_parts(name))
 
 
-def is_combination(name: str) -> bool:
-    return name.startswith("combo-") or "+" in name
-
-
 def combined(name: str, strength: float, seed: int = 0) -> tuple[Attack, ...]:
     """The combination's attacks, each at the same relative strength (WAVES' scale: s = 0.5 is every part at half
     its range) and with its own seed (seed + its place), so that random parts do not share their draws."""

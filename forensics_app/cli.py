@@ -423,7 +423,7 @@ def cmd_scan(args) -> int:
     model, keys = model_and_keys(args)     # the Ray executor loads the model on its workers only
     from forensics_app.restore_cli import check_restore_model
 
-    check_restore_model(restoring, model)
+    check_restore_model(None if restoring is None else restoring[1], model)
     if search is not None:
         from engine.realignment import check_search_keys
 

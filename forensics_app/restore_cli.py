@@ -71,9 +71,10 @@ def restoration_settings(args):
         raise UsageError(str(exc)) from None
 
 
-def check_restore_model(restoring, model) -> None:
-    """UsageError (one line) before any analysis when the chosen prior cannot run on the loaded model."""
-    if restoring is None or model is None or restoring[1].prior != "diffusion":
+def check_restore_model(config, model) -> None:
+    """UsageError (one line) before any analysis when the restoration `config` (a `RestorationConfig`, or None:
+    no restoration) cannot run on the loaded model (None: loaded elsewhere)."""
+    if config is None or model is None or config.prior != "diffusion":
         return
     from engine.diffusion_restoration import require_ddim
     from forensics_app.cli import UsageError

@@ -69,7 +69,7 @@ def cmd_robustness(args) -> int:
                         restoration=restoration_settings(args))
     model = _load_model(args)
     if "restored" in study.variants:
-        check_restore_model((None, study.restoration), model)
+        check_restore_model(study.restoration, model)
     keys = _load_keys(args.keys, model.spec)
     config = AnalysisOptions(methods=_names(args.method), steps=args.steps, fpr=args.fpr,
                              device=args.device).to_config(model)

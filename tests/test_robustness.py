@@ -35,7 +35,7 @@ def test_downscale_attack_and_combinations_are_seeded():
 
 
 def test_named_combinations_apply_their_parts_in_order_at_one_strength():
-    from engine.attacks import combination_parts, combined, describe_parameters, is_combination
+    from engine.attacks import combination_parts, combined, describe_parameters
 
     img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
     parts = combined("downscale+jpeg", 0.5, seed=7)
@@ -45,7 +45,8 @@ def test_named_combinations_apply_their_parts_in_order_at_one_strength():
     np.testing.assert_array_equal(apply_attacks(img, parts),
                                   Attack("jpeg", 0.5, 8).apply(Attack("downscale", 0.5, 7).apply(img)))
     assert combination_parts("combo-deg") == ("blur", "noise", "jpeg")
-    assert is_combination("combo-geo") and is_combination("blur+noise") and not is_combination("blur")
+    assert len(combination_parts("combo-geo")) == 3 and combination_parts("blur+noise") == ("blur", "noise")
+    assert combination_parts("blur") == ("blur",)
     for bad, message in (("jpeg+sharpen", "unknown attack 'sharpen' in 'jpeg+sharpen'"),
                          ("combo-weird", "unknown combination 'combo-weird'"), ("jpeg+jpeg", "names an attack twice")):
         with pytest.raises(ValueError, match=re.escape(message)):
