@@ -22,6 +22,17 @@ first checks the calibration's own first clean images reproduce its stored stati
     .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --extend-clean 1000 --shard 1/2
     .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --extend-clean 1000 --merge-clean
 
+Adding the detection null under alteration (the first N clean images under engine.altered_calibration's
+DETECTION_ALTERATION_PLAN; docs/algorithms.md §4.4), in parts over the alterations, then a merge:
+
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --add-detection-alterations encoder --altered-clean 200
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --add-detection-alterations gradient-free \
+        --altered-clean 100 --shard 0/2 &      # and 1/2
+    .venv/bin/python benchmarks/make_calibrations.py --model demo --merge-detection-alterations
+
+A detection part regenerates the first N clean images from their seeds, and refuses to go on unless the first 8,
+analysed again, reproduce the file's detection statistics.
+
 Each alterations part regenerates the calibration's watermarked images from their seeds (the file's source line), analyses
 them again — their exclusion statistics must reproduce the file's identification null, or the part is refused —
 and puts the first N of each key through every alteration (`calibrate --altered-per-key N` does the same).
@@ -46,6 +57,12 @@ def main() -> None:
     p.add_argument("--altered-per-key", type=int, default=20)
     p.add_argument("--merge-alterations", action="store_true",
                    help="write the shipped calibration with every part made by --add-alterations")
+    p.add_argument("--add-detection-alterations", metavar="METHOD",
+                   help="add the detection null under alteration for this method (a part under "
+                        "benchmarks/cache/calibration_parts/; --shard k/n takes every n-th alteration from the k-th)")
+    p.add_argument("--altered-clean", type=int, default=200)
+    p.add_argument("--merge-detection-alterations", action="store_true",
+                   help="write the shipped calibration with every part made by --add-detection-alterations")
     p.add_argument("--add-evidence-coverage", action="store_true",
                    help="add the range of evidence statistics the shipped calibration lacks (e.g. clipped_share), "
                         "from its images made again (generation only)")
@@ -75,6 +92,9 @@ def main() -> None:
         return
     if args.extend_clean:
         extend_clean(args, model, keys, config, out)
+        return
+    if args.add_detection_alterations or args.merge_detection_alterations:
+        add_detection_alterations(args, model, keys, config, out)
         return
     if args.add_alterations or args.merge_alterations:
         add_alterations(args, model, keys, config, out)
@@ -272,6 +292,71 @@ def add_alterations(args, model, keys, config, out) -> None:
                                         "seconds": time.time() - started, "method": updated.to_json_dict()}))
     print(f"wrote {part(method)} in {time.time() - started:.0f} s: "
           + ", ".join(f"{k} {len(v)}" for k, v in updated.identification_null_altered.items()))
+
+
+def add_detection_alterations(args, model, keys, config, out) -> None:
+    import json
+    import re
+    import time
+    from dataclasses import replace
+
+    import torch
+
+    from engine.altered_calibration import describe_alterations, detection_alterations, recover_altered
+    from engine.calibration import Calibration
+    from engine.calibration_making import clean_images, with_altered_detection_null
+    from engine.pixel_levels import from_uint8
+    from engine.recovery import recover_z_t
+
+    cal = Calibration.load(out)
+    if args.merge_detection_alterations:
+        methods, notes = dict(cal.methods), []
+        for method, entry in cal.methods.items():
+            null, counts = {}, {}
+            for part in sorted(PARTS.glob(f"{model.spec.id}_{method}_detection_*.json")):
+                d = json.loads(part.read_text())
+                if d["calibration"] != cal.content_sha256:
+                    raise SystemExit(f"{part} was made for another calibration")
+                null.update({k: tuple(v) for k, v in d["null"].items()})
+                counts.update(d["altered_clean"])
+            if null:
+                order = [a.label for a in detection_alterations()]
+                missing = [label for label in order if label not in null]
+                if missing:
+                    raise SystemExit(f"{method}: no part holds {', '.join(missing)}")
+                methods[method] = replace(entry, detection_null_altered={k: null[k] for k in order},
+                                          summary={**entry.summary, "altered_clean": {k: counts[k] for k in order}})
+                notes.append(f"{method}: the first {max(counts.values())}")
+        merged = replace(cal, methods=methods, source=f"{cal.source}; detection also calibrated on clean images under "
+                                                      f"{describe_alterations(detection_alterations())} "
+                                                      f"({', '.join(notes)}; benchmarks/make_calibrations.py "
+                                                      f"--add-detection-alterations)")
+        merged.save(out)
+        print(f"wrote {out}: {merged.describe()}; {merged.source}")
+        return
+    method = args.add_detection_alterations
+    if method not in cal.methods:
+        raise SystemExit(f"{out} has no {method} entry")
+    k, n = (int(v) for v in args.shard.split("/"))
+    alterations = detection_alterations()[k::n]
+    started = time.time()
+    first = int(re.search(r"seeds (\d+)", cal.source).group(1))
+    method_config = replace(config, methods=(method,))
+    pixels = clean_images(model, range(first, first + args.altered_clean))
+    again = recover_z_t(model, torch.from_numpy(from_uint8(pixels[:8])), method, method_config).numpy()
+    # refused here, before the long part, if the images are not the calibration's
+    with_altered_detection_null(cal.methods[method], keys, config.score_target, again, {}, {})
+    latents, stats_ = recover_altered(model, method_config, {"clean": pixels}, alterations)
+    updated = with_altered_detection_null(cal.methods[method], keys, config.score_target, again,
+                                          {label: g["clean"] for label, g in latents[method].items()},
+                                          {label: g["clean"] for label, g in stats_.items()})
+    PARTS.mkdir(parents=True, exist_ok=True)
+    part = PARTS / f"{model.spec.id}_{method}_detection_{k}of{n}.json"
+    part.write_text(json.dumps({"calibration": cal.content_sha256, "seconds": time.time() - started,
+                                "null": {k: list(v) for k, v in updated.detection_null_altered.items()},
+                                "altered_clean": updated.summary["altered_clean"]}))
+    print(f"wrote {part} in {time.time() - started:.0f} s: "
+          + ", ".join(f"{k} {len(v)} of {args.altered_clean} covered" for k, v in updated.detection_null_altered.items()))
 
 
 if __name__ == "__main__":

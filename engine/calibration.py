@@ -68,6 +68,9 @@ class MethodCalibration:
     # alteration label → the exclusion statistic at the true key of the watermarked images under that alteration
     # that identification would be asked of (engine.altered_calibration); empty in calibrations made without
     identification_null_altered: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # alteration label → the detection statistic of the clean images under that alteration that a scan would
+    # conclude on (inside the coverage; engine.altered_calibration); empty in calibrations made without
+    detection_null_altered: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def min_supported_p(self) -> float:
@@ -92,6 +95,8 @@ class MethodCalibration:
              "coverage": {k: list(v) for k, v in self.coverage.items()}, "summary": self.summary}
         if self.identification_null_altered:   # absent, not empty, in files made without: their hash is unchanged
             d["identification_null_altered"] = {k: list(v) for k, v in self.identification_null_altered.items()}
+        if self.detection_null_altered:
+            d["detection_null_altered"] = {k: list(v) for k, v in self.detection_null_altered.items()}
         return d
 
     @classmethod
@@ -130,12 +135,15 @@ class MethodCalibration:
         clean = values("clean_detection", low=0.0, high=1.0)
         if not clean:
             raise ValueError("no clean calibration values")
-        altered = d.get("identification_null_altered", {})
-        if not isinstance(altered, dict) or len(altered) > 1000:
-            raise ValueError("identification_null_altered is not an object of at most 1000 alterations")
-        altered = {str(name): values(f"identification_null_altered[{name!r}]", v=v) for name, v in altered.items()}
+        def by_alteration(name, **bounds):
+            v = d.get(name, {})
+            if not isinstance(v, dict) or len(v) > 1000:
+                raise ValueError(f"{name} is not an object of at most 1000 alterations")
+            return {str(label): values(f"{name}[{label!r}]", v=x, **bounds) for label, x in v.items()}
+
         return cls(d["method"], d["settings_sha256"], d["settings"], clean, values("identification_null"), cov,
-                   d.get("summary", {}), altered)
+                   d.get("summary", {}), by_alteration("identification_null_altered"),
+                   by_alteration("detection_null_altered", low=0.0, high=1.0))
 
 
 @dataclass(frozen=True)

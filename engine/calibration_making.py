@@ -18,7 +18,7 @@ from engine.calibration import (NO_CALIBRATION, Calibration, MethodCalibration, 
 
 if TYPE_CHECKING:
     from engine.analysis import AnalysisConfig
-    from engine.attacks import Attack
+    from engine.altered_calibration import Alteration
     from engine.model_loader import LoadedModel
     from engine.treering import KeySet
 
@@ -77,17 +77,38 @@ class _Analyser:
         return out
 
 
+    def altered_detection_null(self, calibration: MethodCalibration, altered_clean_z_t: Mapping[str, np.ndarray],
+                               altered_clean_statistics: Mapping[str, Sequence[dict]]) -> dict[str, tuple[float, ...]]:
+        """Per alteration, the detection statistic of the altered clean images that a scan would conclude on:
+        those inside `calibration`'s coverage (outside it, a scan concludes inconclusive whatever the statistic;
+        docs/algorithms.md §4.4)."""
+        from engine.verdicts import OUTSIDE_CALIBRATION
+
+        out: dict[str, tuple[float, ...]] = {}
+        for label, z in altered_clean_z_t.items():
+            analysed = self.analyse(z, altered_clean_statistics.get(label))
+            # the conclusions at level 1: only whether the evidence is covered matters here
+            concluded = self.conclusions(analysed, 1.0, calibration)
+            out[label] = tuple(e.detection_statistic for e, c in zip(analysed, concluded)
+                               if c.calibration != OUTSIDE_CALIBRATION)
+        return out
+
+
 def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
                        keyed_z_t: Mapping[str, np.ndarray], score_target: str, fpr: float = 0.01,
                        pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
                        altered_z_t: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-                       altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
+                       altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None,
+                       altered_clean_z_t: Mapping[str, np.ndarray] | None = None,
+                       altered_clean_statistics: Mapping[str, Sequence[dict]] | None = None
                        ) -> MethodCalibration:
     """One method's calibration from recovered latents: `clean_z_t` (N, C, h, w) of un-watermarked images and
     `keyed_z_t[key_id]` of images watermarked with that key; `pixel_statistics[group]`: per image, statistics
     of the evidence itself (e.g. `corner_fill`), in the same order. `altered_z_t[label][key_id]`: watermarked
     images under an alteration (`engine.altered_calibration`), with `altered_pixel_statistics[label][key_id]`;
-    they add to the identification null only (never to the coverage or the detection null)."""
+    they add to the identification null only (never to the coverage or the detection null).
+    `altered_clean_z_t[label]`: clean images under an alteration, with `altered_clean_statistics[label]`; they make
+    the detection null under alteration (`MethodCalibration.detection_null_altered`)."""
     analyser = _Analyser(keys, score_target, method)
     pixel_statistics = pixel_statistics or {}
     clean = analyser.analyse(clean_z_t, pixel_statistics.get("clean"))
@@ -104,8 +125,11 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
                 for name in all_noise[0]} if all_noise else {}
     provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
-    provisional = replace(provisional, identification_null_altered=analyser.altered_null(
-        provisional, altered_z_t or {}, altered_pixel_statistics or {}))
+    provisional = replace(
+        provisional,
+        identification_null_altered=analyser.altered_null(provisional, altered_z_t or {}, altered_pixel_statistics or {}),
+        detection_null_altered=analyser.altered_detection_null(provisional, altered_clean_z_t or {},
+                                                               altered_clean_statistics or {}))
     # How the calibrated conclusion reads the calibration's own images (in-sample: an optimistic description,
     # the benchmark evaluates on disjoint seeds).
     confusion = {"clean": analyser.tally(clean, fpr, provisional),
@@ -115,7 +139,37 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     if altered_z_t:
         summary["altered_watermarked"] = {label: sum(len(z) for z in groups.values())
                                           for label, groups in altered_z_t.items()}
+    if altered_clean_z_t:
+        summary["altered_clean"] = {label: int(len(z)) for label, z in altered_clean_z_t.items()}
     return replace(provisional, summary=summary)
+
+
+def with_altered_detection_null(calibration: MethodCalibration, keys: "KeySet", score_target: str,
+                                again_clean_z_t: np.ndarray, altered_clean_z_t: Mapping[str, np.ndarray],
+                                altered_clean_statistics: Mapping[str, Sequence[dict]]) -> MethodCalibration:
+    """An existing calibration with the detection null under alteration added (`altered_clean_z_t[label]`: its
+    first clean images under each alteration, with their evidence statistics), everything else unchanged.
+    `again_clean_z_t`: its first clean images recovered again, which must reproduce its stored detection
+    statistics (ValueError otherwise: not its images, or not with its settings)."""
+    analyser = _Analyser(keys, score_target, calibration.method)
+    _require_reproduced(analyser, calibration, again_clean_z_t)
+    out = replace(calibration, detection_null_altered=analyser.altered_detection_null(
+        calibration, altered_clean_z_t, altered_clean_statistics))
+    return replace(out, summary={**calibration.summary,
+                                 "altered_clean": {label: int(len(z)) for label, z in altered_clean_z_t.items()}})
+
+
+def _require_reproduced(analyser: _Analyser, calibration: MethodCalibration, again_z_t: np.ndarray) -> None:
+    """ValueError unless `again_z_t`, the calibration's first clean images recovered again, reproduce its stored
+    detection statistics."""
+    again = analyser.analyse(again_z_t)
+    t_again = np.array([e.detection_statistic for e in again])
+    stored = np.asarray(calibration.clean_detection[:len(t_again)])
+    # the same images recovered on another machine differ in the last digits; other images by orders of magnitude
+    if not len(t_again) or len(stored) != len(t_again) or not np.allclose(np.log(t_again), np.log(stored), atol=0.05,
+                                                                           rtol=0):
+        raise ValueError(f"the calibration's first clean images recovered again do not reproduce its "
+                         f"{calibration.method} detection statistics: they are not its images, or not with its settings")
 
 
 def with_altered_null(calibration: MethodCalibration, keys: "KeySet", score_target: str,
@@ -150,12 +204,14 @@ def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], ke
                              config: "AnalysisConfig", dtype: str, latents: Mapping[str, Mapping[str, np.ndarray]],
                              source: str, pixel_statistics: Mapping[str, Sequence[dict]] | None = None,
                              altered_latents: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] | None = None,
-                             altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None
-                             ) -> Calibration:
+                             altered_pixel_statistics: Mapping[str, Mapping[str, Sequence[dict]]] | None = None,
+                             altered_clean_latents: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                             altered_clean_statistics: Mapping[str, Sequence[dict]] | None = None) -> Calibration:
     """A calibration from recovered latents: latents[method]["clean"] and latents[method][key_id];
     `pixel_statistics[group]` as for `method_calibration`; altered_latents[method][label][key_id] and
     `altered_pixel_statistics[label][key_id]`: the watermarked images under alterations
-    (`engine.altered_calibration.recover_altered`)."""
+    (`engine.altered_calibration.recover_altered`); altered_clean_latents[method][label] and
+    `altered_clean_statistics[label]`: the clean images under the detection alterations."""
     from engine.analysis import utc_now
     from engine.provenance import software_versions
 
@@ -165,7 +221,8 @@ def calibration_from_latents(model_id: str, weight_sha256: Mapping[str, str], ke
         keyed = {k: v for k, v in groups.items() if k != "clean"}
         methods[method] = method_calibration(method, settings, keys, groups["clean"], keyed, config.score_target,
                                              config.fpr, pixel_statistics, (altered_latents or {}).get(method),
-                                             altered_pixel_statistics)
+                                             altered_pixel_statistics, (altered_clean_latents or {}).get(method),
+                                             altered_clean_statistics)
     first = next(iter(latents.values()))
     counts = {name: int(len(z)) for name, z in first.items()}
     return Calibration(model_id=model_id, model_weights_sha256=dict(weight_sha256), keyset_sha256=keyset_sha256(keys),
@@ -197,15 +254,18 @@ MIN_CLEAN = 10
 
 def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *, clean_count: int = 300,
               per_key_count: int = 100, work_dir=None, seed: int = 100_000, reference_dir=None,
-              progress=None, alterations: Sequence["Attack"] = (),
-              altered_per_key: int | None = None) -> Calibration:
+              progress=None, alterations: Sequence["Alteration"] = (),
+              altered_per_key: int | None = None, detection_alterations: Sequence["Alteration"] = (),
+              altered_clean: int | None = None) -> Calibration:
     """Make a calibration with exactly `config`'s settings: generate `clean_count` un-watermarked and
     `per_key_count` images per key with the model (8-bit PNGs into `work_dir`, with a manifest), or take the
     images of `reference_dir` labelled by its manifest; analyse them; keep the statistics. Every image must be
     analysed (a failure is an error: a calibration with silent gaps would misstate its counts).
     `alterations` (e.g. `engine.altered_calibration.calibration_alterations()`; opt-in, see there): the first
     `altered_per_key` (None: all) watermarked images of each key are also analysed under each, in memory, for the
-    identification null under alteration."""
+    identification null under alteration. `detection_alterations` (e.g.
+    `engine.altered_calibration.detection_alterations()`; opt-in): the first `altered_clean` (None: all) clean
+    images are also analysed under each, for the detection null under alteration."""
     import tempfile
 
     from engine.analysis import analyze
@@ -251,9 +311,12 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
     from engine.pixel_levels import to_uint8
 
     alterations = tuple(alterations)
+    detection_alterations = tuple(detection_alterations)
     if altered_per_key is not None:
         require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
                     1_000_000)
+    if altered_clean is not None:
+        require_int(altered_clean, "the number of altered clean calibration images (--altered-clean)", 1, 1_000_000)
     latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
     pixels: dict[str, list[dict]] = {}
     marked_pixels: dict[str, np.ndarray] = {}
@@ -273,14 +336,33 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
             chosen = run.images if altered_per_key is None else run.images[:altered_per_key]
             if chosen:   # as analysed, back to 8 bits exactly
                 marked_pixels[label] = np.stack([to_uint8(im.evidence.pixels) for im in chosen])
+        if detection_alterations and label == "clean":
+            chosen = run.images if altered_clean is None else run.images[:altered_clean]
+            clean_pixels = np.stack([to_uint8(im.evidence.pixels) for im in chosen])
     altered_latents = altered_stats = None
     if alterations and marked_pixels:
         altered_latents, altered_stats = recover_altered(model, config, marked_pixels, alterations, progress)
         per_key = ", ".join(f"{len(v)} {k}" for k, v in marked_pixels.items())
         source += f"; identification also calibrated on {per_key} of them under {describe_alterations(alterations)}"
+    altered_clean_latents = altered_clean_stats = None
+    if detection_alterations:
+        recovered, recovered_stats = recover_altered(model, config, {"clean": clean_pixels}, detection_alterations,
+                                                     progress)
+        altered_clean_latents = {m: {label: g["clean"] for label, g in by_label.items()}
+                                 for m, by_label in recovered.items()}
+        altered_clean_stats = {label: g["clean"] for label, g in recovered_stats.items()}
+        source += (f"; detection also calibrated on {len(clean_pixels)} of the clean images under "
+                   f"{describe_alterations(detection_alterations)}")
     return calibration_from_latents(model.spec.id, model.weight_sha256, keys, config,
                                     str(model.dtype).replace("torch.", ""), latents, source, pixels,
-                                    altered_latents, altered_stats)
+                                    altered_latents, altered_stats, altered_clean_latents, altered_clean_stats)
+
+
+def clean_images(model: "LoadedModel", seeds: Sequence[int]) -> np.ndarray:
+    """The un-watermarked images of `seeds` as `generate` makes them: (N, H, W, 3) uint8."""
+    from engine.generation import decode_to_uint8, initial_noise, sample_latents
+
+    return decode_to_uint8(model, sample_latents(model, initial_noise(model, list(seeds))))
 
 
 def recover_clean(model: "LoadedModel", config: "AnalysisConfig", seeds: Sequence[int], methods: Sequence[str]
@@ -290,12 +372,11 @@ def recover_clean(model: "LoadedModel", config: "AnalysisConfig", seeds: Sequenc
     calibration and measuring one on fresh images both need, without writing the images."""
     import torch
 
-    from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.noise_statistics import evidence_statistics
     from engine.pixel_levels import from_uint8
     from engine.recovery import recover_z_t
 
-    pixels = from_uint8(decode_to_uint8(model, sample_latents(model, initial_noise(model, list(seeds)))))
+    pixels = from_uint8(clean_images(model, seeds))
     x = torch.from_numpy(pixels)
     return ({m: recover_z_t(model, x, m, config).numpy() for m in methods},
             [evidence_statistics(p) for p in pixels])
@@ -320,14 +401,7 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
         if settings.get(method) != entry.settings_sha256:
             raise ValueError(f"the added {method} latents were recovered with other settings than the calibration's")
         analyser = _Analyser(keys, score_target, method)
-        again = analyser.analyse(again_z_t[method])
-        t_again = np.array([e.detection_statistic for e in again])
-        stored = np.asarray(entry.clean_detection[:len(t_again)])
-        # the same images recovered on another machine differ in the last digits; other images by orders of
-        # magnitude
-        if not len(t_again) or not np.allclose(np.log(t_again), np.log(stored), atol=0.05, rtol=0):
-            raise ValueError(f"the calibration's first clean images recovered again do not reproduce its {method} "
-                             "detection statistics: they are not its images, or not with its settings")
+        _require_reproduced(analyser, entry, again_z_t[method])
         analysed = analyser.analyse(clean_z_t[method], pixel_statistics)
         new_t = tuple(e.detection_statistic for e in analysed)
         coverage = dict(entry.coverage)

@@ -70,6 +70,9 @@ class Conclusion:
     method: str = ""                     # the decoder inversion this conclusion is from
     disagreements: tuple[str, ...] = ()  # other methods that concluded otherwise (image conclusions)
     identification_level: float | None = None   # the level at which a key is excluded (None: = fpr)
+    # set when only the clean images under simulated alterations kept the detection test from being positive: its
+    # p-value against the unaltered clean images alone (engine.altered_calibration)
+    unaltered_detection_p: float | None = None
 
     @property
     def detected(self) -> bool:
@@ -93,6 +96,9 @@ class Conclusion:
                 return f"Watermark detected; key {' or '.join(self.candidates)} (cannot be told apart)"
             return "Watermark-like signal that no key of the set explains"
         if self.outcome == "not_detected":
+            if self.unaltered_detection_p is not None:
+                return (f"No watermark detected at FPR {self.fpr:g}: a watermark-like signal, within what the "
+                        f"model's altered clean images give")
             return f"No watermark detected at FPR {self.fpr:g}"
         return "Not analysed"
 
@@ -150,13 +156,15 @@ class Conclusion:
         return "\n".join(lines)
 
     def to_json_dict(self) -> dict:
-        return {"outcome": self.outcome, "key": self.key, "candidates": list(self.candidates),
-                "detection_p": self.detection_p, "identification_p": self.identification_p,
-                "calibration": self.calibration, "fpr": self.fpr, "method": self.method,
-                "detection_test": self.detection_test, "identification_test": self.identification_test,
-                "min_supported_p": self.min_supported_p, "identification_level": self.identification_level,
-                "notes": list(self.notes),
-                "disagreements": list(self.disagreements)}
+        d = {"outcome": self.outcome, "key": self.key, "candidates": list(self.candidates),
+             "detection_p": self.detection_p, "identification_p": self.identification_p,
+             "calibration": self.calibration, "fpr": self.fpr, "method": self.method,
+             "detection_test": self.detection_test, "identification_test": self.identification_test,
+             "min_supported_p": self.min_supported_p, "identification_level": self.identification_level,
+             "notes": list(self.notes), "disagreements": list(self.disagreements)}
+        if self.unaltered_detection_p is not None:      # absent otherwise: records made before read the same
+            d["unaltered_detection_p"] = self.unaltered_detection_p
+        return d
 
     @classmethod
     def from_json_dict(cls, d: dict) -> "Conclusion":
@@ -185,7 +193,7 @@ class Conclusion:
                    fpr=num("fpr") or 0.01, detection_test=str(d.get("detection_test", "")),
                    identification_test=str(d.get("identification_test", "")),
                    min_supported_p=num("min_supported_p"), identification_level=num("identification_level"),
-                   notes=texts("notes"), method=str(d.get("method", "")),
+                   unaltered_detection_p=num("unaltered_detection_p"), notes=texts("notes"), method=str(d.get("method", "")),
                    disagreements=texts("disagreements"))
 
 
@@ -235,6 +243,32 @@ def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, ke
     return p
 
 
+def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unaltered: float, fpr: float
+                      ) -> tuple[float, list[str], str]:
+    """The detection p-value with the calibration's clean images under simulated alterations
+    (`MethodCalibration.detection_null_altered`): (the larger of the unaltered p and each altered null's, the
+    alterations whose clean images reach T so often that they veto a detection at `fpr`, the sentence to add to
+    the test's description). A null too small to reach `fpr` (1/(n + 1) above it) says only whether T lies
+    beyond every one of its values: it vetoes a statistic within its range and is silent on one beyond it."""
+    p = p_unaltered
+    vetoes: list[str] = []
+    used = {label: np.asarray(v) for label, v in calibration.detection_null_altered.items() if len(v)}
+    for label, null in used.items():
+        p_j = empirical_p(null, t_stat, larger_is_extreme=False)
+        floor = 1 / (len(null) + 1)
+        if floor <= fpr or p_j > floor:
+            p = max(p, p_j)
+            if p_j > fpr:
+                vetoes.append(f"{label} reach it ({np.count_nonzero(null <= t_stat)} of {len(null)}, p = {_p(p_j)})")
+    if not used:
+        return p, vetoes, ""
+    counts = sorted({len(v) for v in used.values()})
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return p, vetoes, (f"; and the same against the model's clean images under {len(used)} simulated "
+                       f"alteration{'s' if len(used) > 1 else ''} ({_grouped(used)}; {n} images each that the "
+                       f"calibration covers), the largest p-value counting")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What one analysed latent gives the conclusion (per method)."""
@@ -268,6 +302,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
     outside: list[str] = []
     key_withheld: list[str] = []     # statistics beyond what the identification test was calibrated on
     min_supported = None
+    vetoed_p = None          # the unaltered p-value, when only the altered nulls kept detection negative
     if calibration is None:
         state = "uncalibrated"
         detection_p = bonferroni
@@ -293,6 +328,16 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             notes.append(f"the calibration ({n} clean images) cannot reach p ≤ {fpr:g}: detection needs the "
                          f"Bonferroni p-value ({bonferroni:.3g}) below {fpr:g} and a statistic beyond every "
                          f"calibration image")
+        p_unaltered_detection = detection_p
+        detection_p, vetoes, altered_text = altered_detection(calibration, t_stat, detection_p, fpr)
+        det_test += altered_text
+        if detected and vetoes:
+            detected = False
+            vetoed_p = p_unaltered_detection
+            notes.append(f"against the model's unaltered clean images alone p = {_p(p_unaltered_detection)}, but its "
+                         f"clean images under {'; '.join(vetoes)}: a rotation whose corners a crop and a blur hide "
+                         "leaves a trace in the recovered noise that imitates a ring key (docs/algorithms.md §4.4), "
+                         "so a signal this strong is not a defensible detection; a negative here is weak")
         for name, (low, high) in calibration.coverage.items():
             v = evidence.noise.get(name)
             if name in IDENTIFICATION_ONLY:
@@ -376,7 +421,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
         if outside:
             notes.append("a negative on such evidence is weak")
         return Conclusion("not_detected", None, (), detection_p, None, state, fpr, det_test, id_test,
-                          min_supported, tuple(notes), method, identification_level=id_level)
+                          min_supported, tuple(notes), method, identification_level=id_level,
+                          unaltered_detection_p=vetoed_p)
     if outside:
         return Conclusion("inconclusive", None, candidates, detection_p, runner_up_p, state, fpr, det_test,
                           id_test, min_supported, tuple(notes), method, identification_level=id_level)

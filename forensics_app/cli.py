@@ -355,7 +355,7 @@ def _calibration_choice(args, model, keys, config):
 
 
 def cmd_calibrate(args) -> int:
-    from engine.altered_calibration import calibration_alterations
+    from engine.altered_calibration import calibration_alterations, detection_alterations
     from engine.calibration_making import calibrate
     from engine.output_paths import check_output
     from engine.progress import Cancelled
@@ -372,7 +372,9 @@ def cmd_calibrate(args) -> int:
         cal = calibrate(model, keys, config, clean_count=args.count, per_key_count=args.per_key,
                         work_dir=args.images, seed=args.seed, reference_dir=args.reference, progress=bar.state,
                         alterations=calibration_alterations() if args.alterations else (),
-                        altered_per_key=args.altered_per_key)
+                        altered_per_key=args.altered_per_key,
+                        detection_alterations=detection_alterations() if args.detection_alterations else (),
+                        altered_clean=args.altered_clean)
     except Cancelled:
         print("interrupted: no calibration was written", file=sys.stderr)
         return 130
@@ -847,6 +849,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--altered-per-key", type=int, metavar="N",
                      help="with --alterations, only the first N watermarked images per key (default: all; each "
                           "alteration costs one more analysis of them)")
+    cal.add_argument("--detection-alterations", action="store_true",
+                     help="also calibrate detection on the clean images under 6 simulated alterations (a rotation "
+                          "hidden by a crop and a blur, alone and among WAVES' other distortions): a watermark is "
+                          "then detected only beyond what every one gives (docs/algorithms.md §4.4)")
+    cal.add_argument("--altered-clean", type=int, metavar="N",
+                     help="with --detection-alterations, only the first N clean images (default: all; at least "
+                          "1/FPR − 1 of them are needed for an alteration to test at the level FPR)")
     cal.add_argument("--quiet", action="store_true")
     cal.add_argument("--force", action="store_true", help="replace an earlier calibration made by this tool")
     cal.set_defaults(func=cmd_calibrate)

@@ -21,7 +21,8 @@ def calibrated(tiny_ddim_dir, tmp_path_factory):
                  "--seed", "1"]) == 0
     cal = out / "cal.json"
     assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
-                 "--count", "12", "--per-key", "3", "--alterations", "--altered-per-key", "2", "--out", str(cal),
+                 "--count", "12", "--per-key", "3", "--alterations", "--altered-per-key", "2",
+                 "--detection-alterations", "--altered-clean", "4", "--out", str(cal),
                  "--images", str(out / "images"), *FAST]) == 0
     assert main(["generate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--key", "key1", "--count", "2",
                  "--seed", "900", "--out", str(out / "evidence"), "--steps", "5", "--quiet"]) == 0
@@ -47,13 +48,20 @@ def test_calibrate_writes_a_bound_self_checking_file(calibrated):
     assert len(list((out / "images" / "clean").glob("*.png"))) == 12     # the images are kept where asked
     # identification is also calibrated under every simulated alteration, on the first 2 images of each key; an
     # altered image adds its statistic only where identification would be asked of it (detected, covered)
-    from engine.altered_calibration import alteration_label, calibration_alterations
+    from engine.altered_calibration import calibration_alterations, detection_alterations
 
-    labels = [alteration_label(a) for a in calibration_alterations()]
+    labels = [a.label for a in calibration_alterations()]
     assert list(m.identification_null_altered) == labels and "brightness 2" in labels
     assert m.summary["altered_watermarked"] == {label: 4 for label in labels}
     assert all(len(v) <= 4 for v in m.identification_null_altered.values())
     assert "under resizedcrop" in cal.source and "2 key1, 2 key2" in cal.source
+    # and detection on the first 4 clean images under each detection alteration, where the calibration covers them
+    detection_labels = [a.label for a in detection_alterations()]
+    assert list(m.detection_null_altered) == detection_labels and "combo-all 0.2" in detection_labels
+    assert m.summary["altered_clean"] == {label: 4 for label in detection_labels}
+    assert all(len(v) <= 4 and all(0 <= t <= 1 for t in v) for v in m.detection_null_altered.values())
+    assert ("detection also calibrated on 4 of the clean images under rotation+resizedcrop+blur 0.1/0.2/0.3 "
+            "(relative strength), combo-all 0.1/0.2/0.3 (relative strength)") in cal.source
 
 
 def test_scan_uses_a_matching_calibration_and_says_so(calibrated, tiny_ddim_dir, tmp_path):

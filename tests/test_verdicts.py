@@ -417,3 +417,108 @@ def test_the_level_a_finite_calibration_holds_spreads_as_stated(separable):
     assert f"a calibration of 400 images holds the level 0.01 only to within {level_range_text((lo, hi))} in 95 % " \
            "of calibration draws" in c.detection_test
     assert level_range_text((0.0048, 0.017)) == "0.48–1.7 %"
+
+
+def ring_imitation(keys: KeySet, n: int, seed: int, strength: float) -> torch.Tensor:
+    """Clean noise with a positive bump on every ring the keys mark — what a hidden rotation leaves in z_T, which
+    brings an un-watermarked latent closer to every ring key than chance (no key's pattern in particular)."""
+    from engine.treering import fft_latent, ifft_latent
+
+    z = latents(n, seed)
+    key = keys.keys[0]
+    spectrum = fft_latent(z)
+    bump = torch.zeros(key.latent_shape, dtype=spectrum.dtype)
+    bump[key.mask()] = strength * float(np.mean(key.ring_values))
+    return ifft_latent(spectrum + bump).real.float()
+
+
+def test_clean_images_under_a_simulated_alteration_veto_a_detection_they_reach(separable):
+    """The detection null under alteration (engine.altered_calibration): a watermark is detected only when the
+    statistic is beyond the level against the unaltered clean images and against each altered null. Clean latents
+    that imitate a ring key are flagged by the unaltered null alone; with an altered null drawn from such latents
+    (other seeds) they are not, the note names the alteration, and a watermark that survives is still identified."""
+    calibration = synthetic_calibration(separable)
+    imitating = ring_imitation(separable, 60, 300, 0.35)
+    flagged = [c for c in conclusions(imitating, separable, calibration=calibration) if c.detected]
+    assert len(flagged) >= 20              # the unaltered null alone: far beyond its level
+
+    null_t = tuple(float(min(s.p_value for s in row)) for row in score_keys(ring_imitation(separable, 200, 900, 0.35),
+                                                                            separable))
+    guarded = replace(calibration, detection_null_altered={"combo-all 0.2": null_t, "rotation+resizedcrop+blur 0.1": ()})
+    cs = conclusions(imitating, separable, calibration=guarded)
+    assert sum(c.detected for c in cs) <= 6            # ~1 % of 60 expected; binomial tail at 6 < 1e-4
+    vetoed = [c for c in cs if c.unaltered_detection_p is not None]
+    assert len(vetoed) >= len(flagged) - 6
+    for c in vetoed:
+        assert c.outcome == "not_detected" and c.detection_p > 0.01 and c.unaltered_detection_p <= 0.01
+        assert "within what the model's altered clean images give" in c.headline()
+        assert any("clean images under combo-all 0.2 reach it" in n for n in c.notes)
+    # an empty null is not used; the test says which alterations and how many images
+    assert all("under 1 simulated alteration (combo-all 0.2; 200 images each" in c.detection_test for c in cs)
+
+    marked = conclusions(recovered(separable, "key1", 40, 11), separable, calibration=guarded)
+    plain = conclusions(recovered(separable, "key1", 40, 11), separable, calibration=calibration)
+    assert [c.outcome for c in marked] == [c.outcome for c in plain]
+    assert sum(c.key == "key1" for c in marked) >= 30
+    assert all(c.unaltered_detection_p is None for c in marked)
+
+
+def test_an_altered_detection_null_too_small_for_the_level_vetoes_only_within_its_range(separable):
+    """With fewer than 1/level − 1 values an altered null cannot reach the level: it vetoes a statistic within its
+    range and says nothing of one beyond every value."""
+    calibration = synthetic_calibration(separable)
+    marked = recovered(separable, "key1", 20, 11)
+    t = [float(min(s.p_value for s in row)) for row in score_keys(marked, separable)]
+    plain = conclusions(marked, separable, calibration=calibration)
+    assert sum(c.detected for c in plain) >= 18
+    small = replace(calibration, detection_null_altered={"combo-all 0.3": (max(t) * 10,) * 20})
+    assert [(c.outcome, c.detection_p) for c in conclusions(marked, separable, calibration=small)] == \
+        [(c.outcome, c.detection_p) for c in plain]
+    reaching = replace(calibration, detection_null_altered={"combo-all 0.3": (1.0,) * 19 + (min(t) / 2,)})
+    cs = conclusions(marked, separable, calibration=reaching)
+    assert all(c.outcome == "not_detected" and c.detection_p == pytest.approx(max(2 / 21, p.detection_p))
+               for c, p in zip(cs, plain))
+
+
+def test_a_conclusion_vetoed_by_an_altered_null_round_trips_and_old_records_read_the_same(separable):
+    calibration = synthetic_calibration(separable)
+    null_t = tuple(float(min(s.p_value for s in row))
+                   for row in score_keys(ring_imitation(separable, 200, 900, 0.35), separable))
+    c = next(c for c in conclusions(ring_imitation(separable, 60, 300, 0.35), separable,
+                                    calibration=replace(calibration, detection_null_altered={"combo-all 0.2": null_t}))
+             if c.unaltered_detection_p is not None)
+    assert Conclusion.from_json_dict(c.to_json_dict()) == c
+    plain = conclusions(latents(1, 5), separable, calibration=calibration)[0]
+    assert "unaltered_detection_p" not in plain.to_json_dict()
+
+
+def test_a_calibration_keeps_its_altered_detection_null_and_adds_one_only_with_its_own_images(separable):
+    """The detection null under alteration survives the file format (absent when empty, so older files hash as
+    before; values must be p-values), and `with_altered_detection_null` keeps only the altered clean images that
+    the calibration covers, after checking the first clean images reproduce its stored statistics."""
+    from engine.analysis import AnalysisConfig
+    from engine.calibration_making import calibration_from_latents, with_altered_detection_null
+
+    calibration = synthetic_calibration(separable)
+    assert "detection_null_altered" not in calibration.to_json_dict()
+    guarded = replace(calibration, detection_null_altered={"combo-all 0.2": (0.5, 1e-4), "combo-all 0.3": ()})
+    assert MethodCalibration.from_json_dict(guarded.to_json_dict()) == guarded
+    bad = {**guarded.to_json_dict(), "detection_null_altered": {"combo-all 0.2": [1.5]}}
+    with pytest.raises(ValueError, match="detection_null_altered"):
+        MethodCalibration.from_json_dict(bad)
+
+    config = AnalysisConfig(methods=("encoder",))
+    clean = latents(100, 41).numpy()
+    marked = {k: recovered(separable, k, 20, 50 + j).numpy() for j, k in enumerate(separable.ids)}
+    cal = calibration_from_latents("tiny", {}, separable, config, "float32",
+                                   {"encoder": {"clean": clean, **marked}}, source="test, seeds 100000…")
+    entry = cal.methods["encoder"]
+    imitating = ring_imitation(separable, 30, 300, 0.35).numpy()
+    far = latents(30, 44).numpy() * 3                   # far beyond the coverage's std range: not covered
+    out = with_altered_detection_null(entry, separable, "effective", clean[:8],
+                                      {"combo-all 0.2": imitating, "combo-all 0.3": far}, {})
+    assert len(out.detection_null_altered["combo-all 0.2"]) == 30 and out.detection_null_altered["combo-all 0.3"] == ()
+    assert out.summary["altered_clean"] == {"combo-all 0.2": 30, "combo-all 0.3": 30}
+    assert out.clean_detection == entry.clean_detection and out.coverage == entry.coverage
+    with pytest.raises(ValueError, match="do not reproduce"):
+        with_altered_detection_null(entry, separable, "effective", latents(8, 43).numpy(), {"x": imitating}, {})
