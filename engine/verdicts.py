@@ -10,7 +10,9 @@ p-value is Bonferroni's min(1, K·T). Calibrated, it is the empirical (r + 1)/(n
 model's own un-watermarked calibration images with a statistic at least as extreme; the smallest p such a
 calibration supports is 1/(n + 1). When that is above the requested level, the calibrated test cannot decide
 alone: a detection then needs the Bonferroni p-value below the level *and* T beyond every calibration value,
-and the conclusion says so.
+and the conclusion says so. Where the calibration also holds T of its clean images under simulated alterations
+(`engine.altered_calibration`: a rotation hidden by a crop and a blur escapes the coverage check and imitates a
+ring key), the p-value against each of these counts too, the largest being reported (`altered_detection`).
 
 Identification. For each key j, a test of "watermarked with key j" against the other keys (the scheme's
 exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
@@ -193,8 +195,8 @@ class Conclusion:
                    fpr=num("fpr") or 0.01, detection_test=str(d.get("detection_test", "")),
                    identification_test=str(d.get("identification_test", "")),
                    min_supported_p=num("min_supported_p"), identification_level=num("identification_level"),
-                   unaltered_detection_p=num("unaltered_detection_p"), notes=texts("notes"), method=str(d.get("method", "")),
-                   disagreements=texts("disagreements"))
+                   unaltered_detection_p=num("unaltered_detection_p"), notes=texts("notes"),
+                   method=str(d.get("method", "")), disagreements=texts("disagreements"))
 
 
 NOT_ANALYSED = Conclusion("not_analysed", None, (), None, None, "uncalibrated", 0.01)
@@ -259,7 +261,7 @@ def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unalter
         if floor <= fpr or p_j > floor:
             p = max(p, p_j)
             if p_j > fpr:
-                vetoes.append(f"{label} reach it ({np.count_nonzero(null <= t_stat)} of {len(null)}, p = {_p(p_j)})")
+                vetoes.append(f"{label} ({np.count_nonzero(null <= t_stat)} of {len(null)}, p = {_p(p_j)})")
     if not used:
         return p, vetoes, ""
     counts = sorted({len(v) for v in used.values()})
@@ -335,7 +337,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             detected = False
             vetoed_p = p_unaltered_detection
             notes.append(f"against the model's unaltered clean images alone p = {_p(p_unaltered_detection)}, but its "
-                         f"clean images under {'; '.join(vetoes)}: a rotation whose corners a crop and a blur hide "
+                         f"clean images reach a statistic this small under {'; '.join(vetoes)}: a rotation whose "
+                         "corners a crop and a blur hide "
                          "leaves a trace in the recovered noise that imitates a ring key (docs/algorithms.md §4.4), "
                          "so a signal this strong is not a defensible detection; a negative here is weak")
         for name, (low, high) in calibration.coverage.items():

@@ -452,7 +452,7 @@ def test_clean_images_under_a_simulated_alteration_veto_a_detection_they_reach(s
     for c in vetoed:
         assert c.outcome == "not_detected" and c.detection_p > 0.01 and c.unaltered_detection_p <= 0.01
         assert "within what the model's altered clean images give" in c.headline()
-        assert any("clean images under combo-all 0.2 reach it" in n for n in c.notes)
+        assert any("clean images reach a statistic this small under combo-all 0.2 (" in n for n in c.notes)
     # an empty null is not used; the test says which alterations and how many images
     assert all("under 1 simulated alteration (combo-all 0.2; 200 images each" in c.detection_test for c in cs)
 
