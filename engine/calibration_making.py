@@ -392,7 +392,9 @@ def with_more_clean(calibration: Calibration, keys: "KeySet", score_target: str,
     `again_z_t[method]`: the calibration's own first clean images recovered again, which must reproduce its
     stored detection statistics (ValueError otherwise: not its images or not its pipeline). `seeds` names the
     added images in the source line. The in-sample clean row then describes the added images only (the
-    earlier ones are not analysed again)."""
+    earlier ones are not analysed again). A detection null under alteration is kept as drawn: its images were
+    kept where the coverage of the time covered them, and the coverage only widens, so it may lack a few that
+    the wider one would keep (draw it again with `with_altered_detection_null` to include them)."""
     methods = {}
     added = {len(z) for z in clean_z_t.values()} | {len(pixel_statistics)}
     if len(added) != 1 or set(clean_z_t) != set(calibration.methods):
