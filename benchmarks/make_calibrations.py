@@ -229,12 +229,29 @@ def extend_clean(args, model, keys, config, out) -> None:
         print(f"shard {k}/{n}: {done}/{len(mine)} batches ({time.time() - started:.0f} s)", flush=True)
 
 
+def _write_merged(cal, methods, out, addition: str) -> None:
+    """Write `cal` with these method entries, its source line saying what was added."""
+    from dataclasses import replace
+
+    merged = replace(cal, methods=methods, source=f"{cal.source}; {addition}")
+    merged.save(out)
+    print(f"wrote {out}: {merged.describe()}; {merged.source}")
+
+
+def _part_settings(cal, method: str, config, out) -> tuple[int, object]:
+    """(the calibration's first seed, from its source line; the scan settings of `method` alone) for a part."""
+    import re
+    from dataclasses import replace
+
+    if method not in cal.methods:
+        raise SystemExit(f"{out} has no {method} entry")
+    return int(re.search(r"seeds (\d+)", cal.source).group(1)), replace(config, methods=(method,))
+
+
 def add_alterations(args, model, keys, config, out) -> None:
     import json
-    import re
     import tempfile
     import time
-    from dataclasses import replace
 
     import numpy as np
 
@@ -258,20 +275,14 @@ def add_alterations(args, model, keys, config, out) -> None:
                     raise SystemExit(f"{part(method)} was made for another calibration")
                 methods[method] = MethodCalibration.from_json_dict(d["method"])
                 notes.append(f"{method}: {d['per_key']} per key")
-        alterations = describe_alterations(calibration_alterations())
-        merged = replace(cal, methods=methods, source=f"{cal.source}; identification also calibrated under "
-                                                      f"{alterations} ({', '.join(notes)}; benchmarks/make_"
-                                                      f"calibrations.py --add-alterations)")
-        merged.save(out)
-        print(f"wrote {out}: {merged.describe()}; {merged.source}")
+        _write_merged(cal, methods, out, f"identification also calibrated under "
+                      f"{describe_alterations(calibration_alterations())} ({', '.join(notes)}; "
+                      f"benchmarks/make_calibrations.py --add-alterations)")
         return
     method = args.add_alterations
-    if method not in cal.methods:
-        raise SystemExit(f"{out} has no {method} entry")
+    seed, method_config = _part_settings(cal, method, config, out)
     started = time.time()
-    seed = int(re.search(r"seeds (\d+)", cal.source).group(1))
     work = Path(tempfile.mkdtemp(prefix="calibration_alterations_"))
-    method_config = replace(config, methods=(method,))
     keyed_z, keyed_stats, marked = {}, {}, {}
     for key in keys.keys:
         made = generate_reference_set(model, key, cal.counts[key.id], work / key.id, seed=seed)
@@ -296,7 +307,6 @@ def add_alterations(args, model, keys, config, out) -> None:
 
 def add_detection_alterations(args, model, keys, config, out) -> None:
     import json
-    import re
     import time
     from dataclasses import replace
 
@@ -327,21 +337,15 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
                 methods[method] = replace(entry, detection_null_altered={k: null[k] for k in order},
                                           summary={**entry.summary, "altered_clean": {k: counts[k] for k in order}})
                 notes.append(f"{method}: the first {max(counts.values())}")
-        merged = replace(cal, methods=methods, source=f"{cal.source}; detection also calibrated on clean images under "
-                                                      f"{describe_alterations(detection_alterations())} "
-                                                      f"({', '.join(notes)}; benchmarks/make_calibrations.py "
-                                                      f"--add-detection-alterations)")
-        merged.save(out)
-        print(f"wrote {out}: {merged.describe()}; {merged.source}")
+        _write_merged(cal, methods, out, f"detection also calibrated on clean images under "
+                      f"{describe_alterations(detection_alterations())} ({', '.join(notes)}; "
+                      f"benchmarks/make_calibrations.py --add-detection-alterations)")
         return
     method = args.add_detection_alterations
-    if method not in cal.methods:
-        raise SystemExit(f"{out} has no {method} entry")
+    first, method_config = _part_settings(cal, method, config, out)
     k, n = (int(v) for v in args.shard.split("/"))
     alterations = detection_alterations()[k::n]
     started = time.time()
-    first = int(re.search(r"seeds (\d+)", cal.source).group(1))
-    method_config = replace(config, methods=(method,))
     pixels = clean_images(model, range(first, first + args.altered_clean))
     again = recover_z_t(model, torch.from_numpy(from_uint8(pixels[:8])), method, method_config).numpy()
     # refused here, before the long part, if the images are not the calibration's
