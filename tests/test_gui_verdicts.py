@@ -76,3 +76,18 @@ def test_compare_models_dialog_states_which_model_explains_each_exhibit(qtbot, w
     n = len(window.last_run.images)
     assert len(dialog.comparison) == n and dialog.table.rowCount() == 2 * n
     assert all(c.statement for c in dialog.comparison)
+
+
+def test_the_evidence_list_says_when_only_altered_clean_images_kept_a_detection_negative():
+    """A vetoed detection (engine.verdicts.altered_detection) reads differently from a plain negative in the list's
+    status column, as in the headline."""
+    from types import SimpleNamespace
+
+    from engine.verdicts import Conclusion
+    from forensics_app.gui.evidence_list import short_verdict
+
+    plain = Conclusion("not_detected", None, (), 0.4, None, "calibrated", 0.01)
+    vetoed = Conclusion("not_detected", None, (), 0.03, None, "calibrated", 0.01, unaltered_detection_p=0.002)
+    assert short_verdict(SimpleNamespace(conclusion=plain)) == "no watermark"
+    assert short_verdict(SimpleNamespace(conclusion=vetoed)) == \
+        "no watermark (altered-like signal)"

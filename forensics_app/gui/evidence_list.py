@@ -63,7 +63,8 @@ def short_verdict(analysis) -> str:
     c = analysis.conclusion
     text = {"identified": f"{c.key} identified", "inconclusive": "inconclusive" + (
         f" ({' or '.join(c.candidates)})" if c.candidates and c.calibration != OUTSIDE_CALIBRATION else ""),
-            "not_detected": "no watermark", "not_analysed": "not analysed"}[c.outcome]
+            "not_detected": "no watermark" + (" (altered-like signal)" if c.unaltered_detection_p is not None else ""),
+            "not_analysed": "not analysed"}[c.outcome]
     return text + (" — methods disagree" if c.disagreements else "")
 
 
