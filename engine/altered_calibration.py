@@ -27,7 +27,7 @@ watermark is then detected only when the evidence's statistic is beyond the leve
 images *and* against each of these (`engine.verdicts.conclude`). The rotation that a crop and a blur hide is the
 case the coverage check misses (see the plan); a watermark that survives leaves a statistic far below any of these
 nulls (on `demo`, the median unaltered watermarked image has T ≈ 1e-13, the smallest of 150 clean images under
-combo-all at 0.2 T ≈ 3e-4), so what detection loses is the weakened watermarks that clean images under such an
+combo-all at 0.2 T ≈ 3e-4: benchmarks/results/combo_all_causes/), so what detection loses is the weakened watermarks that clean images under such an
 alteration imitate.
 """
 
@@ -60,7 +60,8 @@ CALIBRATION_ALTERATION_PLAN: tuple[tuple[str, tuple[float, ...]], ...] = (
 # outside what the calibration covers for every clean image, but after a crop, blur radius 4, noise and JPEG
 # (combo-all at 0.2) the clean images lie inside every coverage range while the rotation's trace in z_T's low
 # frequencies still looks like a ring key: 20 of 150 were concluded watermarked. Blur, noise, JPEG and the
-# photometric changes without the rotation flagged none of 150, the erasing alone one.
+# photometric changes without the rotation flagged none of 150 by the analytic test, the erasing alone one
+# (benchmarks/results/combo_all_causes/).
 DETECTION_ALTERATION_PLAN: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("rotation+resizedcrop+blur", (0.1, 0.2, 0.3)),     # 4.5, 9, 13.5 degrees; 95, 90, 85 % of the area; radius 2, 4, 6
     ("combo-all", (0.1, 0.2, 0.3)),
@@ -87,11 +88,15 @@ class Alteration:
         return combined(self.name, self.strength, seed)
 
     @property
-    def label(self) -> str:
-        """Its name in a calibration file: a single attack with its absolute parameter ("brightness 2"), a
-        combination with its relative strength ("combo-all 0.2")."""
+    def value(self) -> str:
+        """A single attack's absolute parameter ("2" for brightness ×2), a combination's relative strength."""
         parts = self.attacks()
-        return f"{self.name} {parts[0].parameter:g}" if len(parts) == 1 else f"{self.name} {self.strength:g}"
+        return f"{parts[0].parameter:g}" if len(parts) == 1 else f"{self.strength:g}"
+
+    @property
+    def label(self) -> str:
+        """Its name in a calibration file: "brightness 2", "combo-all 0.2"."""
+        return f"{self.name} {self.value}"
 
 
 def calibration_alterations(plan: Sequence[tuple[str, Sequence[float]]] = CALIBRATION_ALTERATION_PLAN
@@ -119,7 +124,7 @@ def describe_alterations(alterations: Sequence[Alteration]) -> str:
     """One phrase for a calibration's source line, e.g. "jpeg 70/50/30 (quality), brightness 1.2/1.5/2 (factor),
     combo-all 0.1/0.2 (relative strength)"."""
     units = {a.name: ATTACKS[a.name].unit if a.name in ATTACKS else "relative strength" for a in alterations}
-    return grouped_phrase(((a.name, a.label.rsplit(" ", 1)[1]) for a in alterations), units)
+    return grouped_phrase(((a.name, a.value) for a in alterations), units)
 
 
 def altered_pixels(pixels: np.ndarray, alteration: Alteration, first_seed: int = 0) -> np.ndarray:

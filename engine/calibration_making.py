@@ -76,7 +76,6 @@ class _Analyser:
             out[label] = tuple(values)
         return out
 
-
     def altered_detection_null(self, calibration: MethodCalibration, altered_clean_z_t: Mapping[str, np.ndarray],
                                altered_clean_statistics: Mapping[str, Sequence[dict]]) -> dict[str, tuple[float, ...]]:
         """Per alteration, the detection statistic of the altered clean images that a scan would conclude on:
@@ -274,6 +273,12 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
     from engine.progress import NULL_PROGRESS
 
     progress = progress or NULL_PROGRESS
+    # refused before any image is made
+    if altered_per_key is not None:
+        require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
+                    1_000_000)
+    if altered_clean is not None:
+        require_int(altered_clean, "the number of altered clean calibration images (--altered-clean)", 1, 1_000_000)
     groups: dict[str, list[str]] = {}
     if reference_dir is not None:
         from engine.evidence_paths import scan_evidence_paths
@@ -312,11 +317,6 @@ def calibrate(model: "LoadedModel", keys: "KeySet", config: "AnalysisConfig", *,
 
     alterations = tuple(alterations)
     detection_alterations = tuple(detection_alterations)
-    if altered_per_key is not None:
-        require_int(altered_per_key, "the number of altered calibration images per key (--altered-per-key)", 0,
-                    1_000_000)
-    if altered_clean is not None:
-        require_int(altered_clean, "the number of altered clean calibration images (--altered-clean)", 1, 1_000_000)
     latents: dict[str, dict[str, np.ndarray]] = {m: {} for m in config.methods}
     pixels: dict[str, list[dict]] = {}
     marked_pixels: dict[str, np.ndarray] = {}

@@ -251,3 +251,16 @@ def test_evidence_coverage_is_added_only_from_the_calibration_s_own_images(calib
     black[:, :8, :8] = -1                                  # not one of its images: black corner
     with pytest.raises(ValueError, match="corner_fill|block_artifacts"):    # either statistic gives it away
         with_evidence_coverage(older, [evidence_statistics(x) for x in [black, *pixels[1:]]])
+
+
+def test_a_bad_altered_count_is_refused_in_one_line_before_any_image_is_made(tiny_ddim_dir, tmp_path, capsys):
+    keys = tmp_path / "keys.json"
+    assert main(["keys", "new", "--count", "2", "--out", str(keys), "--latent-shape", "4,16,16", "--radius", "4",
+                 "--seed", "1"]) == 0
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
+                 "--count", "12", "--per-key", "1", "--detection-alterations", "--altered-clean", "0",
+                 "--out", str(out), "--images", str(tmp_path / "images"), *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("(--altered-clean) must be between 1 and 1000000, not 0") and "Traceback" not in "".join(err)
+    assert not out.exists() and not (tmp_path / "images").exists()
