@@ -7,8 +7,9 @@ a square of area 1 → 0.5 of the image at a random place and resizing it back, 
 (a random black square), brightness and contrast factors 1 → 2, Gaussian blur radius 0 → 20, Gaussian noise
 σ 0 → 0.1 on [0, 1] and JPEG quality 90 → 10; plus a downscale to 1 → 0.25 of the side and back (not in
 WAVES) and, with the model, regeneration (`engine.regeneration`: noise to a timestep, denoise); and combinations
-of these, each part at the same relative strength (`combined`). Randomness (the crop and erasing positions, the
-noise) comes from the seed only, so an attack on an image is reproducible. PIL does the image work.
+of these, each part at the same relative strength unless the name pins its strength ("blur@0.05", `combined`).
+Randomness (the crop and erasing positions, the noise) comes from the seed only, so an attack on an image is
+reproducible. PIL does the image work.
 """
 
 from __future__ import annotations
@@ -165,20 +166,36 @@ def combination_parts(name: str) -> tuple[str, ...]:
     """The attacks a combination applies, in order: "jpeg+resizedcrop" (any attacks joined by "+", applied left
     to right) or a WAVES group "combo-geo", "combo-photo", "combo-deg", "combo-all". A single attack's name gives
     itself. ValueError naming what is unknown."""
+    return tuple(part for part, _ in _pinned_parts(name))
+
+
+def _pinned_parts(name: str) -> tuple[tuple[str, float | None], ...]:
+    """`combination_parts` with each part's pinned strength: "rotation+resizedcrop+blur@0.05" keeps the blur at
+    relative strength 0.05 (radius 1) whatever strength the combination is applied at (None: not pinned)."""
     if name.startswith("combo-"):
         group = name[len("combo-"):]
         if group not in COMBINATION_GROUPS:
             raise ValueError(f"unknown combination {name!r} (known: "
                              f"{', '.join('combo-' + g for g in COMBINATION_GROUPS)}, or attacks joined by '+')")
-        return COMBINATION_GROUPS[group]
-    parts = tuple(p.strip() for p in name.split("+"))
-    for p in parts:
-        if p not in ATTACKS:
-            raise ValueError(f"unknown attack {p!r}{f' in {name!r}' if len(parts) > 1 else ''} "
+        return tuple((part, None) for part in COMBINATION_GROUPS[group])
+    parts: list[tuple[str, float | None]] = []
+    for text in (p.strip() for p in name.split("+")):
+        part, at, pin = text.partition("@")
+        if part not in ATTACKS:
+            raise ValueError(f"unknown attack {part!r}{f' in {name!r}' if '+' in name else ''} "
                              f"(known: {', '.join(ATTACKS)})")
-    if len(set(parts)) != len(parts):
+        strength = None
+        if at:
+            try:
+                strength = float(pin)
+            except ValueError:
+                raise ValueError(f"{text!r} in {name!r}: a pinned strength is a number in [0, 1] after '@'") from None
+            ATTACKS[part].parameter(strength)          # out of [0, 1] or not finite: ValueError naming it
+        parts.append((part, strength))
+    names = [p for p, _ in parts]
+    if len(set(names)) != len(names):
         raise ValueError(f"{name!r} names an attack twice")
-    return parts
+    return tuple(parts)
 
 
 # the combinations offered by name where a list is shown (the window's what-if panel), with what they stand for
@@ -201,8 +218,10 @@ def describe_attack(name: str) -> str:
 
 def combined(name: str, strength: float, seed: int = 0) -> tuple[Attack, ...]:
     """The combination's attacks, each at the same relative strength (WAVES' scale: s = 0.5 is every part at half
-    its range) and with its own seed (seed + its place), so that random parts do not share their draws."""
-    return tuple(Attack(part, strength, seed + i) for i, part in enumerate(combination_parts(name)))
+    its range) unless the name pins its strength ("blur@0.05"), and with its own seed (seed + its place), so that
+    random parts do not share their draws."""
+    return tuple(Attack(part, strength if pin is None else pin, seed + i)
+                 for i, (part, pin) in enumerate(_pinned_parts(name)))
 
 
 def describe_parameters(attacks: tuple[Attack, ...]) -> str:

@@ -53,6 +53,20 @@ def test_named_combinations_apply_their_parts_in_order_at_one_strength():
             combination_parts(bad)
 
 
+def test_a_combination_may_pin_one_part_at_its_own_strength():
+    from engine.attacks import combination_parts, combined, describe_parameters
+
+    parts = combined("rotation+resizedcrop+blur@0.05", 0.2, seed=3)
+    assert [(a.name, a.strength, a.seed) for a in parts] == [("rotation", 0.2, 3), ("resizedcrop", 0.2, 4),
+                                                             ("blur", 0.05, 5)]
+    assert describe_parameters(parts) == "rotation 9 degrees + resizedcrop 0.9 area kept + blur 1 radius"
+    assert combination_parts("rotation+blur@0.05") == ("rotation", "blur")
+    for bad, message in (("rotation+blur@x", "a pinned strength is a number in [0, 1]"),
+                         ("rotation+blur@1.5", "the strength of blur"), ("blur@0.1+blur", "names an attack twice")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            combined(bad, 0.2)
+
+
 def test_a_combination_searches_the_families_of_its_parts():
     from engine.robustness import StudyConfig
 
