@@ -322,29 +322,47 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     if args.merge_detection_alterations:
         methods, notes = dict(cal.methods), []
         for method, entry in cal.methods.items():
-            null, counts = {}, {}
+            # what the calibration already holds stays; parts add the alterations it lacks
+            null = dict(entry.detection_null_altered)
+            traces = dict(entry.detection_null_altered_traces)
+            counts = dict(entry.summary.get("altered_clean", {}))
+            added = 0
             for part in sorted(PARTS.glob(f"{model.spec.id}_{method}_detection_*.json")):
                 d = json.loads(part.read_text())
                 if d["calibration"] != cal.content_sha256:
-                    raise SystemExit(f"{part} was made for another calibration")
+                    # made for an earlier state of the file (already merged) or for other images: never merged
+                    print(f"skipped {part}: made for another version of {out.name}")
+                    continue
                 null.update({k: tuple(v) for k, v in d["null"].items()})
+                traces.update(d.get("traces", {}))
                 counts.update(d["altered_clean"])
-            if null:
-                order = [a.label for a in detection_alterations()]
-                missing = [label for label in order if label not in null]
+                added += 1
+            if added:
+                plan = [a for a in detection_alterations() if a.label in null]
+                unknown = sorted(set(null) - {a.label for a in plan})
+                if unknown:
+                    raise SystemExit(f"{method}: {', '.join(unknown)} not in the plan (engine.altered_calibration)")
+                missing = [a.label for a in detection_alterations() if a.label not in null]
                 if missing:
-                    raise SystemExit(f"{method}: no part holds {', '.join(missing)}")
+                    print(f"{method}: no part holds {', '.join(missing)} yet; merged without")
+                order = [a.label for a in plan]
                 methods[method] = replace(entry, detection_null_altered={k: null[k] for k in order},
+                                          detection_null_altered_traces={k: traces[k] for k in order if k in traces},
                                           summary={**entry.summary, "altered_clean": {k: counts[k] for k in order}})
-                notes.append(f"{method}: the first {max(counts.values())}")
-        _write_merged(cal, methods, out, f"detection also calibrated on clean images under "
-                      f"{describe_alterations(detection_alterations())} ({', '.join(notes)}; "
-                      f"benchmarks/make_calibrations.py --add-detection-alterations)")
+                notes.append(f"{method}: the first {max(counts.values())} under {describe_alterations(plan)}")
+        if not notes:
+            raise SystemExit(f"no part under {PARTS} was made for this version of {out}")
+        _write_merged(cal, methods, out, f"detection also calibrated on clean images under alterations "
+                      f"({'; '.join(notes)}; benchmarks/make_calibrations.py --add-detection-alterations)")
         return
     method = args.add_detection_alterations
     first, method_config = _part_settings(cal, method, config, out)
     k, n = (int(v) for v in args.shard.split("/"))
-    alterations = detection_alterations()[k::n]
+    held = cal.methods[method].detection_null_altered
+    # only what the calibration lacks: a plan that grows is added to, never redrawn
+    alterations = [a for a in detection_alterations() if a.label not in held][k::n]
+    if not alterations:
+        raise SystemExit(f"{out} already holds every alteration of the plan for {method}")
     started = time.time()
     pixels = clean_images(model, range(first, first + args.altered_clean))
     again = recover_z_t(model, torch.from_numpy(from_uint8(pixels[:8])), method, method_config).numpy()
@@ -358,6 +376,7 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     part = PARTS / f"{model.spec.id}_{method}_detection_{k}of{n}.json"
     part.write_text(json.dumps({"calibration": cal.content_sha256, "seconds": time.time() - started,
                                 "null": {k: list(v) for k, v in updated.detection_null_altered.items()},
+                                "traces": updated.detection_null_altered_traces,
                                 "altered_clean": updated.summary["altered_clean"]}))
     print(f"wrote {part} in {time.time() - started:.0f} s: "
           + ", ".join(f"{k} {len(v)} of {args.altered_clean} covered" for k, v in updated.detection_null_altered.items()))

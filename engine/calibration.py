@@ -71,6 +71,10 @@ class MethodCalibration:
     # alteration label → the detection statistic of the clean images under that alteration that a scan would
     # conclude on (inside the coverage; engine.altered_calibration); empty in calibrations made without
     detection_null_altered: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # alteration label → {trace statistic: its least value among those images} where that least value is above
+    # zero (engine.noise_statistics.ALTERATION_TRACES): the null then applies only to evidence that has at least
+    # as much of the trace (engine.verdicts.altered_detection); absent: it applies to all evidence
+    detection_null_altered_traces: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def min_supported_p(self) -> float:
@@ -97,6 +101,8 @@ class MethodCalibration:
             d["identification_null_altered"] = {k: list(v) for k, v in self.identification_null_altered.items()}
         if self.detection_null_altered:
             d["detection_null_altered"] = {k: list(v) for k, v in self.detection_null_altered.items()}
+        if self.detection_null_altered_traces:
+            d["detection_null_altered_traces"] = {k: dict(v) for k, v in self.detection_null_altered_traces.items()}
         return d
 
     @classmethod
@@ -141,9 +147,20 @@ class MethodCalibration:
                 raise ValueError(f"{name} is not an object of at most 1000 alterations")
             return {str(label): values(f"{name}[{label!r}]", v=x, **bounds) for label, x in v.items()}
 
+        detection_altered = by_alteration("detection_null_altered", low=0.0, high=1.0)
+        traces = d.get("detection_null_altered_traces", {})
+        if not isinstance(traces, dict) or not set(traces) <= set(detection_altered):
+            raise ValueError("detection_null_altered_traces is not an object over detection_null_altered's labels")
+        trace_values = {}
+        for label, v in traces.items():
+            if not isinstance(v, dict) or not v or not all(
+                    isinstance(name, str) and isinstance(x, (int, float)) and not isinstance(x, bool)
+                    and np.isfinite(x) for name, x in v.items()):
+                raise ValueError(f"detection_null_altered_traces[{label!r}] is not an object of finite numbers")
+            trace_values[str(label)] = {name: float(x) for name, x in v.items()}
         return cls(d["method"], d["settings_sha256"], d["settings"], clean, values("identification_null"), cov,
-                   d.get("summary", {}), by_alteration("identification_null_altered"),
-                   by_alteration("detection_null_altered", low=0.0, high=1.0))
+                   d.get("summary", {}), by_alteration("identification_null_altered"), detection_altered,
+                   trace_values)
 
 
 @dataclass(frozen=True)

@@ -77,20 +77,32 @@ class _Analyser:
         return out
 
     def altered_detection_null(self, calibration: MethodCalibration, altered_clean_z_t: Mapping[str, np.ndarray],
-                               altered_clean_statistics: Mapping[str, Sequence[dict]]) -> dict[str, tuple[float, ...]]:
+                               altered_clean_statistics: Mapping[str, Sequence[dict]]
+                               ) -> tuple[dict[str, tuple[float, ...]], dict[str, dict[str, float]]]:
         """Per alteration, the detection statistic of the altered clean images that a scan would conclude on:
         those inside `calibration`'s coverage (outside it, a scan concludes inconclusive whatever the statistic;
-        docs/algorithms.md §4.4)."""
+        docs/algorithms.md §4.4); and the least value of each alteration trace
+        (`engine.noise_statistics.ALTERATION_TRACES`) among them, where every one of them has some."""
+        from engine.noise_statistics import ALTERATION_TRACES
         from engine.verdicts import OUTSIDE_CALIBRATION
 
         out: dict[str, tuple[float, ...]] = {}
+        traces: dict[str, dict[str, float]] = {}
         for label, z in altered_clean_z_t.items():
             analysed = self.analyse(z, altered_clean_statistics.get(label))
             # the conclusions at level 1: only whether the evidence is covered matters here
             concluded = self.conclusions(analysed, 1.0, calibration)
-            out[label] = tuple(e.detection_statistic for e, c in zip(analysed, concluded)
-                               if c.calibration != OUTSIDE_CALIBRATION)
-        return out
+            kept = [e for e, c in zip(analysed, concluded) if c.calibration != OUTSIDE_CALIBRATION]
+            out[label] = tuple(e.detection_statistic for e in kept)
+            least = {}
+            for name in ALTERATION_TRACES:
+                values = np.array([e.noise.get(name, np.nan) for e in kept], dtype=np.float64)
+                # an image without the value could lack the trace: then the null applies to all evidence
+                if len(values) and np.isfinite(values).all() and values.min() > 0:
+                    least[name] = float(values.min())
+            if least:
+                traces[label] = least
+        return out, traces
 
 
 def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
@@ -124,11 +136,11 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
     coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
                 for name in all_noise[0]} if all_noise else {}
     provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
-    provisional = replace(
-        provisional,
-        identification_null_altered=analyser.altered_null(provisional, altered_z_t or {}, altered_pixel_statistics or {}),
-        detection_null_altered=analyser.altered_detection_null(provisional, altered_clean_z_t or {},
-                                                               altered_clean_statistics or {}))
+    provisional = replace(provisional, identification_null_altered=analyser.altered_null(
+        provisional, altered_z_t or {}, altered_pixel_statistics or {}))
+    nulls, traces = analyser.altered_detection_null(provisional, altered_clean_z_t or {},
+                                                    altered_clean_statistics or {})
+    provisional = replace(provisional, detection_null_altered=nulls, detection_null_altered_traces=traces)
     # How the calibrated conclusion reads the calibration's own images (in-sample: an optimistic description,
     # the benchmark evaluates on disjoint seeds).
     confusion = {"clean": analyser.tally(clean, fpr, provisional),
@@ -152,8 +164,8 @@ def with_altered_detection_null(calibration: MethodCalibration, keys: "KeySet", 
     statistics (ValueError otherwise: not its images, or not with its settings)."""
     analyser = _Analyser(keys, score_target, calibration.method)
     _require_reproduced(analyser, calibration, again_clean_z_t)
-    out = replace(calibration, detection_null_altered=analyser.altered_detection_null(
-        calibration, altered_clean_z_t, altered_clean_statistics))
+    nulls, traces = analyser.altered_detection_null(calibration, altered_clean_z_t, altered_clean_statistics)
+    out = replace(calibration, detection_null_altered=nulls, detection_null_altered_traces=traces)
     return replace(out, summary={**calibration.summary,
                                  "altered_clean": {label: int(len(z)) for label, z in altered_clean_z_t.items()}})
 

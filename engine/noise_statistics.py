@@ -43,6 +43,15 @@ EXACT_RANGE = frozenset({"clipped_share", "block_artifacts"})
 # unaltered image's for 246, 296 and 300 of 300 images at quality 70, 50, 30 (benchmarks/results/jpeg_blockiness/).
 IDENTIFICATION_ONLY = frozenset({"block_artifacts"})
 
+# Evidence statistics that an alteration of the detection null under alteration leaves and that evidence without
+# it may lack: a null whose every image has some of the trace applies only to evidence with at least its least
+# value (`MethodCalibration.detection_null_altered_traces`). A rotation that a crop and a blur of radius 1 leave
+# pure-black corner pixels in made clean `demo` images look watermarked (10 of 150 past the other nulls, every
+# one with a corner fill of at least 0.0225), while the blurs of radius 2 or more, the JPEG compression and the
+# crops of the robustness table leave none: a null drawn on the former vetoing those too would cost the
+# detection of most altered watermarked images (benchmarks/results/detection_null_traces/).
+ALTERATION_TRACES = ("corner_fill",)
+
 
 def corner_fill(pixels: np.ndarray) -> float:
     """Share of pixels at most 2/255 above black in all channels, in the four corner squares of side 1/6 of the

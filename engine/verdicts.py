@@ -26,7 +26,7 @@ Candidates are the keys not excluded at the identification level; `identified` n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -245,17 +245,28 @@ def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, ke
     return p
 
 
-def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unaltered: float, fpr: float
-                      ) -> tuple[float, list[str], str]:
+def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unaltered: float, fpr: float,
+                      evidence_statistics: Mapping[str, float] | None = None) -> tuple[float, list[str], str]:
     """The detection p-value with the calibration's clean images under simulated alterations
     (`MethodCalibration.detection_null_altered`): (the larger of the unaltered p and each altered null's, the
     alterations whose clean images reach T so often that they veto a detection at `fpr`, the sentence to add to
     the test's description). A null too small to reach `fpr` (1/(n + 1) above it) says only whether T lies
-    beyond every one of its values: it vetoes a statistic within its range and is silent on one beyond it."""
+    beyond every one of its values: it vetoes a statistic within its range and is silent on one beyond it. A null
+    whose images all carry an alteration's trace (`detection_null_altered_traces`) applies only to evidence with
+    at least as much of it (`evidence_statistics`; a trace the evidence lacks a value for counts as present)."""
     p = p_unaltered
     vetoes: list[str] = []
     used = {label: np.asarray(v) for label, v in calibration.detection_null_altered.items() if len(v)}
+    statistics = evidence_statistics or {}
+    traced, untraced = [], []
     for label, null in used.items():
+        traces = calibration.detection_null_altered_traces.get(label, {})
+        if traces:
+            lacking = any(np.isfinite(statistics.get(name, np.nan)) and statistics[name] < least
+                          for name, least in traces.items())
+            (untraced if lacking else traced).append(label)
+            if lacking:
+                continue
         p_j = empirical_p(null, t_stat, larger_is_extreme=False)
         floor = 1 / (len(null) + 1)
         if floor <= fpr or p_j > floor:
@@ -266,9 +277,16 @@ def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unalter
         return p, vetoes, ""
     counts = sorted({len(v) for v in used.values()})
     n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    return p, vetoes, (f"; and the same against the model's clean images under {len(used)} simulated "
-                       f"alteration{'s' if len(used) > 1 else ''} ({_grouped(used)}; {n} images each that the "
-                       f"calibration covers), the largest p-value counting")
+    text = (f"; and the same against the model's clean images under {len(used)} simulated "
+            f"alteration{'s' if len(used) > 1 else ''} ({_grouped(used)}; {n} images each that the "
+            f"calibration covers), the largest p-value counting")
+    if traced or untraced:
+        names = sorted({name for label in traced + untraced
+                        for name in calibration.detection_null_altered_traces[label]})
+        text += (f"; {len(traced) + len(untraced)} of them, whose images all have {', '.join(names)} above zero, "
+                 f"count only for evidence with at least their least value: "
+                 + (f"{len(untraced)} did not here (this evidence has less)" if untraced else "all did here"))
+    return p, vetoes, text
 
 
 @dataclass(frozen=True)
@@ -331,7 +349,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
                          f"Bonferroni p-value ({bonferroni:.3g}) below {fpr:g} and a statistic beyond every "
                          f"calibration image")
         p_unaltered_detection = detection_p
-        detection_p, vetoes, altered_text = altered_detection(calibration, t_stat, detection_p, fpr)
+        detection_p, vetoes, altered_text = altered_detection(calibration, t_stat, detection_p, fpr,
+                                                              evidence.noise)
         det_test += altered_text
         if detected and vetoes:
             detected = False

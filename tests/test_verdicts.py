@@ -480,6 +480,48 @@ def test_an_altered_detection_null_too_small_for_the_level_vetoes_only_within_it
                for c, p in zip(cs, plain))
 
 
+def test_an_altered_null_with_a_trace_vetoes_only_evidence_that_carries_as_much_of_it(separable):
+    """A null whose images all have pure-black corner pixels (a rotation blurred only lightly) applies to evidence
+    with at least their least corner fill, or none recorded; evidence with less is judged by the other nulls."""
+    calibration = synthetic_calibration(separable)
+    imitating = ring_imitation(separable, 60, 300, 0.35)
+    null_t = tuple(float(min(s.p_value for s in row)) for row in score_keys(ring_imitation(separable, 200, 900, 0.35),
+                                                                            separable))
+    traced = replace(calibration, detection_null_altered={"rotation+resizedcrop+blur@0.05 0.2": null_t},
+                     detection_null_altered_traces={"rotation+resizedcrop+blur@0.05 0.2": {"corner_fill": 0.02}})
+    scores = score_keys(imitating, separable)
+    excl, df = exclusion_statistics(imitating, separable)
+    region = key_region(separable)
+
+    def concluded(corner_fill):
+        out = []
+        for i in range(len(imitating)):
+            noise = noise_statistics(imitating[i].numpy(), region).values
+            if corner_fill is not None:
+                noise = {**noise, "corner_fill": corner_fill}
+            out.append(conclude(Evidence(scores[i], excl[i], df, noise), 0.01, traced, "gradient-free"))
+        return out
+
+    plain = conclusions(imitating, separable, calibration=calibration)
+    flagged = sum(c.detected for c in plain)
+    assert flagged >= 20
+    # without the trace the null is silent: the conclusions are the unaltered null's, and the test says why
+    without = concluded(0.0)
+    assert [c.outcome for c in without] == [c.outcome for c in plain]
+    assert all("count only for evidence with at least their least value: 1 did not here" in c.detection_test
+               for c in without)
+    # with as much of it, or no value for it, the null vetoes
+    for corner_fill in (0.02, 0.3, None):
+        cs = concluded(corner_fill)
+        assert sum(c.detected for c in cs) <= 6 and sum(c.unaltered_detection_p is not None for c in cs) >= flagged - 6
+    assert all("all did here" in c.detection_test for c in concluded(0.3))
+    # the file keeps the traces, only for labels it holds
+    assert MethodCalibration.from_json_dict(traced.to_json_dict()) == traced
+    for bad in ({"other 0.1": {"corner_fill": 0.02}}, {"rotation+resizedcrop+blur@0.05 0.2": {"corner_fill": "x"}}):
+        with pytest.raises(ValueError, match="detection_null_altered_traces"):
+            MethodCalibration.from_json_dict({**traced.to_json_dict(), "detection_null_altered_traces": bad})
+
+
 def test_a_conclusion_vetoed_by_an_altered_null_round_trips_and_old_records_read_the_same(separable):
     calibration = synthetic_calibration(separable)
     null_t = tuple(float(min(s.p_value for s in row))
