@@ -264,3 +264,12 @@ def test_a_bad_altered_count_is_refused_in_one_line_before_any_image_is_made(tin
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("(--altered-clean) must be between 1 and 1000000, not 0") and "Traceback" not in "".join(err)
     assert not out.exists() and not (tmp_path / "images").exists()
+
+
+def test_calibrate_help_counts_the_detection_alterations_of_the_plan():
+    from engine.altered_calibration import detection_alterations
+    from forensics_app.cli import build_parser
+
+    calibrate = build_parser()._subparsers._group_actions[0].choices["calibrate"]
+    option = next(a for a in calibrate._actions if "--detection-alterations" in a.option_strings)
+    assert f"under {len(detection_alterations())} simulated alterations" in option.help
