@@ -356,8 +356,8 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
             detected = False
             vetoed_p = p_unaltered_detection
             notes.append(f"against the model's unaltered clean images alone p = {_p(p_unaltered_detection)}, but its "
-                         f"clean images reach a statistic this small under {'; '.join(vetoes)}: a rotation whose "
-                         "corners a crop and a blur hide "
+                         f"clean images reach a statistic this small under {'; '.join(vetoes)}: a rotation after "
+                         "a crop, whether a blur hides its black corners or not, "
                          "leaves a trace in the recovered noise that imitates a ring key (docs/algorithms.md §4.4), "
                          "so a signal this strong is not a defensible detection; a negative here is weak")
         for name, (low, high) in calibration.coverage.items():
