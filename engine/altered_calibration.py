@@ -27,8 +27,11 @@ watermark is then detected only when the evidence's statistic is beyond the leve
 images *and* against each of these (`engine.verdicts.conclude`). The rotation that a crop and a blur hide is the
 case the coverage check misses (see the plan); a watermark that survives leaves a statistic far below any of these
 nulls (on `demo`, the median unaltered watermarked image has T ≈ 1e-13, the smallest of 150 clean images under
-combo-all at 0.2 T ≈ 3e-4: benchmarks/results/combo_all_causes/), so what detection loses is the weakened watermarks that clean images under such an
-alteration imitate.
+combo-all at 0.2 T ≈ 3e-4: benchmarks/results/combo_all_causes/), so what detection loses is the weakened
+watermarks that clean images under such an alteration imitate. A null whose images all keep some pure-black
+corner pixels applies only to evidence with as many (`engine.noise_statistics.ALTERATION_TRACES`), so that the
+rotations that keep their corners are guarded without vetoing every weakened watermark
+(benchmarks/results/detection_null_traces/).
 """
 
 from __future__ import annotations
