@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
 import numpy as np
 
-from engine.noise_statistics import EXACT_RANGE, IDENTIFICATION_ONLY
+from engine.noise_statistics import EXACT_RANGE, IDENTIFICATION_ONLY, STATISTICS
 
 if TYPE_CHECKING:
     from engine.calibration import MethodCalibration
@@ -283,7 +283,8 @@ def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unalter
     if traced or untraced:
         names = sorted({name for label in traced + untraced
                         for name in calibration.detection_null_altered_traces[label]})
-        text += (f"; {len(traced) + len(untraced)} of them, whose images all have {', '.join(names)} above zero, "
+        what = ", ".join(f"{STATISTICS.get(name, name).split(' (')[0]} ({name})" for name in names)
+        text += (f"; {len(traced) + len(untraced)} of them, whose images all have a {what} above zero, "
                  f"count only for evidence with at least their least value: "
                  + (f"{len(untraced)} did not here (this evidence has less)" if untraced else "all did here"))
     return p, vetoes, text
