@@ -13,12 +13,17 @@ from forensics_app.cli import main
 FAST = ["--iterations", "3", "--steps", "5", "--quiet"]
 
 
+def new_keys(path):
+    """Two keys for the tiny test model's 4×16×16 latents, written to `path`."""
+    assert main(["keys", "new", "--count", "2", "--out", str(path), "--latent-shape", "4,16,16", "--radius", "4",
+                 "--seed", "1"]) == 0
+    return path
+
+
 @pytest.fixture(scope="module")
 def calibrated(tiny_ddim_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("calibration")
-    keys = out / "keys.json"
-    assert main(["keys", "new", "--count", "2", "--out", str(keys), "--latent-shape", "4,16,16", "--radius", "4",
-                 "--seed", "1"]) == 0
+    keys = new_keys(out / "keys.json")
     cal = out / "cal.json"
     assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
                  "--count", "12", "--per-key", "3", "--alterations", "--altered-per-key", "2",
@@ -254,9 +259,7 @@ def test_evidence_coverage_is_added_only_from_the_calibration_s_own_images(calib
 
 
 def test_a_bad_altered_count_is_refused_in_one_line_before_any_image_is_made(tiny_ddim_dir, tmp_path, capsys):
-    keys = tmp_path / "keys.json"
-    assert main(["keys", "new", "--count", "2", "--out", str(keys), "--latent-shape", "4,16,16", "--radius", "4",
-                 "--seed", "1"]) == 0
+    keys = new_keys(tmp_path / "keys.json")
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--model", str(tiny_ddim_dir), "--keys", str(keys), "--method", "encoder",
                  "--count", "12", "--per-key", "1", "--detection-alterations", "--altered-clean", "0",
@@ -266,10 +269,10 @@ def test_a_bad_altered_count_is_refused_in_one_line_before_any_image_is_made(tin
     assert not out.exists() and not (tmp_path / "images").exists()
 
 
-def test_calibrate_help_counts_the_detection_alterations_of_the_plan():
+def test_calibrate_help_counts_the_detection_alterations_of_the_plan(capsys, monkeypatch):
     from engine.altered_calibration import detection_alterations
-    from forensics_app.cli import build_parser
 
-    calibrate = build_parser()._subparsers._group_actions[0].choices["calibrate"]
-    option = next(a for a in calibrate._actions if "--detection-alterations" in a.option_strings)
-    assert f"under {len(detection_alterations())} simulated alterations" in option.help
+    monkeypatch.setenv("COLUMNS", "1000")           # one help entry per line, so the phrase is not wrapped
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--help"])
+    assert f"under {len(detection_alterations())} simulated alterations" in capsys.readouterr().out
