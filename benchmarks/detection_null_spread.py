@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--fpr", type=float, default=0.01)
     args = p.parse_args()
 
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu, nhypergeom
 
     from engine.attacks import apply_attacks, combined
     from engine.calibration import Calibration
@@ -65,22 +65,33 @@ def main() -> None:
         # the references' own T where the calibration covers them, as the null keeps its images
         t = np.array([e.detection_statistic for e, c in zip(evidence, cs) if c.calibration != OUTSIDE_CALIBRATION])
         cut = threshold(null, args.fpr)
+        below_null, below_refs = int(np.sum(null < cut)), int(np.sum(t < cut))
+        # cut is the null's (below_null + 1)-th smallest value; if both samples came from one distribution, the
+        # references below it would follow the negative hypergeometric law over the pooled ranks
+        tail = float(nhypergeom(len(null) + len(t), len(t), below_null + 1).sf(below_refs - 1))
         rows.append({"alteration": label, "null": len(null), "references": len(t),
                      "median_null": float(np.median(null)), "median_references": float(np.median(t)),
                      "mann_whitney_p": float(mannwhitneyu(null, t, alternative="two-sided").pvalue),
-                     "threshold": cut, "null_below": int(np.sum(null < cut)), "references_below": int(np.sum(t < cut))})
+                     "threshold": cut, "null_below": below_null, "references_below": below_refs,
+                     "expected_references_below": len(t) * (below_null + 1) / (len(null) + 1),
+                     "p_as_many_references_below": tail})
         print(rows[-1], flush=True)
     summary = {**harness.provenance(started), "method": args.method, "calibration": cal.content_sha256, "rows": rows}
     lines = [f"# Detection nulls under alteration against the references (`{args.model}`, {args.method})", "",
              harness.command_line(summary), "",
              "T of the calibration's clean images under each alteration (the null) and of the 150 clean robustness "
              "references under the same alteration that the calibration covers; Mann–Whitney two-sided p; how many "
-             f"of each lie below the null's threshold at {args.fpr:g}.", "",
+             f"of each lie below the null's threshold at {args.fpr:g}; how many references would lie below it on "
+             "average, and the probability of as many or more, if both samples came from one distribution "
+             "(negative hypergeometric over the pooled ranks; the rows share their base images, so they are not "
+             "independent tests).", "",
              "| alteration | null images | references | median T (null) | median T (references) | Mann–Whitney p | "
-             "threshold | null below | references below |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "threshold | null below | references below | expected | P(as many or more) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['alteration']} | {r['null']} | {r['references']} | {r['median_null']:.3g} | "
               f"{r['median_references']:.3g} | {r['mann_whitney_p']:.3g} | {r['threshold']:.3g} | {r['null_below']} | "
-              f"{r['references_below']} |" for r in rows]
+              f"{r['references_below']} | {r['expected_references_below']:.2g} | {r['p_as_many_references_below']:.2g} |"
+              for r in rows]
     harness.write_results(harness.out_stem(args), summary, lines)
 
 
