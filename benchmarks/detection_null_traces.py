@@ -1,17 +1,23 @@
 """The detection null under alteration with and without its traces (docs/algorithms.md §4.4): on the robustness
 references (benchmarks/robustness.py's cache: 50 per key, 150 clean, seeds 300000…), what the tool concludes on
 clean images under rotations with a crop and a light blur (the plan's radius 1, and held-out ones it does not
-simulate) and on watermarked images under the alterations where the altered nulls cost detection, read with
-four versions of the model's shipped calibration on the same recovered latents:
+simulate; `--rows blur`: the plan's blurs of radius 2 or more and held-out ones, which the luma's mid-band
+deficit gates) and on watermarked images under the alterations where the altered nulls cost detection, read
+with four versions of the model's shipped calibration on the same recovered latents:
 
 - *before*: the calibration as it was at `--before` (git revision; for `demo`, 081a608: the six nulls, none traced);
 - *untraced only*: the shipped one without its traced nulls;
 - *ungated*: the shipped one with every null applied to all evidence (its traces dropped);
 - *shipped*: the shipped one, a null with a trace applying only to evidence that carries as much of it.
 
-Also the corner fill (the trace) of each group, and the analytic detection (Bonferroni over the keys ≤ 0.01).
+`--calibration PATH` reads another file in the shipped one's place (e.g. a copy with a candidate trace added by
+`make_calibrations.py --add-traces NAME --out PATH`); the results then say so.
+
+Also the traces of each group (corner fill, mid-band deficit), and the analytic detection (Bonferroni over the
+keys ≤ 0.01).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detection_null_traces.py --before 081a608
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detection_null_traces.py --model demo-flow --before aad7743 --rows blur
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +43,17 @@ HELD_OUT = (("rotation+resizedcrop+blur@0.05", 0.15), ("rotation+resizedcrop+blu
             ("rotation+resizedcrop+blur@0.05+noise", 0.2), ("rotation+resizedcrop+jpeg", 0.2))
 MARKED = (("none", 0.0), ("combo-deg", 0.2), ("resizedcrop+jpeg", 0.38), ("combo-all", 0.1), ("combo-all", 0.2),
           ("rotation+resizedcrop+blur@0.05", 0.2))
+# the blurs of radius 2 or more (the plan's radius 20 × strength; blur@: a pinned radius), gated by the mid-band
+# deficit, and held-out ones: between the plan's strengths, a rotation blurred less than the plan's least, a blur or
+# WAVES' degradations without rotation
+BLUR_CLEAN = (("none", 0.0), ("rotation+resizedcrop+blur", 0.1), ("rotation+resizedcrop+blur", 0.2),
+              ("rotation+resizedcrop+blur", 0.3), ("combo-all", 0.1), ("combo-all", 0.2), ("combo-all", 0.3))
+BLUR_HELD_OUT = (("rotation+resizedcrop+blur", 0.15), ("rotation+resizedcrop+blur", 0.25),
+                 ("rotation+resizedcrop+blur@0.1", 0.2), ("rotation+resizedcrop+blur@0.075", 0.3),
+                 ("rotation+resizedcrop+blur@0.1+noise", 0.2), ("combo-all", 0.15), ("combo-all", 0.25),
+                 ("combo-deg", 0.2), ("blur", 0.15))
+BLUR_MARKED = (("none", 0.0), ("combo-deg", 0.2), ("combo-all", 0.1), ("combo-all", 0.2),
+               ("rotation+resizedcrop+blur", 0.1), ("blur", 0.1))
 
 
 def main() -> None:
@@ -43,13 +61,16 @@ def main() -> None:
     p.add_argument("--before", required=True, help="git revision of the calibration to compare with")
     p.add_argument("--method", default="encoder")
     p.add_argument("--unaltered-only", action="store_true", help="only the unaltered clean and watermarked rows")
+    p.add_argument("--calibration", help="read this calibration file instead of the shipped one (a trial)")
+    p.add_argument("--rows", choices=("corners", "blur"), default="corners",
+                   help="corners: rotations that keep pure-black corners; blur: blurs of radius 2 or more")
     args = p.parse_args()
 
     from engine.attacks import apply_attacks, combined, describe_parameters
     from engine.calibration import Calibration
     from engine.decoys import p_value_matrix
     from engine.model_loader import load_model
-    from engine.noise_statistics import corner_fill
+    from engine.noise_statistics import corner_fill, mid_band_deficit
     from engine.options import AnalysisOptions
     from engine.pixel_levels import from_uint8
     from engine.recovery import recover_z_t
@@ -62,7 +83,8 @@ def main() -> None:
     model = load_model(args.model, device=args.device)
     keys = KeySet.load(args.keys)
     config = AnalysisOptions(methods=(args.method,)).to_config(model)
-    shipped_path = harness.REPO / "resources" / "calibrations" / f"{args.model}.json"
+    shipped_path = (Path(args.calibration) if args.calibration else
+                    harness.REPO / "resources" / "calibrations" / f"{args.model}.json")
     shipped = Calibration.load(shipped_path).methods[args.method]
     old_text = subprocess.run(["git", "show", f"{args.before}:resources/calibrations/{args.model}.json"],
                               cwd=harness.REPO, check=True, capture_output=True, text=True).stdout
@@ -79,8 +101,10 @@ def main() -> None:
     k = len(keys)
 
     rows = []
+    clean_rows, held_out, marked_rows = ((BLUR_CLEAN, BLUR_HELD_OUT, BLUR_MARKED) if args.rows == "blur" else
+                                         (CLEAN, HELD_OUT, MARKED))
     plans = ((("clean", CLEAN[:1]), ("watermarked", MARKED[:1])) if args.unaltered_only else
-             (("clean", CLEAN + HELD_OUT), ("watermarked", MARKED)))
+             (("clean", clean_rows + held_out), ("watermarked", marked_rows)))
     for kind, plan in plans:
         for name, strength in plan:
             images = groups[kind]
@@ -90,44 +114,53 @@ def main() -> None:
             z = recover_z_t(model, pixels, args.method, config)
             row = {"group": kind, "alteration": name, "strength": strength,
                    "parameters": "as generated" if name == "none" else describe_parameters(combined(name, strength)),
-                   "held_out": (name, strength) in HELD_OUT, "images": len(images)}
+                   "held_out": kind == "clean" and (name, strength) in held_out, "images": len(images)}
             for label, cal in calibrations.items():
                 cs = latent_conclusions(keys, z, pixels, config, args.method, cal)
                 row[label] = sum(defended(c) for c in cs)
                 row[f"{label}_outside"] = sum(c.calibration == OUTSIDE_CALIBRATION for c in cs)
             t = p_value_matrix(z, list(keys.keys)).min(1)
             row["analytic"] = int(np.sum(np.minimum(1, k * t) <= 0.01))
-            fill = np.array([corner_fill(x) for x in pixels.numpy()])
-            row["corner_fill"] = [float(q) for q in np.percentile(fill, [0, 50, 100])]
+            for trace, of in (("corner_fill", corner_fill), ("mid_band_deficit", mid_band_deficit)):
+                values = np.array([of(x) for x in pixels.numpy()])
+                row[trace] = [float(q) for q in np.percentile(values, [0, 50, 100])]
             rows.append(row)
             print(row, flush=True)
 
     traces = shipped.detection_null_altered_traces
-    summary = {**harness.provenance(started), "method": args.method, "before": args.before,
-               "shipped_sha256": Calibration.load(shipped_path).content_sha256, "traces": traces, "rows": rows}
+    summary = {**harness.provenance(started), "method": args.method, "before": args.before, "row_set": args.rows,
+               "shipped_sha256": Calibration.load(shipped_path).content_sha256, "traces": traces, "rows": rows,
+               "read_instead_of_shipped": args.calibration}
     lines = [f"# The detection null under alteration with and without its traces (`{args.model}`, {args.method})", "",
              harness.command_line(summary), "",
              "150 clean and 150 watermarked robustness references (seeds 300000…), each image with its own seed; the "
-             "same recovered latents read with four versions of the shipped calibration: *before* (at "
+             "same recovered latents read with four versions of the shipped calibration"
+             + (f" (here: of the trial file {Path(args.calibration).name}, sha256 "
+                f"{summary['shipped_sha256'][:12]}…, read as *shipped*)" if args.calibration else "")
+             + ": *before* (at "
              f"`{args.before}`), *untraced only* (its nulls without a trace), *ungated* (every null applied to all "
              "evidence) and "
-             "*shipped* (a null whose images all have pure-black corner pixels applies only to evidence with at "
-             "least their least corner fill). Counts are defended detections (detected and not outside "
+             "*shipped* (a null whose images all carry a trace applies only to evidence with at least their least "
+             "value of it: their pure-black corner pixels, or the luma's mid-band deficit of a blur; "
+             "engine.noise_statistics.ALTERATION_TRACES). Counts are defended detections (detected and not outside "
              "calibration); analytic: Bonferroni over the keys of the analytic p ≤ 0.01.", "",
-             "Traces of the shipped nulls: " + (", ".join(f"{label}: corner fill ≥ {v['corner_fill']:.3g}"
-                                                          for label, v in traces.items()) or "none"), "",
+             "Traces of the shipped nulls: " + ("; ".join(f"{label}: " + ", ".join(f"{name.replace('_', ' ')} ≥ {v:.3g}"
+                                                                                  for name, v in t.items())
+                                                          for label, t in traces.items()) or "none"), "",
              "| images | alteration | parameters | analytic | " + " | ".join(calibrations) + " | outside (shipped) | "
-             "corner fill min / median / max |",
-             "| --- | --- | --- | --- | " + "--- | " * len(calibrations) + "--- | --- |"]
+             "corner fill min / median / max | mid-band deficit min / median / max |",
+             "| --- | --- | --- | --- | " + "--- | " * len(calibrations) + "--- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['group']} | {r['alteration']} {r['strength']:g}{' (held out)' if r['held_out'] else ''} "
                      f"| {r['parameters']} | {r['analytic']}/{r['images']} | "
                      + "".join(f"{r[label]}/{r['images']} | " for label in calibrations)
                      + f"{r['shipped_outside']} | "
-                     + " / ".join(f"{v:.3f}" for v in r["corner_fill"]) + " |")
+                     + " / ".join(f"{v:.3f}" for v in r["corner_fill"]) + " | "
+                     + " / ".join(f"{v:.2f}" for v in r["mid_band_deficit"]) + " |")
     lines += ["", "On clean rows every count is a false positive (nominal 1 %: 1.5 of 150); on watermarked rows it is "
               "the detections kept."]
-    harness.write_results(harness.out_stem(args), summary, lines)
+    stem = harness.out_stem(args, None if args.rows == "corners" else f"detection_null_traces_{args.model}_{args.rows}")
+    harness.write_results(stem, summary, lines)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,13 @@ def main() -> None:
                    help="add the detection null under alteration for this method (a part under "
                         "benchmarks/cache/calibration_parts/; --shard k/n takes every n-th alteration from the k-th)")
     p.add_argument("--altered-clean", type=int, default=200)
+    p.add_argument("--redraw", metavar="LABELS",
+                   help="with --add-detection-alterations: draw these held alterations again (comma-separated "
+                        "labels, or 'traced': those whose null carries a trace), e.g. on more clean images")
+    p.add_argument("--add-traces", metavar="NAMES",
+                   help="add to the detection nulls under alteration these traces where their images all carry them "
+                        "(comma-separated evidence statistics, e.g. a candidate of engine.noise_statistics."
+                        "CANDIDATE_TRACES; try it with --out on a copy), from their images made again; no inversion")
     p.add_argument("--merge-detection-alterations", action="store_true",
                    help="write the shipped calibration with every part made by --add-detection-alterations")
     p.add_argument("--add-evidence-coverage", action="store_true",
@@ -92,6 +99,9 @@ def main() -> None:
         return
     if args.extend_clean:
         extend_clean(args, model, keys, config, out)
+        return
+    if args.add_traces:
+        add_traces(model, keys, config, out, [name.strip() for name in args.add_traces.split(",")])
         return
     if args.add_detection_alterations or args.merge_detection_alterations:
         add_detection_alterations(args, model, keys, config, out)
@@ -305,6 +315,59 @@ def add_alterations(args, model, keys, config, out) -> None:
           + ", ".join(f"{k} {len(v)}" for k, v in updated.identification_null_altered.items()))
 
 
+def add_traces(model, keys, config, out, names) -> None:
+    """The traces of `names` each detection null under alteration lacks, from its images made again (the calibration's first
+    clean images under its alteration) and the same images unaltered; the first 8, recovered again, must
+    reproduce the file's detection statistics."""
+    import torch
+
+    from engine.altered_calibration import altered_pixels, detection_alterations
+    from engine.calibration import Calibration
+    from engine.calibration_making import clean_images, with_altered_detection_null, with_alteration_traces
+    from engine.noise_statistics import STATISTICS, evidence_statistics
+    from engine.pixel_levels import from_uint8
+    from engine.recovery import recover_z_t
+
+    unknown = sorted(set(names) - set(STATISTICS))
+    if unknown:
+        raise SystemExit(f"--add-traces: {', '.join(unknown)} is not an evidence statistic (engine.noise_statistics)")
+    cal = Calibration.load(out)
+    plan = {a.label: a for a in detection_alterations()}
+    counts = {method: m.summary.get("altered_clean", {}) for method, m in cal.methods.items()
+              if m.detection_null_altered}
+    if not counts:
+        raise SystemExit(f"{out} has no detection null under alteration")
+    n = max(max(c.values()) for c in counts.values())
+    first, _ = _part_settings(cal, next(iter(counts)), config, out)
+    pixels = clean_images(model, range(first, first + n))
+    unaltered = [evidence_statistics(x) for x in from_uint8(pixels)]
+    altered: dict[str, list[dict]] = {}
+    methods, notes = dict(cal.methods), []
+    for method, by_label in counts.items():
+        entry = cal.methods[method]
+        _, method_config = _part_settings(cal, method, config, out)
+        again = recover_z_t(model, torch.from_numpy(from_uint8(pixels[:8])), method, method_config).numpy()
+        with_altered_detection_null(entry, keys, config.score_target, again, {}, {})   # refused unless its images
+        for label, count in by_label.items():
+            if label not in altered or len(altered[label]) < count:
+                altered[label] = [evidence_statistics(x) for x in from_uint8(altered_pixels(pixels[:count], plan[label]))]
+        updated = with_alteration_traces(entry, {label: altered[label][:count] for label, count in by_label.items()},
+                                         unaltered, names)
+        added = {label: sorted(set(v) - set(entry.detection_null_altered_traces.get(label, {})))
+                 for label, v in updated.detection_null_altered_traces.items()}
+        added = {label: new for label, new in added.items() if new}
+        print(f"{method}: " + ("; ".join(f"{label}: " + ", ".join(
+            f"{k} ≥ {updated.detection_null_altered_traces[label][k]:.4g}" for k in new) for label, new in added.items())
+                               or "no trace added"))
+        if added:
+            methods[method] = updated
+            notes.append(f"{method} {len(added)}")
+    if not notes:
+        raise SystemExit(f"no null of {out} lacks a trace its images carry")
+    _write_merged(cal, methods, out, f"{', '.join(names)} added as a trace to the detection nulls under alteration from "
+                  f"their images made again ({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces)")
+
+
 def add_detection_alterations(args, model, keys, config, out) -> None:
     import json
     import time
@@ -315,6 +378,7 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     from engine.altered_calibration import describe_alterations, detection_alterations, recover_altered
     from engine.calibration import Calibration
     from engine.calibration_making import clean_images, with_altered_detection_null
+    from engine.noise_statistics import evidence_statistics
     from engine.pixel_levels import from_uint8
     from engine.recovery import recover_z_t
 
@@ -334,6 +398,9 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
                     print(f"skipped {part}: made for another version of {out.name}")
                     continue
                 null.update({k: tuple(v) for k, v in d["null"].items()})
+                for label in d["null"]:
+                    # a redrawn null keeps only the trace its new images all carry
+                    traces.pop(label, None)
                 traces.update(d.get("traces", {}))
                 counts.update(d["altered_clean"])
                 added += 1
@@ -359,8 +426,17 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     first, method_config = _part_settings(cal, method, config, out)
     k, n = (int(v) for v in args.shard.split("/"))
     held = cal.methods[method].detection_null_altered
-    # only what the calibration lacks: a plan that grows is added to, never redrawn
-    alterations = [a for a in detection_alterations() if a.label not in held][k::n]
+    if args.redraw:
+        # drawn again on purpose (e.g. on more images); the merge replaces the held null with the part's
+        wanted = (set(cal.methods[method].detection_null_altered_traces) if args.redraw == "traced"
+                  else {label.strip() for label in args.redraw.split(",")})
+        unknown = sorted(wanted - {a.label for a in detection_alterations()})
+        if unknown:
+            raise SystemExit(f"--redraw: {', '.join(unknown)} not in the plan (engine.altered_calibration)")
+        alterations = [a for a in detection_alterations() if a.label in wanted][k::n]
+    else:
+        # only what the calibration lacks: a plan that grows is added to, never redrawn
+        alterations = [a for a in detection_alterations() if a.label not in held][k::n]
     if not alterations:
         raise SystemExit(f"{out} already holds every alteration of the plan for {method}")
     started = time.time()
@@ -371,9 +447,10 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     latents, stats_ = recover_altered(model, method_config, {"clean": pixels}, alterations)
     updated = with_altered_detection_null(cal.methods[method], keys, config.score_target, again,
                                           {label: g["clean"] for label, g in latents[method].items()},
-                                          {label: g["clean"] for label, g in stats_.items()})
+                                          {label: g["clean"] for label, g in stats_.items()},
+                                          [evidence_statistics(x) for x in from_uint8(pixels)])
     PARTS.mkdir(parents=True, exist_ok=True)
-    part = PARTS / f"{model.spec.id}_{method}_detection_{k}of{n}.json"
+    part = PARTS / f"{model.spec.id}_{method}_detection{'_redraw' if args.redraw else ''}_{k}of{n}.json"
     part.write_text(json.dumps({"calibration": cal.content_sha256, "seconds": time.time() - started,
                                 "null": {k: list(v) for k, v in updated.detection_null_altered.items()},
                                 "traces": updated.detection_null_altered_traces,

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.calibration import (NO_CALIBRATION, Calibration, MethodCalibration, canonical_sha256, keyset_sha256,
                                 method_settings)
+from engine.noise_statistics import TRACE_ONLY
 
 if TYPE_CHECKING:
     from engine.analysis import AnalysisConfig
@@ -77,13 +78,13 @@ class _Analyser:
         return out
 
     def altered_detection_null(self, calibration: MethodCalibration, altered_clean_z_t: Mapping[str, np.ndarray],
-                               altered_clean_statistics: Mapping[str, Sequence[dict]]
+                               altered_clean_statistics: Mapping[str, Sequence[dict]],
+                               unaltered_statistics: Sequence[dict] | None = None
                                ) -> tuple[dict[str, tuple[float, ...]], dict[str, dict[str, float]]]:
         """Per alteration, the detection statistic of the altered clean images that a scan would conclude on:
         those inside `calibration`'s coverage (outside it, a scan concludes inconclusive whatever the statistic;
-        docs/algorithms.md §4.4); and the least value of each alteration trace
-        (`engine.noise_statistics.ALTERATION_TRACES`) among them, where every one of them has some."""
-        from engine.noise_statistics import ALTERATION_TRACES
+        docs/algorithms.md §4.4); and the traces they all carry (`alteration_traces`; `unaltered_statistics`: the
+        evidence statistics of the same images before any alteration)."""
         from engine.verdicts import OUTSIDE_CALIBRATION
 
         out: dict[str, tuple[float, ...]] = {}
@@ -94,15 +95,32 @@ class _Analyser:
             concluded = self.conclusions(analysed, 1.0, calibration)
             kept = [e for e, c in zip(analysed, concluded) if c.calibration != OUTSIDE_CALIBRATION]
             out[label] = tuple(e.detection_statistic for e in kept)
-            least = {}
-            for name in ALTERATION_TRACES:
-                values = np.array([e.noise.get(name, np.nan) for e in kept], dtype=np.float64)
-                # an image without the value could lack the trace: then the null applies to all evidence
-                if len(values) and np.isfinite(values).all() and values.min() > 0:
-                    least[name] = float(values.min())
+            least = alteration_traces([e.noise for e in kept], unaltered_statistics)
             if least:
                 traces[label] = least
         return out, traces
+
+
+def alteration_traces(statistics: Sequence[Mapping[str, float]], unaltered_statistics: Sequence[Mapping[str, float]]
+                      | None = None, names: Sequence[str] | None = None) -> dict[str, float]:
+    """The alteration traces (`names`, by default `engine.noise_statistics.ALTERATION_TRACES`) that every one of
+    a null's images (`statistics`, their evidence statistics) carries, with their least value: those whose least
+    value lies above the median of the same images unaltered (`unaltered_statistics`), or above the trace's own
+    baseline (`TRACE_BASELINES`) where those are not given. An image without the value could lack the trace: then
+    the null carries none of it and applies to all evidence."""
+    from engine.noise_statistics import ALTERATION_TRACES, TRACE_BASELINES
+
+    least = {}
+    for name in names or ALTERATION_TRACES:
+        values = np.array([s.get(name, np.nan) for s in statistics], dtype=np.float64)
+        if unaltered_statistics:
+            before = np.array([s.get(name, np.nan) for s in unaltered_statistics], dtype=np.float64)
+            baseline = float(np.median(before)) if np.isfinite(before).all() else None
+        else:
+            baseline = TRACE_BASELINES.get(name)
+        if baseline is not None and len(values) and np.isfinite(values).all() and values.min() > baseline:
+            least[name] = float(values.min())
+    return least
 
 
 def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
@@ -134,12 +152,15 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
         all_noise += [e.noise for e in analysed]
         ident += [float(e.exclusion[keys.ids.index(key_id)]) for e in analysed if e.exclusion is not None]
     coverage = {name: (float(min(n[name] for n in all_noise)), float(max(n[name] for n in all_noise)))
-                for name in all_noise[0]} if all_noise else {}
+                for name in all_noise[0] if name not in TRACE_ONLY} if all_noise else {}
     provisional = MethodCalibration(method, canonical_sha256(settings), settings, clean_t, tuple(ident), coverage)
     provisional = replace(provisional, identification_null_altered=analyser.altered_null(
         provisional, altered_z_t or {}, altered_pixel_statistics or {}))
+    first_clean = pixel_statistics.get("clean")
+    n_altered = max((len(z) for z in (altered_clean_z_t or {}).values()), default=0)
     nulls, traces = analyser.altered_detection_null(provisional, altered_clean_z_t or {},
-                                                    altered_clean_statistics or {})
+                                                    altered_clean_statistics or {},
+                                                    first_clean[:n_altered] if first_clean else None)
     provisional = replace(provisional, detection_null_altered=nulls, detection_null_altered_traces=traces)
     # How the calibrated conclusion reads the calibration's own images (in-sample: an optimistic description,
     # the benchmark evaluates on disjoint seeds).
@@ -157,17 +178,48 @@ def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: n
 
 def with_altered_detection_null(calibration: MethodCalibration, keys: "KeySet", score_target: str,
                                 again_clean_z_t: np.ndarray, altered_clean_z_t: Mapping[str, np.ndarray],
-                                altered_clean_statistics: Mapping[str, Sequence[dict]]) -> MethodCalibration:
+                                altered_clean_statistics: Mapping[str, Sequence[dict]],
+                                unaltered_statistics: Sequence[dict] | None = None) -> MethodCalibration:
     """An existing calibration with the detection null under alteration added (`altered_clean_z_t[label]`: its
-    first clean images under each alteration, with their evidence statistics), everything else unchanged.
+    first clean images under each alteration, with their evidence statistics; `unaltered_statistics`: those of
+    the same images unaltered, for the traces), everything else unchanged.
     `again_clean_z_t`: its first clean images recovered again, which must reproduce its stored detection
     statistics (ValueError otherwise: not its images, or not with its settings)."""
     analyser = _Analyser(keys, score_target, calibration.method)
     _require_reproduced(analyser, calibration, again_clean_z_t)
-    nulls, traces = analyser.altered_detection_null(calibration, altered_clean_z_t, altered_clean_statistics)
+    nulls, traces = analyser.altered_detection_null(calibration, altered_clean_z_t, altered_clean_statistics,
+                                                    unaltered_statistics)
     out = replace(calibration, detection_null_altered=nulls, detection_null_altered_traces=traces)
     return replace(out, summary={**calibration.summary,
                                  "altered_clean": {label: int(len(z)) for label, z in altered_clean_z_t.items()}})
+
+
+def with_alteration_traces(calibration: MethodCalibration, altered_statistics: Mapping[str, Sequence[dict]],
+                           unaltered_statistics: Sequence[dict], names: Sequence[str] | None = None
+                           ) -> MethodCalibration:
+    """An existing calibration's detection nulls under alteration with the traces they lack added
+    (`alteration_traces` of `names`: a candidate, `engine.noise_statistics.CANDIDATE_TRACES`, is tried this
+    way on a copy of a calibration), everything else unchanged: `altered_statistics[label]`, the evidence statistics of all
+    the images its null was drawn on (the first clean images under that alteration), and `unaltered_statistics`,
+    theirs unaltered. The least value is taken over all of them, the ones outside the coverage that the null left
+    out included: no larger than over those it kept, so the null applies to at least the evidence it would have
+    with the kept images alone. A trace the label already has stays as it is."""
+    traces = {label: dict(v) for label, v in calibration.detection_null_altered_traces.items()}
+    for label, statistics in altered_statistics.items():
+        if label not in calibration.detection_null_altered:
+            raise ValueError(f"no detection null under {label!r} to add a trace to")
+        count = calibration.summary.get("altered_clean", {}).get(label)
+        if count is not None and len(statistics) != count:
+            raise ValueError(f"{len(statistics)} images under {label!r} for a null drawn on {count}")
+        if not calibration.detection_null_altered[label]:
+            continue        # every image outside the coverage: the null applies to no evidence anyway
+        added = {name: v for name, v in alteration_traces(statistics, unaltered_statistics[:len(statistics)],
+                                                          names).items()
+                 if name not in traces.get(label, {})}
+        if added:
+            traces[label] = {**traces.get(label, {}), **added}
+    order = [label for label in calibration.detection_null_altered if label in traces]
+    return replace(calibration, detection_null_altered_traces={label: traces[label] for label in order})
 
 
 def _require_reproduced(analyser: _Analyser, calibration: MethodCalibration, again_z_t: np.ndarray) -> None:
@@ -248,7 +300,7 @@ def with_evidence_coverage(calibration: Calibration, statistics: Sequence[dict])
     are not the calibration's)."""
     if len(statistics) != sum(calibration.counts.values()):
         raise ValueError(f"{len(statistics)} images for a calibration of {sum(calibration.counts.values())}")
-    names = set().union(*(s.keys() for s in statistics))
+    names = set().union(*(s.keys() for s in statistics)) - TRACE_ONLY
     ranges = {n: (float(min(s[n] for s in statistics)), float(max(s[n] for s in statistics))) for n in names}
     methods = {}
     for method, m in calibration.methods.items():

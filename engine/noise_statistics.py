@@ -26,6 +26,8 @@ STATISTICS: dict[str, str] = {
     "clipped_share": "share of pixels with a channel at 0 or 255 (over-exposure or a contrast stretch clips them)",
     "block_artifacts": "luma differences across the 8×8 block boundaries over those inside the blocks (≈ 1; a JPEG's "
                        "block grid raises it)",
+    "mid_band_deficit": "log10 of the luma's power at 0.02–0.08 cycles/pixel over its power at 0.08–0.15 (a blur "
+                        "raises it)",
 }
 
 # Statistics checked against the calibration's own range without the usual margin
@@ -44,13 +46,34 @@ EXACT_RANGE = frozenset({"clipped_share", "block_artifacts"})
 IDENTIFICATION_ONLY = frozenset({"block_artifacts"})
 
 # Evidence statistics that an alteration of the detection null under alteration leaves and that evidence without
-# it may lack: a null whose every image has some of the trace applies only to evidence with at least its least
-# value (`MethodCalibration.detection_null_altered_traces`). A rotation that a crop and a blur of radius 1 leave
-# pure-black corner pixels in made clean `demo` images look watermarked (10 of 150 past the other nulls, every
-# one with a corner fill of at least 0.0225), while the blurs of radius 2 or more, the JPEG compression and the
-# crops of the robustness table leave none: a null drawn on the former vetoing those too would cost the
-# detection of most altered watermarked images (benchmarks/results/detection_null_traces/).
+# it may lack: a null whose every image has more of a trace than most of the same images unaltered (more than
+# their median, or than TRACE_BASELINES where there is no unaltered reference) applies only to evidence with at
+# least its least value (`MethodCalibration.detection_null_altered_traces`, engine.calibration_making). A
+# rotation that a crop and a blur of radius 1 leave pure-black corner pixels in made clean `demo` images look
+# watermarked (10 of 150 past the other nulls, every one with a corner fill of at least 0.0225), while the blurs
+# of radius 2 or more, the JPEG compression and the crops of the robustness table leave none: a null drawn on the
+# former vetoing those too would cost the detection of most altered watermarked images
+# (benchmarks/results/detection_null_traces/).
 ALTERATION_TRACES = ("corner_fill",)
+
+# Measured as a trace and not used as one: the luma's mid-band deficit does tell the nulls of rotations blurred
+# with radius 4 or more from pristine evidence (on `demo-flow` it gave back most of the unaltered watermarked
+# images those nulls veto), but it gates by the blur, not by the rotation that imitates the ring: a 9° rotation
+# blurred with radius 2 has less of it than the radius-4 nulls' least and as strong a signal, and with noise 13 of
+# 150 such clean images were flagged against 4 without the gate (benchmarks/results/detection_null_traces/,
+# `--rows blur`). `benchmarks/make_calibrations.py --add-traces` adds a candidate to a copy of a calibration.
+CANDIDATE_TRACES = ("mid_band_deficit",)
+
+# A trace's level in an image no alteration touched, where the statistic has one by construction (used only
+# when the unaltered images are not at hand).
+TRACE_BASELINES = {"corner_fill": 0.0}
+
+# Statistics that only gate the detection null under alteration and never join the calibration's coverage: a
+# blurred exhibit is what blurred nulls cover, not something beyond the calibration.
+TRACE_ONLY = frozenset({"mid_band_deficit"})
+
+# the bands of mid_band_deficit (cycles per pixel of the evidence as analysed)
+_LOW_BAND, _MID_BAND = (0.02, 0.08), (0.08, 0.15)
 
 
 def corner_fill(pixels: np.ndarray) -> float:
@@ -88,11 +111,27 @@ def block_artifacts(pixels: np.ndarray) -> float:
     return float(boundary / interior) if interior > 0 else float("nan")
 
 
+def mid_band_deficit(pixels: np.ndarray) -> float:
+    """log10 of the luma's mean spectral power at 0.02–0.08 cycles/pixel over its mean power at 0.08–0.15
+    ((3, H, W) in [−1, 1]): larger the blurrier the image. On `demo`, unaltered images give 0.09–1.55 (median
+    0.9); a rotation and crop blurred with radius 4 give 1.2 or more, WAVES' combination at strength 0.2 (blur,
+    then noise and JPEG) 1.47 or more. NaN for an image too small or too flat to say."""
+    x = (np.asarray(pixels, dtype=np.float64) + 1) * 127.5
+    y = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+    if min(y.shape) < 16:
+        return float("nan")
+    power = np.abs(np.fft.fft2(y - y.mean())) ** 2
+    r = np.hypot(*np.meshgrid(np.fft.fftfreq(y.shape[0]), np.fft.fftfreq(y.shape[1]), indexing="ij"))
+    low = power[(r >= _LOW_BAND[0]) & (r < _LOW_BAND[1])].mean()
+    mid = power[(r >= _MID_BAND[0]) & (r < _MID_BAND[1])].mean()
+    return float(np.log10(low / mid)) if low > 0 and mid > 0 else float("nan")
+
+
 def evidence_statistics(pixels: np.ndarray) -> dict[str, float]:
     """The statistics of the evidence itself (as analysed: (3, H, W) in [−1, 1]) that join the noise
     statistics in the calibration's coverage check."""
     return {"corner_fill": corner_fill(pixels), "clipped_share": clipped_share(pixels),
-            "block_artifacts": block_artifacts(pixels)}
+            "block_artifacts": block_artifacts(pixels), "mid_band_deficit": mid_band_deficit(pixels)}
 
 
 @dataclass(frozen=True)

@@ -283,9 +283,10 @@ def altered_detection(calibration: "MethodCalibration", t_stat: float, p_unalter
     if traced or untraced:
         names = sorted({name for label in traced + untraced
                         for name in calibration.detection_null_altered_traces[label]})
-        what = ", ".join(f"{STATISTICS.get(name, name).split(' (')[0]} ({name})" for name in names)
-        text += (f"; {len(traced) + len(untraced)} of them, whose images all have a {what} above zero, "
-                 f"count only for evidence with at least their least value: "
+        what = "; ".join(f"{name}: {STATISTICS.get(name, name).split(' (')[0]}" for name in names)
+        text += (f"; {len(traced) + len(untraced)} of them, whose images all carry more of an alteration's trace "
+                 f"than most of the same images unaltered ({what}), count only for evidence with at least their "
+                 f"least value: "
                  + (f"{len(untraced)} did not here (this evidence has less)" if untraced else "all did here"))
     return p, vetoes, text
 

@@ -363,6 +363,95 @@ def test_block_artifacts_see_a_jpeg_grid_and_not_a_smooth_image():
     assert np.isnan(block_artifacts(np.zeros((3, 8, 8))))         # too small to say
 
 
+def test_mid_band_deficit_grows_with_a_blur_and_is_zero_on_white_noise():
+    from PIL import Image, ImageFilter
+
+    from engine.noise_statistics import mid_band_deficit
+
+    rng = np.random.default_rng(1)
+
+    def stat(rgb):
+        return mid_band_deficit(rgb.transpose(2, 0, 1).astype(np.float64) / 127.5 - 1)
+
+    # white noise has a flat spectrum: the two bands hold the same mean power
+    white = (rng.random((3, 256, 256)) * 2 - 1)
+    assert abs(mid_band_deficit(white)) < 0.05
+    img = np.asarray(Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).resize(
+        (64, 64), Image.Resampling.BICUBIC))
+    blurred = [stat(np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(r)))) for r in (0, 1, 2, 4)]
+    assert blurred == sorted(blurred) and blurred[2] > blurred[0] + 0.5
+    # noise after the blur does not give the mid band back as a gradient measure would read it
+    noised = np.clip(np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(4)), dtype=np.float64)
+                     + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+    assert stat(noised) > blurred[0] + 1.0
+    assert np.isnan(mid_band_deficit(np.zeros((3, 8, 8))))         # too small to say
+    assert np.isnan(mid_band_deficit(np.zeros((3, 64, 64))))       # too flat to say
+
+
+def test_a_null_carries_a_trace_only_when_all_its_images_have_more_than_most_unaltered():
+    """`alteration_traces`: the least value of a trace that every image has more of than the median of the same
+    images unaltered, or than the trace's own baseline (pure-black corners: none) where those are not given."""
+    from engine.calibration_making import alteration_traces
+
+    before = [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (0.5, 0.8, 0.9, 1.0, 1.4)]
+    blurred = [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (1.2, 1.5, 1.9, 1.3, 2.0)]
+    both = ("corner_fill", "mid_band_deficit")
+    assert alteration_traces(blurred, before, both) == {"mid_band_deficit": 1.2}
+    assert alteration_traces(blurred, before) == {}         # a candidate only when asked for (CANDIDATE_TRACES)
+    assert alteration_traces(blurred, None, both) == {}     # no baseline of its own: unaltered images needed
+    lightly = [{**s, "mid_band_deficit": v} for s, v in zip(blurred, (0.85, 1.5, 1.9, 1.3, 2.0))]
+    assert alteration_traces(lightly, before, both) == {}   # one image has less than most unaltered ones
+    rotated = [{"corner_fill": v, "mid_band_deficit": 0.9} for v in (0.02, 0.05, 0.1, 0.03, 0.2)]
+    assert alteration_traces(rotated) == {"corner_fill": 0.02} == alteration_traces(rotated, before, both)
+    assert alteration_traces(rotated[:4] + [{"mid_band_deficit": 0.9}], before) == {}   # a value missing
+    assert alteration_traces(rotated[:4] + [{"corner_fill": 0.0}]) == {}
+
+
+def test_traces_are_added_to_a_shipped_null_without_changing_it(separable):
+    """`with_alteration_traces` adds only the traces a null lacks, over all the images it was drawn on, keeps the
+    null and the traces it has, and refuses a count that is not the null's or a label it does not hold."""
+    from engine.calibration_making import with_alteration_traces
+
+    calibration = replace(synthetic_calibration(separable),
+                          detection_null_altered={"combo-all 0.2": (0.1, 0.2, 0.3), "rotation+resizedcrop 0.1": (0.4,)},
+                          detection_null_altered_traces={"rotation+resizedcrop 0.1": {"corner_fill": 0.1}},
+                          summary={"altered_clean": {"combo-all 0.2": 4, "rotation+resizedcrop 0.1": 4}})
+    before = [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (0.5, 0.8, 0.9, 1.0)]
+    altered = {"combo-all 0.2": [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (1.3, 1.1, 1.6, 1.7)],
+               "rotation+resizedcrop 0.1": [{"corner_fill": 0.05, "mid_band_deficit": v} for v in (1, 1.2, 1.3, 1.1)]}
+    assert with_alteration_traces(calibration, altered, before) == calibration   # corner fill: held already
+    out = with_alteration_traces(calibration, altered, before, ("corner_fill", "mid_band_deficit"))
+    assert out.detection_null_altered == calibration.detection_null_altered
+    assert out.detection_null_altered_traces == {"combo-all 0.2": {"mid_band_deficit": 1.1},
+                                                 "rotation+resizedcrop 0.1": {"corner_fill": 0.1,
+                                                                              "mid_band_deficit": 1.0}}
+    assert list(out.detection_null_altered_traces) == list(calibration.detection_null_altered)   # the plan's order
+    empty = replace(calibration, detection_null_altered={**calibration.detection_null_altered, "combo-all 0.2": ()})
+    assert "combo-all 0.2" not in with_alteration_traces(empty, altered, before, ("mid_band_deficit",)
+                                                         ).detection_null_altered_traces
+    with pytest.raises(ValueError, match="3 images under 'combo-all 0.2' for a null drawn on 4"):
+        with_alteration_traces(calibration, {"combo-all 0.2": altered["combo-all 0.2"][:3]}, before)
+    with pytest.raises(ValueError, match="no detection null under 'jpeg 50'"):
+        with_alteration_traces(calibration, {"jpeg 50": altered["combo-all 0.2"]}, before)
+
+
+def test_a_null_with_two_traces_applies_only_to_evidence_with_both(separable):
+    from engine.verdicts import altered_detection
+
+    calibration = replace(synthetic_calibration(separable), detection_null_altered={"combo-all 0.2": (1e-4,) * 200},
+                          detection_null_altered_traces={"combo-all 0.2": {"corner_fill": 0.02,
+                                                                           "mid_band_deficit": 1.3}})
+    both = {"corner_fill": 0.05, "mid_band_deficit": 1.4}
+    p, vetoes, text = altered_detection(calibration, 1e-3, 1e-4, 0.01, both)
+    assert vetoes and p > 0.01 and "all did here" in text
+    assert ("(corner_fill: share of pure-black pixels in the image's four corner squares; mid_band_deficit: log10 "
+            "of the luma's power at 0.02–0.08 cycles/pixel over its power at 0.08–0.15)") in text
+    for lacking in ({**both, "mid_band_deficit": 0.9}, {**both, "corner_fill": 0.0}):
+        p, vetoes, text = altered_detection(calibration, 1e-3, 1e-4, 0.01, lacking)
+        assert not vetoes and p == 1e-4 and "1 did not here (this evidence has less)" in text
+    assert altered_detection(calibration, 1e-3, 1e-4, 0.01, {"corner_fill": 0.05})[1]   # no value: present
+
+
 def test_clean_images_are_added_only_with_the_calibration_s_own_pipeline(separable):
     """`with_more_clean` appends the added images' detection statistics to every method's null (the earlier
     ones unchanged), widens the coverage only where they reach beyond it, counts them, and refuses latents whose
