@@ -113,9 +113,10 @@ def block_artifacts(pixels: np.ndarray) -> float:
 
 def mid_band_deficit(pixels: np.ndarray) -> float:
     """log10 of the luma's mean spectral power at 0.02–0.08 cycles/pixel over its mean power at 0.08–0.15
-    ((3, H, W) in [−1, 1]): larger the blurrier the image. On `demo`, unaltered images give 0.09–1.55 (median
-    0.9); a rotation and crop blurred with radius 4 give 1.2 or more, WAVES' combination at strength 0.2 (blur,
-    then noise and JPEG) 1.47 or more. NaN for an image too small or too flat to say."""
+    ((3, H, W) in [−1, 1]): larger the blurrier the image. On `demo-flow`'s 150 clean robustness references,
+    0.24–1.52 unaltered (median 0.88), 1.27–2.13 rotated, cropped and blurred with radius 4, 1.35–2.19 under
+    WAVES' combination at 0.2 (its blur, then noise and JPEG; benchmarks/results/detection_null_traces/
+    detection_null_traces_demo-flow_blur_trial.md). NaN for an image too small or too flat to say."""
     x = (np.asarray(pixels, dtype=np.float64) + 1) * 127.5
     y = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
     if min(y.shape) < 16:
