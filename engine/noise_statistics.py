@@ -130,7 +130,8 @@ def mid_band_deficit(pixels: np.ndarray) -> float:
 
 def evidence_statistics(pixels: np.ndarray) -> dict[str, float]:
     """The statistics of the evidence itself (as analysed: (3, H, W) in [−1, 1]) that join the noise
-    statistics in the calibration's coverage check."""
+    statistics in the calibration's coverage check, except those in TRACE_ONLY, which only a trial of a
+    candidate trace reads (`CANDIDATE_TRACES`)."""
     return {"corner_fill": corner_fill(pixels), "clipped_share": clipped_share(pixels),
             "block_artifacts": block_artifacts(pixels), "mid_band_deficit": mid_band_deficit(pixels)}
 
