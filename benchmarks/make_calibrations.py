@@ -390,7 +390,7 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
             null = dict(entry.detection_null_altered)
             traces = dict(entry.detection_null_altered_traces)
             counts = dict(entry.summary.get("altered_clean", {}))
-            added = 0
+            added, merged = 0, {}
             for part in sorted(PARTS.glob(f"{model.spec.id}_{method}_detection_*.json")):
                 d = json.loads(part.read_text())
                 if d["calibration"] != cal.content_sha256:
@@ -403,6 +403,7 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
                     traces.pop(label, None)
                 traces.update(d.get("traces", {}))
                 counts.update(d["altered_clean"])
+                merged.update(d["altered_clean"])
                 added += 1
             if added:
                 plan = [a for a in detection_alterations() if a.label in null]
@@ -416,7 +417,10 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
                 methods[method] = replace(entry, detection_null_altered={k: null[k] for k in order},
                                           detection_null_altered_traces={k: traces[k] for k in order if k in traces},
                                           summary={**entry.summary, "altered_clean": {k: counts[k] for k in order}})
-                notes.append(f"{method}: the first {max(counts.values())} under {describe_alterations(plan)}")
+                # what these parts drew, by count (the labels they left keep what the file said of them)
+                for n in sorted(set(merged.values()), reverse=True):
+                    notes.append(f"{method}: the first {n} under "
+                                 + describe_alterations([a for a in plan if merged.get(a.label) == n]))
         if not notes:
             raise SystemExit(f"no part under {PARTS} was made for this version of {out}")
         _write_merged(cal, methods, out, f"detection also calibrated on clean images under alterations "
