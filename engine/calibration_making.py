@@ -103,14 +103,14 @@ class _Analyser:
 
 def alteration_traces(statistics: Sequence[Mapping[str, float]], unaltered_statistics: Sequence[Mapping[str, float]]
                       | None = None, names: Sequence[str] | None = None) -> dict[str, float]:
-    """The alteration traces (`names`, by default `engine.noise_statistics.ALTERATION_TRACES`) that every one of
-    a null's images (`statistics`, their evidence statistics) carries, with their least value: those whose least
+    """The alteration trace that every one of a null's images (`statistics`, their evidence statistics) carries,
+    with its least value: the first of `names` (by default `engine.noise_statistics.ALTERATION_TRACES`) whose least
     value lies above the median of the same images unaltered (`unaltered_statistics`), or above the trace's own
-    baseline (`TRACE_BASELINES`) where those are not given. An image without the value could lack the trace: then
-    the null carries none of it and applies to all evidence."""
+    baseline (`TRACE_BASELINES`) where those are not given; {} when none. One trace only, the first carried in
+    that order: a second would narrow the evidence the null applies to, to evidence with both. An image without
+    the value could lack the trace: then the null does not carry it."""
     from engine.noise_statistics import ALTERATION_TRACES, TRACE_BASELINES
 
-    least = {}
     for name in names or ALTERATION_TRACES:
         values = np.array([s.get(name, np.nan) for s in statistics], dtype=np.float64)
         if unaltered_statistics:
@@ -119,8 +119,8 @@ def alteration_traces(statistics: Sequence[Mapping[str, float]], unaltered_stati
         else:
             baseline = TRACE_BASELINES.get(name)
         if baseline is not None and len(values) and np.isfinite(values).all() and values.min() > baseline:
-            least[name] = float(values.min())
-    return least
+            return {name: float(values.min())}
+    return {}
 
 
 def method_calibration(method: str, settings: dict, keys: "KeySet", clean_z_t: np.ndarray,
@@ -197,13 +197,13 @@ def with_altered_detection_null(calibration: MethodCalibration, keys: "KeySet", 
 def with_alteration_traces(calibration: MethodCalibration, altered_statistics: Mapping[str, Sequence[dict]],
                            unaltered_statistics: Sequence[dict], names: Sequence[str] | None = None
                            ) -> MethodCalibration:
-    """An existing calibration's detection nulls under alteration with the traces they lack added
-    (`alteration_traces` of `names`: a candidate, `engine.noise_statistics.CANDIDATE_TRACES`, is tried this
+    """An existing calibration's detection nulls under alteration, those without a trace given the one their images
+    carry (`alteration_traces` of `names`: a candidate, `engine.noise_statistics.CANDIDATE_TRACES`, is tried this
     way on a copy of a calibration), everything else unchanged: `altered_statistics[label]`, the evidence statistics of all
     the images its null was drawn on (the first clean images under that alteration), and `unaltered_statistics`,
     theirs unaltered. The least value is taken over all of them, the ones outside the coverage that the null left
     out included: no larger than over those it kept, so the null applies to at least the evidence it would have
-    with the kept images alone. A trace the label already has stays as it is."""
+    with the kept images alone. A null with a trace keeps it, alone."""
     traces = {label: dict(v) for label, v in calibration.detection_null_altered_traces.items()}
     for label, statistics in altered_statistics.items():
         if label not in calibration.detection_null_altered:
@@ -211,13 +211,11 @@ def with_alteration_traces(calibration: MethodCalibration, altered_statistics: M
         count = calibration.summary.get("altered_clean", {}).get(label)
         if count is not None and len(statistics) != count:
             raise ValueError(f"{len(statistics)} images under {label!r} for a null drawn on {count}")
-        if not calibration.detection_null_altered[label]:
-            continue        # every image outside the coverage: the null applies to no evidence anyway
-        added = {name: v for name, v in alteration_traces(statistics, unaltered_statistics[:len(statistics)],
-                                                          names).items()
-                 if name not in traces.get(label, {})}
+        if not calibration.detection_null_altered[label] or traces.get(label):
+            continue        # every image outside the coverage (the null applies to no evidence anyway), or traced
+        added = alteration_traces(statistics, unaltered_statistics[:len(statistics)], names)
         if added:
-            traces[label] = {**traces.get(label, {}), **added}
+            traces[label] = added
     order = [label for label in calibration.detection_null_altered if label in traces]
     return replace(calibration, detection_null_altered_traces={label: traces[label] for label in order})
 
