@@ -13,8 +13,8 @@ with four versions of the model's shipped calibration on the same recovered late
 `--calibration PATH` reads another file in the shipped one's place (e.g. a copy with a candidate trace added by
 `make_calibrations.py --add-traces NAME --out PATH`); the results then say so.
 
-Also the traces of each group (corner fill, mid-band deficit), and the analytic detection (Bonferroni over the
-keys ≤ 0.01).
+Also the traces of each group (corner fill, dark corners, mid-band deficit), and the analytic detection
+(Bonferroni over the keys ≤ 0.01).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detection_null_traces.py --before 081a608
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detection_null_traces.py --model demo-flow --before aad7743 --rows blur
@@ -43,17 +43,36 @@ HELD_OUT = (("rotation+resizedcrop+blur@0.05", 0.15), ("rotation+resizedcrop+blu
             ("rotation+resizedcrop+blur@0.05+noise", 0.2), ("rotation+resizedcrop+jpeg", 0.2))
 MARKED = (("none", 0.0), ("combo-deg", 0.2), ("resizedcrop+jpeg", 0.38), ("combo-all", 0.1), ("combo-all", 0.2),
           ("rotation+resizedcrop+blur@0.05", 0.2))
-# the blurs of radius 2 or more (the plan's radius 20 × strength; blur@: a pinned radius), gated by the mid-band
-# deficit, and held-out ones: between the plan's strengths, a rotation blurred less than the plan's least, a blur or
-# WAVES' degradations without rotation
+# the blurs of radius 2 or more (the plan's radius 20 × strength; blur@: a pinned radius), which the mid-band deficit
+# would gate, with the rotations pinned at radius 2 that the dark corners would gate (not in the plan: nulls of
+# trials/demo-flow_dark_trial_calibration.json), and held-out ones:
+# between the plan's strengths, a rotation blurred between radius 2 and the plan's 4 (where neither trace need
+# hold), a blur or WAVES' degradations without rotation
 BLUR_CLEAN = (("none", 0.0), ("rotation+resizedcrop+blur", 0.1), ("rotation+resizedcrop+blur", 0.2),
-              ("rotation+resizedcrop+blur", 0.3), ("combo-all", 0.1), ("combo-all", 0.2), ("combo-all", 0.3))
+              ("rotation+resizedcrop+blur", 0.3), ("combo-all", 0.1), ("combo-all", 0.2), ("combo-all", 0.3),
+              ("rotation+resizedcrop+blur@0.1", 0.2), ("rotation+resizedcrop+blur@0.1", 0.3))
 BLUR_HELD_OUT = (("rotation+resizedcrop+blur", 0.15), ("rotation+resizedcrop+blur", 0.25),
-                 ("rotation+resizedcrop+blur@0.1", 0.2), ("rotation+resizedcrop+blur@0.075", 0.3),
-                 ("rotation+resizedcrop+blur@0.1+noise", 0.2), ("combo-all", 0.15), ("combo-all", 0.25),
+                 ("rotation+resizedcrop+blur@0.1", 0.25), ("rotation+resizedcrop+blur@0.075", 0.3),
+                 ("rotation+resizedcrop+blur@0.1+noise", 0.2), ("rotation+resizedcrop+blur@0.125", 0.2),
+                 ("rotation+resizedcrop+blur@0.15", 0.2), ("rotation+resizedcrop+blur@0.15", 0.3),
+                 ("rotation+resizedcrop+blur@0.15+noise", 0.2), ("combo-all", 0.15), ("combo-all", 0.25),
                  ("combo-deg", 0.2), ("blur", 0.15))
 BLUR_MARKED = (("none", 0.0), ("combo-deg", 0.2), ("combo-all", 0.1), ("combo-all", 0.2),
                ("rotation+resizedcrop+blur", 0.1), ("blur", 0.1))
+# the short set that decides whether the dark-corner nulls pinned at radius 2 cover what a deficit gate on the
+# radius-4 nulls lets through: the gated nulls' own alterations, and rotations blurred with radius 2-3 (with noise)
+DARK_CLEAN = (("none", 0.0), ("rotation+resizedcrop+blur", 0.2), ("rotation+resizedcrop+blur", 0.3),
+              ("combo-all", 0.2), ("rotation+resizedcrop+blur@0.1", 0.2), ("rotation+resizedcrop+blur@0.1", 0.3))
+DARK_HELD_OUT = (("rotation+resizedcrop+blur@0.1+noise", 0.2), ("rotation+resizedcrop+blur@0.125", 0.2),
+                 ("rotation+resizedcrop+blur@0.15", 0.2), ("rotation+resizedcrop+blur@0.15", 0.3),
+                 ("rotation+resizedcrop+blur@0.15+noise", 0.2))
+DARK_MARKED = (("none", 0.0), ("combo-all", 0.1))
+# the short set for the corner nulls gated by their dark corners instead of their pure-black ones: the plan's 9°
+# rows, and the held-out ones that lose pure black but keep dark corners (noise after a blur, a JPEG, radius 1.5)
+DARK_FIRST_CLEAN = (("none", 0.0), ("rotation+resizedcrop+noise", 0.2), ("rotation+resizedcrop+blur@0.05", 0.2))
+DARK_FIRST_HELD_OUT = (("rotation+resizedcrop+blur@0.05+noise", 0.2), ("rotation+resizedcrop+jpeg", 0.2),
+                       ("rotation+resizedcrop+blur@0.075", 0.2))
+DARK_FIRST_MARKED = (("none", 0.0), ("combo-all", 0.1))
 
 
 def main() -> None:
@@ -62,15 +81,17 @@ def main() -> None:
     p.add_argument("--method", default="encoder")
     p.add_argument("--unaltered-only", action="store_true", help="only the unaltered clean and watermarked rows")
     p.add_argument("--calibration", help="read this calibration file instead of the shipped one (a trial)")
-    p.add_argument("--rows", choices=("corners", "blur"), default="corners",
-                   help="corners: rotations that keep pure-black corners; blur: blurs of radius 2 or more")
+    p.add_argument("--rows", choices=("corners", "blur", "dark", "dark-first"), default="corners",
+                   help="corners: rotations that keep pure-black corners; blur: blurs of radius 2 or more; dark: "
+                        "the short set for the dark-corner nulls beside a blur gate; dark-first: the short set for "
+                        "corner nulls gated by dark corners")
     args = p.parse_args()
 
     from engine.attacks import apply_attacks, combined, describe_parameters
     from engine.calibration import Calibration
     from engine.decoys import p_value_matrix
     from engine.model_loader import load_model
-    from engine.noise_statistics import corner_fill, mid_band_deficit
+    from engine.noise_statistics import corner_fill, dark_corners, mid_band_deficit
     from engine.options import AnalysisOptions
     from engine.pixel_levels import from_uint8
     from engine.recovery import recover_z_t
@@ -101,8 +122,11 @@ def main() -> None:
     k = len(keys)
 
     rows = []
-    clean_rows, held_out, marked_rows = ((BLUR_CLEAN, BLUR_HELD_OUT, BLUR_MARKED) if args.rows == "blur" else
-                                         (CLEAN, HELD_OUT, MARKED))
+    clean_rows, held_out, marked_rows = {"corners": (CLEAN, HELD_OUT, MARKED),
+                                         "blur": (BLUR_CLEAN, BLUR_HELD_OUT, BLUR_MARKED),
+                                         "dark": (DARK_CLEAN, DARK_HELD_OUT, DARK_MARKED),
+                                         "dark-first": (DARK_FIRST_CLEAN, DARK_FIRST_HELD_OUT, DARK_FIRST_MARKED)
+                                         }[args.rows]
     plans = ((("clean", CLEAN[:1]), ("watermarked", MARKED[:1])) if args.unaltered_only else
              (("clean", clean_rows + held_out), ("watermarked", marked_rows)))
     for kind, plan in plans:
@@ -121,7 +145,8 @@ def main() -> None:
                 row[f"{label}_outside"] = sum(c.calibration == OUTSIDE_CALIBRATION for c in cs)
             t = p_value_matrix(z, list(keys.keys)).min(1)
             row["analytic"] = int(np.sum(np.minimum(1, k * t) <= 0.01))
-            for trace, of in (("corner_fill", corner_fill), ("mid_band_deficit", mid_band_deficit)):
+            for trace, of in (("corner_fill", corner_fill), ("dark_corners", dark_corners),
+                              ("mid_band_deficit", mid_band_deficit)):
                 values = np.array([of(x) for x in pixels.numpy()])
                 row[trace] = [float(q) for q in np.percentile(values, [0, 50, 100])]
             rows.append(row)
@@ -141,21 +166,22 @@ def main() -> None:
              f"`{args.before}`), *untraced only* (its nulls without a trace), *ungated* (every null applied to all "
              "evidence) and "
              "*shipped* (a null whose images all carry a trace applies only to evidence with at least their least "
-             "value of it: their pure-black corner pixels, or the luma's mid-band deficit of a blur; "
+             "value of it: their pure-black or dark corner pixels, or the luma's mid-band deficit of a blur; "
              "engine.noise_statistics.ALTERATION_TRACES). Counts are defended detections (detected and not outside "
              "calibration); analytic: Bonferroni over the keys of the analytic p ≤ 0.01.", "",
              "Traces of the shipped nulls: " + ("; ".join(f"{label}: " + ", ".join(f"{name.replace('_', ' ')} ≥ {v:.3g}"
                                                                                   for name, v in t.items())
                                                           for label, t in traces.items()) or "none"), "",
              "| images | alteration | parameters | analytic | " + " | ".join(calibrations) + " | outside (shipped) | "
-             "corner fill min / median / max | mid-band deficit min / median / max |",
-             "| --- | --- | --- | --- | " + "--- | " * len(calibrations) + "--- | --- | --- |"]
+             "corner fill min / median / max | dark corners min / median / max | mid-band deficit min / median / max |",
+             "| --- | --- | --- | --- | " + "--- | " * len(calibrations) + "--- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['group']} | {r['alteration']} {r['strength']:g}{' (held out)' if r['held_out'] else ''} "
                      f"| {r['parameters']} | {r['analytic']}/{r['images']} | "
                      + "".join(f"{r[label]}/{r['images']} | " for label in calibrations)
                      + f"{r['shipped_outside']} | "
                      + " / ".join(f"{v:.3f}" for v in r["corner_fill"]) + " | "
+                     + " / ".join(f"{v:.3f}" for v in r["dark_corners"]) + " | "
                      + " / ".join(f"{v:.2f}" for v in r["mid_band_deficit"]) + " |")
     lines += ["", "On clean rows every count is a false positive (nominal 1 %: 1.5 of 150); on watermarked rows it is "
               "the detections kept."]

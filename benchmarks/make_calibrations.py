@@ -68,6 +68,9 @@ def main() -> None:
                    help="add to the detection nulls under alteration these traces where their images all carry them "
                         "(comma-separated evidence statistics, e.g. a candidate of engine.noise_statistics."
                         "CANDIDATE_TRACES; try it with --out on a copy), from their images made again; no inversion")
+    p.add_argument("--trace-methods", metavar="METHODS",
+                   help="with --add-traces: only these methods' nulls (comma-separated), e.g. those that hold the "
+                        "nulls pinned at radius 2 that a mid-band deficit's gate needs beside it")
     p.add_argument("--merge-detection-alterations", action="store_true",
                    help="write the shipped calibration with every part made by --add-detection-alterations")
     p.add_argument("--add-evidence-coverage", action="store_true",
@@ -101,7 +104,8 @@ def main() -> None:
         extend_clean(args, model, keys, config, out)
         return
     if args.add_traces:
-        add_traces(model, keys, config, out, [name.strip() for name in args.add_traces.split(",")])
+        add_traces(model, keys, config, out, [name.strip() for name in args.add_traces.split(",")],
+                   [m.strip() for m in args.trace_methods.split(",")] if args.trace_methods else None)
         return
     if args.add_detection_alterations or args.merge_detection_alterations:
         add_detection_alterations(args, model, keys, config, out)
@@ -315,10 +319,10 @@ def add_alterations(args, model, keys, config, out) -> None:
           + ", ".join(f"{k} {len(v)}" for k, v in updated.identification_null_altered.items()))
 
 
-def add_traces(model, keys, config, out, names) -> None:
-    """The traces of `names` each detection null under alteration lacks, from its images made again (the calibration's first
-    clean images under its alteration) and the same images unaltered; the first 8, recovered again, must
-    reproduce the file's detection statistics."""
+def add_traces(model, keys, config, out, names, methods=None) -> None:
+    """The trace of `names` each detection null under alteration without one carries (of `methods`' calibrations, by
+    default all), from its images made again (the calibration's first clean images under its alteration) and the
+    same images unaltered; the first 8, recovered again, must reproduce the file's detection statistics."""
     import torch
 
     from engine.altered_calibration import altered_pixels, detection_alterations
@@ -333,10 +337,13 @@ def add_traces(model, keys, config, out, names) -> None:
         raise SystemExit(f"--add-traces: {', '.join(unknown)} is not an evidence statistic (engine.noise_statistics)")
     cal = Calibration.load(out)
     plan = {a.label: a for a in detection_alterations()}
+    unknown = sorted(set(methods or ()) - set(cal.methods))
+    if unknown:
+        raise SystemExit(f"--trace-methods: {out} has no {', '.join(unknown)} calibration")
     counts = {method: m.summary.get("altered_clean", {}) for method, m in cal.methods.items()
-              if m.detection_null_altered}
+              if m.detection_null_altered and (not methods or method in methods)}
     if not counts:
-        raise SystemExit(f"{out} has no detection null under alteration")
+        raise SystemExit(f"{out} has no detection null under alteration" + (f" for {', '.join(methods)}" if methods else ""))
     n = max(max(c.values()) for c in counts.values())
     first, _ = _part_settings(cal, next(iter(counts)), config, out)
     pixels = clean_images(model, range(first, first + n))
