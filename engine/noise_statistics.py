@@ -66,7 +66,9 @@ ALTERATION_TRACES = ("corner_fill",)
 # were flagged against 4 without the gate (benchmarks/results/detection_null_traces/, `--rows blur`). The dark
 # corners are what a radius-2 blur leaves of a 9° rotation's fill (every one of 150 `demo-flow` clean images so
 # altered keeps some, with noise too), the trace of the nulls pinned at that radius that would have to cover what
-# the deficit's gate lets through.
+# the deficit's gate lets through; and first in the order, the corner nulls' gate where a blur and noise together
+# leave too little pure black (on trial: benchmarks/results/detection_null_traces/
+# detection_null_traces_demo-flow_dark_first_trial.md).
 CANDIDATE_TRACES = ("dark_corners", "mid_band_deficit")
 
 # A trace's level in an image no alteration touched, where the statistic has one by construction (used only
