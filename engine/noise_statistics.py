@@ -108,7 +108,7 @@ def dark_corners(pixels: np.ndarray) -> float:
     this dark: on `demo-flow`'s 150 clean robustness references rotated by 9° and cropped, with radius 2 (and
     noise σ 0.02 after it), every image keeps some (at least 0.0175), where the pure-black share of `corner_fill`
     is gone for most; unaltered, 15 of 150 have some, and 109 of 150 watermarked ones (its watermark darkens
-    corners)."""
+    corners; benchmarks/results/corner_darkness/)."""
     return _corner_share(pixels, 32)
 
 
