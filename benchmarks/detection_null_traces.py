@@ -61,12 +61,10 @@ BLUR_MARKED = (("none", 0.0), ("combo-deg", 0.2), ("combo-all", 0.1), ("combo-al
                ("rotation+resizedcrop+blur", 0.1), ("blur", 0.1))
 # the short set that decides whether the dark-corner nulls pinned at radius 2 cover what a deficit gate on the
 # radius-4 nulls lets through: the gated nulls' own alterations, and rotations blurred with radius 2-3 (with noise)
-DARK_CLEAN = (("none", 0.0), ("rotation+resizedcrop+blur", 0.2), ("rotation+resizedcrop+blur", 0.3),
-              ("combo-all", 0.2), ("rotation+resizedcrop+blur@0.1", 0.2), ("rotation+resizedcrop+blur@0.1", 0.3))
+DARK_CLEAN = (("none", 0.0), ("rotation+resizedcrop+blur", 0.2), ("rotation+resizedcrop+blur@0.1", 0.2))
 DARK_HELD_OUT = (("rotation+resizedcrop+blur@0.1+noise", 0.2), ("rotation+resizedcrop+blur@0.125", 0.2),
-                 ("rotation+resizedcrop+blur@0.15", 0.2), ("rotation+resizedcrop+blur@0.15", 0.3),
-                 ("rotation+resizedcrop+blur@0.15+noise", 0.2))
-DARK_MARKED = (("none", 0.0), ("combo-all", 0.1))
+                 ("rotation+resizedcrop+blur@0.15", 0.2), ("rotation+resizedcrop+blur@0.15+noise", 0.2))
+DARK_MARKED = (("none", 0.0),)
 # the short set for the corner nulls gated by their dark corners instead of their pure-black ones: the plan's 9°
 # rows, and the held-out ones that lose pure black but keep dark corners (noise after a blur, a JPEG, radius 1.5)
 DARK_FIRST_CLEAN = (("none", 0.0), ("rotation+resizedcrop+noise", 0.2), ("rotation+resizedcrop+blur@0.05", 0.2))
