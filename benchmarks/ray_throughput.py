@@ -169,7 +169,7 @@ def main() -> None:
               f"* The driver's own work per image with a record store (record → result, append + fsync): "
               f"**{driver_s * 1000:.2f} ms**, "
               f"so one driver keeps up with about **{ceiling:.0f} images/s** from all workers together.",
-              f"* Start-up (first result) is paid per scan: a worker process, torch, the model.", "",
+              "* Start-up (first result) is paid per scan: a worker process, torch, the model.", "",
               "## Projection for GPU workers", "",
               f"Per-image cost of one GPU worker: {args.gpu_seconds_per_image:g} s (dec-inv, Hong et al., NeurIPS "
               "2024, Table 2: SD 2.1, gradient-free, 100 iterations + 50-step inversion, one GPU; the tool has no "

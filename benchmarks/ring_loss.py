@@ -63,7 +63,8 @@ def main() -> None:
     from engine.device import device_name
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.model_loader import load_model
-    from engine.treering import KeySet, fft_latent, inject, score_keys
+    from engine.treering import KeySet, fft_latent, inject
+    from engine.treering_scoring import score_keys
 
     t0 = time.time()
     model = load_model(a.model, device=a.device)

@@ -71,7 +71,8 @@ def main() -> None:
     from engine.generation import generate_reference_set
     from engine.model_loader import load_model
     from engine.attribution_matrix import ConfusionMatrix
-    from engine.treering import KeySet, score_keys
+    from engine.treering import KeySet
+    from engine.treering_scoring import score_keys
 
     import torch
 

@@ -156,7 +156,7 @@ def main() -> None:
              "| method | " + " | ".join(f"{n} it" for n in iters) + " | ms / image at " + f"{iters[-1]} it | peak |",
              "|---|" + "---|" * (len(iters) + 2)]
     m, ci = mean_ci(results["encoder"]["0"]["nmse_db"])
-    lines.append(f"| encoder only | " + " | ".join(f"{m:.2f} ± {ci:.2f}" for _ in iters) +
+    lines.append("| encoder only | " + " | ".join(f"{m:.2f} ± {ci:.2f}" for _ in iters) +
                  f" | {results['encoder']['0']['seconds_per_image'] * 1000:.1f} | – |")
     for label, _ in rows:
         cells = []

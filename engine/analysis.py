@@ -23,7 +23,8 @@ from engine.model_loader import LoadedModel
 from engine.provenance import software_versions
 from engine.strict_json import finite_or_null
 from engine.progress import NULL_PROGRESS, Cancelled, Phase, Progress, ProgressEvent
-from engine.treering import DEFAULT_SCORE_TARGET, KeyScore, KeySet, ScoreTarget, Verdict, fft_latent
+from engine.treering import DEFAULT_SCORE_TARGET, KeySet, ScoreTarget, fft_latent
+from engine.treering_scoring import KeyScore, Verdict
 from engine.calibration import NO_CALIBRATION, CalibrationChoice
 from engine.latent_evidence import LatentReader
 from engine.noise_statistics import evidence_statistics

@@ -35,7 +35,7 @@ from engine.evidence_paths import NotAnalysed
 from engine.intake import (EvidenceError, EvidenceImage, Preprocessing, shown_path, load_evidence,
                            sha256_file)
 from engine.provenance import EvidenceStatus
-from engine.treering import Verdict
+from engine.treering_scoring import Verdict
 from engine.verdicts import Conclusion
 from engine.watermarks.base import keys_from_record
 from engine.watermarks.records import score_detail, score_from_detail, verdict_with_wording, verdict_wording

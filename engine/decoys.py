@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from engine.treering import (DEFAULT_SCORE_TARGET, KeySet, ScoreTarget, TreeRingKey, _independent_coefficients,
-                             _stacked_parts, dec_inv_ring_values, default_scale, fft_latent, p_value)
+from engine.treering import (DEFAULT_SCORE_TARGET, KeySet, ScoreTarget, TreeRingKey, dec_inv_ring_values, default_scale,
+                             fft_latent)
+from engine.treering_scoring import _independent_coefficients, _stacked_parts, p_value
 
 
 def draw_decoy_key(key: TreeRingKey, rng: np.random.Generator, key_id: str) -> TreeRingKey:
@@ -53,7 +54,7 @@ def _same_geometry(keys: Sequence[TreeRingKey]) -> bool:
 
 def p_value_matrix(z_t: torch.Tensor, keys: Sequence[TreeRingKey],
                    target: ScoreTarget = DEFAULT_SCORE_TARGET) -> np.ndarray:
-    """(B, len(keys)) Tree-Ring p-values, equal to `engine.treering.p_value` per key; keys sharing one mask
+    """(B, len(keys)) Tree-Ring p-values, equal to `engine.treering_scoring.p_value` per key; keys sharing one mask
     (the decoys of a key) are scored in one vectorised pass."""
     if target != "effective" or not _same_geometry(keys):
         return np.stack([p_value(z_t, k, target) for k in keys], axis=1)

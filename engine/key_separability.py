@@ -1,6 +1,6 @@
 """Whether the keys of a set can be told apart after inversion, before any image is made (a stated simulation).
 
-The identification test (`engine.treering.exclusion_statistics`) separates key k from key j by the part of
+The identification test (`engine.treering_scoring.exclusion_statistics`) separates key k from key j by the part of
 t_k − t_j that t_j cannot explain. On a recovered z_T the ring comes back with a gain α < 1 over noise whose
 independent Fourier parts have variance about h·w/2 (white unit noise); so the test's expected statistic is
 δ_jk = α·‖(t_k − t_j)⊥t_j‖ / √(h·w/2). To exclude the runner-up at level `level` (Bonferroni over K − 1) with
@@ -58,7 +58,7 @@ def required_separation(n_keys: int, level: float = DEFAULT_LEVEL, power: float 
 def _targets(keys) -> tuple[np.ndarray, float]:
     import torch
 
-    from engine.treering import _independent_coefficients, _stacked_parts
+    from engine.treering_scoring import _independent_coefficients, _stacked_parts
 
     first = keys.keys[0]
     full, real = _independent_coefficients(first)
@@ -74,7 +74,7 @@ def _targets(keys) -> tuple[np.ndarray, float]:
 def separability(keys, gain: float = DEFAULT_GAIN, level: float = DEFAULT_LEVEL,
                  power: float = DEFAULT_POWER) -> Separability:
     """δ for every pair of keys (keys of different geometry are compared only when they share one)."""
-    from engine.treering import shares_geometry
+    from engine.treering_scoring import shares_geometry
 
     pairs: list[PairSeparation] = []
     if len(keys) > 1 and shares_geometry(keys):

@@ -29,7 +29,8 @@ from engine.model_loader import LoadedModel
 from engine.progress import NULL_PROGRESS, Progress
 from engine.recovery import recover_z_t
 from engine.search_verdict import search_conclusion, search_headline
-from engine.treering import KeySet, exclusion_statistics
+from engine.treering import KeySet
+from engine.treering_scoring import exclusion_statistics
 from engine.verdicts import Conclusion
 
 FAMILIES = ("rotation", "scale", "crop", "flip")

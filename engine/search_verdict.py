@@ -3,7 +3,7 @@ inversion, drawn apart from the plain analysis's and never replacing it.
 
 Detection: the search's family-wise corrected p-value (`RealignmentResult.corrected_p`: the decoy-key
 max-statistic p-value when decoys were drawn, else Bonferroni over every candidate × key). Identification: the
-keys the scheme's exclusion test (`engine.treering.exclusion_statistics`, analytic Student t) does not exclude
+keys the scheme's exclusion test (`engine.treering_scoring.exclusion_statistics`, analytic Student t) does not exclude
 on the winning candidate's z_T. Neither the per-candidate p-values nor the exclusion test is calibrated on
 re-aligned images (a rotation's black corners, an undone crop's repeated edges and the resampling change the
 inverted noise; a calibration is drawn on the model's own, unaltered images), so a positive search is at most
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.separate_reading import SEPARATE_CALIBRATION, candidates_phrase, separate_headline
-from engine.treering import exclusion_p_values
+from engine.treering_scoring import exclusion_p_values
 from engine.verdicts import Conclusion
 
 if TYPE_CHECKING:

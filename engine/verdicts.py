@@ -15,7 +15,7 @@ and the conclusion says so. Where the calibration also holds T of its clean imag
 ring key), the p-value against each of these counts too, the largest being reported (`altered_detection`).
 
 Identification. For each key j, a test of "watermarked with key j" against the other keys (the scheme's
-exclusion statistic, e.g. `engine.treering.exclusion_statistics`), with an analytic p-value, or the empirical
+exclusion statistic, e.g. `engine.treering_scoring.exclusion_statistics`), with an analytic p-value, or the empirical
 one against the statistics of the calibration's watermarked images taken at their true key — and, where the
 calibration has them, against the same images under each simulated alteration, a key being excluded only when
 it is excluded against every one of these nulls (`engine.altered_calibration`; opt-in, see there).
@@ -34,7 +34,7 @@ from engine.noise_statistics import EXACT_RANGE, IDENTIFICATION_ONLY, STATISTICS
 
 if TYPE_CHECKING:
     from engine.calibration import MethodCalibration
-    from engine.treering import KeyScore
+    from engine.treering_scoring import KeyScore
 
 # An exhibit is outside what the calibration covers when a statistic lies beyond the range seen on the model's
 # own calibration images by more than this share of the range's width on either side: the range's ends are
@@ -235,7 +235,7 @@ def calibrated_exclusion_p(null: np.ndarray, statistics: np.ndarray, df: int, ke
     images at their own key). When the null is too small to reach `level` (1/(n + 1) above it), a key is
     excluded only when its analytic p-value is below the level *and* its statistic lies beyond every value of
     the null: the analytic p-value where the statistic is beyond them all, else the larger of the two."""
-    from engine.treering import exclusion_p_values
+    from engine.treering_scoring import exclusion_p_values
 
     p = np.array([empirical_p(null, v, larger_is_extreme=True) for v in statistics])
     floor = 1 / (len(null) + 1)
@@ -312,7 +312,7 @@ def conclude(evidence: Evidence, fpr: float, calibration: "MethodCalibration | N
              method: str = "") -> Conclusion:
     """The conclusion for one latent from one method's scores (see the module docstring for the rules)."""
     from engine.rates import calibrated_level_range
-    from engine.treering import exclusion_p_values
+    from engine.treering_scoring import exclusion_p_values
 
     scores = list(evidence.scores)
     k = len(scores)

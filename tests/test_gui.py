@@ -665,7 +665,8 @@ def test_spectrum_image_helpers():
     from forensics_app.figure_arrays import (VIRIDIS, key_difference, log_magnitude, pixels_to_rgb8,
                                              spectrum_log_magnitude)
     from forensics_app.figures import scalar_qimage
-    from engine.treering import KeySet, new_random_keys, l1_distance
+    from engine.treering import KeySet, new_random_keys
+    from engine.treering_scoring import l1_distance
     import torch
 
     a = np.array([[0.0, 1.0], [np.nan, 0.5]])

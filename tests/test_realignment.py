@@ -10,7 +10,8 @@ from PIL import Image
 
 from engine.decoys import bonferroni, decoy_p_value, decoy_statistics, draw_decoy_sets, p_value_matrix, search_statistic
 from engine.realignment import SearchConfig, Transform, apply_transforms, parse_families
-from engine.treering import new_random_keys, p_value
+from engine.treering import new_random_keys
+from engine.treering_scoring import p_value
 
 
 def _smooth_image(seed: int = 0) -> np.ndarray:

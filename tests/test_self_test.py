@@ -83,10 +83,10 @@ def test_known_answer_check_passes_and_fails_on_a_changed_answer(monkeypatch):
 
 
 def test_known_answer_check_fails_when_the_scoring_is_wrong(monkeypatch):
-    from engine import treering
+    from engine import treering_scoring
 
     # A classifier that ignores its input: every noise goes to the first key.
-    monkeypatch.setattr(treering, "decide", lambda scores, fpr=0.01: treering.Verdict(
+    monkeypatch.setattr(treering_scoring, "decide", lambda scores, fpr=0.01: treering_scoring.Verdict(
         scores[0].key_id, scores[0].key_id, scores[0].l1, 0.0, fpr, len(scores), fpr / len(scores)))
     with pytest.raises(self_test.CheckFailed, match="noise watermarked with key2 was attributed to key1"):
         self_test.check_known_answer()

@@ -8,9 +8,9 @@ import torch
 from scipy import stats
 
 from engine.attribution_matrix import ConfusionMatrix
-from engine.treering import (KeySet, TreeRingKey, circle_mask, decide, dec_inv_keys,
-                             fft_latent, ifft_latent, import_reference_npy, inject, l1_distance, new_random_keys,
-                             p_value, score_keys)
+from engine.treering import (KeySet, TreeRingKey, circle_mask, dec_inv_keys, fft_latent, ifft_latent,
+                             import_reference_npy, inject, new_random_keys)
+from engine.treering_scoring import decide, l1_distance, p_value, score_keys
 
 
 def noise(n, shape=(4, 64, 64), seed=0):
@@ -134,7 +134,7 @@ def test_l1_is_lower_for_the_injected_key():
 
 
 def test_decide_ties_go_to_the_lowest_index():
-    from engine.treering import KeyScore
+    from engine.treering_scoring import KeyScore
 
     v = decide([KeyScore("a", 1.0, 0.5), KeyScore("b", 1.0, 1e-9)], 0.01)
     assert v.nearest_key == "a" and v.predicted_key is None

@@ -11,8 +11,8 @@ import torch
 from engine.calibration import MethodCalibration
 from engine.key_separability import new_separable_keys, separability
 from engine.noise_statistics import key_region, noise_statistics
-from engine.treering import (KeySet, TreeRingKey, dec_inv_keys, exclusion_p_values, exclusion_statistics, inject,
-                             score_keys)
+from engine.treering import KeySet, TreeRingKey, dec_inv_keys, inject
+from engine.treering_scoring import exclusion_p_values, exclusion_statistics, score_keys
 from engine.verdicts import Conclusion, Evidence, conclude, empirical_p, image_conclusion
 
 SHAPE = (4, 32, 32)
@@ -224,7 +224,7 @@ def test_an_independent_key_is_named_only_at_a_tenth_of_the_level():
     """Without a pairwise test an independently drawn key that alone passes is named only when its own
     Bonferroni p-value is also below the identification level (fpr / 10): at the detection level alone a lost
     watermark or a clean image lets another key pass by chance."""
-    from engine.treering import KeyScore
+    from engine.treering_scoring import KeyScore
 
     ids = ("gs1", "gs2", "gs3", "gs4")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, Sequence
 if TYPE_CHECKING:
     import torch
 
-    from engine.treering import KeyScore, Verdict
+    from engine.treering_scoring import KeyScore
 
 
 class KeySetLike(Protocol):
@@ -60,7 +60,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from engine.treering import Verdict
+from engine.treering_scoring import Verdict
 
 MAX_SCHEME_KEYS = 4096        # RingID's full key space (2048) fits; more is refused before allocation
 PUBLIC_KEYS_FORMAT = "treering-forensics/public-keys"   # what a case file keeps of non-Tree-Ring keys

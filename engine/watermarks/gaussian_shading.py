@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from scipy import special, stats
 
-from engine.treering import KeyScore, KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE
+from engine.treering import KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE
+from engine.treering_scoring import KeyScore
 from engine.watermarks.base import SchemeKeySet, VaultScheme, content_sha256
 
 SCHEME = "gaussian-shading"

@@ -14,7 +14,7 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from engine.treering import KeyScore
+from engine.treering_scoring import KeyScore
 from engine.watermarks.base import SchemeVerdict
 
 SCHEME = "multi"

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from scipy import special
 
-from engine.treering import KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE, KeyScore
+from engine.treering import KEY_ID, MAX_DESCRIPTION_CHARS, MAX_LATENT_CHANNELS, MAX_LATENT_SIDE
+from engine.treering_scoring import KeyScore
 from engine.watermarks.base import SchemeKeySet, VaultScheme, content_sha256
 
 SCHEME = "prc"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from engine.treering import KeyScore, Verdict
+from engine.treering_scoring import KeyScore, Verdict
 from engine.watermarks.base import SchemeVerdict
 
 _BASE_FIELDS = {f.name for f in dataclasses.fields(KeyScore)}

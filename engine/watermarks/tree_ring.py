@@ -1,5 +1,5 @@
-"""Tree-Ring (Wen et al. 2023) behind the scheme interface; the algorithm itself is `engine.treering`
-(docs/algorithms.md §3)."""
+"""Tree-Ring (Wen et al. 2023) behind the scheme interface; the algorithm itself is `engine.treering` (keys,
+injection) and `engine.treering_scoring` (scores, verdict, exclusion) (docs/algorithms.md §3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from engine import treering
+from engine import treering, treering_scoring
 
 
 class TreeRingScheme:
@@ -27,11 +27,11 @@ class TreeRingScheme:
     def inject(self, z_t: torch.Tensor, key: treering.TreeRingKey) -> torch.Tensor:
         return treering.inject(z_t, key)
 
-    def score(self, z_t: torch.Tensor, keys: treering.KeySet, target: str) -> list[list[treering.KeyScore]]:
-        return treering.score_keys(z_t, keys, target)
+    def score(self, z_t: torch.Tensor, keys: treering.KeySet, target: str) -> list[list[treering_scoring.KeyScore]]:
+        return treering_scoring.score_keys(z_t, keys, target)
 
     def exclusion(self, z_t: torch.Tensor, keys: treering.KeySet, target: str):
-        return treering.exclusion_statistics(z_t, keys, target)
+        return treering_scoring.exclusion_statistics(z_t, keys, target)
 
-    def decide(self, scores: Sequence[treering.KeyScore], fpr: float) -> treering.Verdict:
-        return treering.decide(scores, fpr)
+    def decide(self, scores: Sequence[treering_scoring.KeyScore], fpr: float) -> treering_scoring.Verdict:
+        return treering_scoring.decide(scores, fpr)
