@@ -71,6 +71,10 @@ def main() -> None:
     p.add_argument("--trace-methods", metavar="METHODS",
                    help="with --add-traces: only these methods' nulls (comma-separated), e.g. those that hold the "
                         "nulls pinned at radius 2 that a mid-band deficit's gate needs beside it")
+    p.add_argument("--replace-traces", action="store_true",
+                   help="with --add-traces: first drop the traces those methods' nulls carry, so that each null gets "
+                        "the first of NAMES its images carry (one trace per null), e.g. after the order of "
+                        "engine.noise_statistics.ALTERATION_TRACES changed")
     p.add_argument("--merge-detection-alterations", action="store_true",
                    help="write the shipped calibration with every part made by --add-detection-alterations")
     p.add_argument("--add-evidence-coverage", action="store_true",
@@ -105,8 +109,11 @@ def main() -> None:
         return
     if args.add_traces:
         add_traces(model, keys, config, out, [name.strip() for name in args.add_traces.split(",")],
-                   [m.strip() for m in args.trace_methods.split(",")] if args.trace_methods else None)
+                   [m.strip() for m in args.trace_methods.split(",")] if args.trace_methods else None,
+                   replace_traces=args.replace_traces)
         return
+    if args.replace_traces:
+        raise SystemExit("--replace-traces goes with --add-traces")
     if args.add_detection_alterations or args.merge_detection_alterations:
         add_detection_alterations(args, model, keys, config, out)
         return
@@ -319,10 +326,14 @@ def add_alterations(args, model, keys, config, out) -> None:
           + ", ".join(f"{k} {len(v)}" for k, v in updated.identification_null_altered.items()))
 
 
-def add_traces(model, keys, config, out, names, methods=None) -> None:
+def add_traces(model, keys, config, out, names, methods=None, replace_traces: bool = False) -> None:
     """The trace of `names` each detection null under alteration without one carries (of `methods`' calibrations, by
     default all), from its images made again (the calibration's first clean images under its alteration) and the
-    same images unaltered; the first 8, recovered again, must reproduce the file's detection statistics."""
+    same images unaltered; the first 8, recovered again, must reproduce the file's detection statistics.
+    `replace_traces`: those methods' nulls lose the traces they carry first, and each gets the first of `names`
+    its images carry; the source line names what each null carried before."""
+    from dataclasses import replace as replaced
+
     import torch
 
     from engine.altered_calibration import altered_pixels, detection_alterations
@@ -349,9 +360,15 @@ def add_traces(model, keys, config, out, names, methods=None) -> None:
     pixels = clean_images(model, range(first, first + n))
     unaltered = [evidence_statistics(x) for x in from_uint8(pixels)]
     altered: dict[str, list[dict]] = {}
-    methods, notes = dict(cal.methods), []
+    methods, notes, dropped = dict(cal.methods), [], []
     for method, by_label in counts.items():
         entry = cal.methods[method]
+        replacing = replace_traces and bool(entry.detection_null_altered_traces)
+        if replacing:
+            before = entry.detection_null_altered_traces
+            dropped.append(f"{method}: " + ", ".join(f"{label} {'/'.join(f'{k} ≥ {v:.4g}' for k, v in t.items())}"
+                                                     for label, t in before.items()))
+            entry = replaced(entry, detection_null_altered_traces={})
         _, method_config = _part_settings(cal, method, config, out)
         again = recover_z_t(model, torch.from_numpy(from_uint8(pixels[:8])), method, method_config).numpy()
         with_altered_detection_null(entry, keys, config.score_target, again, {}, {})   # refused unless its images
@@ -366,11 +383,16 @@ def add_traces(model, keys, config, out, names, methods=None) -> None:
         print(f"{method}: " + ("; ".join(f"{label}: " + ", ".join(
             f"{k} ≥ {updated.detection_null_altered_traces[label][k]:.4g}" for k in new) for label, new in added.items())
                                or "no trace added"))
-        if added:
+        if added or replacing:
             methods[method] = updated
             notes.append(f"{method} {len(added)}")
     if not notes:
         raise SystemExit(f"no null of {out} lacks a trace its images carry")
+    if dropped:
+        _write_merged(cal, methods, out, f"the traces of the detection nulls under alteration ({'; '.join(dropped)}) "
+                      f"replaced by the first of {', '.join(names)} their images made again carry "
+                      f"({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces --replace-traces)")
+        return
     _write_merged(cal, methods, out, f"{', '.join(names)} added as a trace to the detection nulls under alteration from "
                   f"their images made again ({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces)")
 
