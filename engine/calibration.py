@@ -71,9 +71,10 @@ class MethodCalibration:
     # alteration label → the detection statistic of the clean images under that alteration that a scan would
     # conclude on (inside the coverage; engine.altered_calibration); empty in calibrations made without
     detection_null_altered: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    # alteration label → {trace statistic: its least value among those images} where that least value is above
-    # zero (engine.noise_statistics.ALTERATION_TRACES): the null then applies only to evidence that has at least
-    # as much of the trace (engine.verdicts.altered_detection); absent: it applies to all evidence
+    # alteration label → {trace statistic: its least value among those images} where every image has more of it
+    # than most of the same images unaltered (engine.noise_statistics.ALTERATION_TRACES; one trace per null): the
+    # null then applies only to evidence that has at least as much of the trace (engine.verdicts.altered_detection);
+    # absent: it applies to all evidence
     detection_null_altered_traces: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property

@@ -48,28 +48,31 @@ EXACT_RANGE = frozenset({"clipped_share", "block_artifacts"})
 IDENTIFICATION_ONLY = frozenset({"block_artifacts"})
 
 # Evidence statistics that an alteration of the detection null under alteration leaves and that evidence without
-# it may lack: a null whose every image has more of a trace than most of the same images unaltered (more than
-# their median, or than TRACE_BASELINES where there is no unaltered reference) applies only to evidence with at
-# least its least value (`MethodCalibration.detection_null_altered_traces`, engine.calibration_making). A
-# rotation that a crop and a blur of radius 1 leave pure-black corner pixels in made clean `demo` images look
-# watermarked (10 of 150 past the other nulls, every one with a corner fill of at least 0.0225), while the blurs
-# of radius 2 or more, the JPEG compression and the crops of the robustness table leave none: a null drawn on the
-# former vetoing those too would cost the detection of most altered watermarked images
-# (benchmarks/results/detection_null_traces/).
-ALTERATION_TRACES = ("corner_fill",)
+# it may lack, in the order tried: a null whose every image has more of a trace than most of the same images
+# unaltered (more than their median, or than TRACE_BASELINES where there is no unaltered reference) applies only to
+# evidence with at least its least value (`MethodCalibration.detection_null_altered_traces`,
+# engine.calibration_making; one trace per null, the first its images all carry). A rotation that a crop and a blur
+# of radius 1 or noise leave corner wedges in made clean `demo` images look watermarked (10 of 150 past the other
+# nulls), while the blurs of radius 2 or more, the JPEG compression and the crops of the robustness table leave
+# none: a null drawn on the former vetoing those too would cost the detection of most altered watermarked images
+# (benchmarks/results/detection_null_traces/). The wedges' pure-black pixels (corner fill) were the first gate; a
+# blur of radius 1 and noise together take most of them (9° rotation: 6 of 150 clean `demo-flow` images and 4 of
+# 150 `demo` ones flagged past a pure-black gate), while their dark pixels stay, so dark corners come first (with
+# them 0 and 1 of 150; every corner row of both models at most 3 of 150; unaltered watermarked images detected
+# 114 -> 112 on `demo-flow`, 145 -> 149 on `demo`: benchmarks/results/detection_null_traces/
+# detection_null_traces_{demo,demo-flow}_dark_first.md). Dark corners have no baseline of their own (night scenes
+# have them), so without the unaltered images a null falls back to the corner fill.
+ALTERATION_TRACES = ("dark_corners", "corner_fill")
 
 # Measured as traces and not used as ones (`benchmarks/make_calibrations.py --add-traces` adds a candidate to a copy
 # of a calibration). The luma's mid-band deficit does tell the nulls of rotations blurred with radius 4 or more
 # from pristine evidence (on `demo-flow` it gave back most of the unaltered watermarked images those nulls veto),
 # but it gates by the blur, not by the rotation that imitates the ring: a 9° rotation blurred with radius 2 has
 # less of it than the radius-4 nulls' least and as strong a signal, and with noise 13 of 150 such clean images
-# were flagged against 4 without the gate (benchmarks/results/detection_null_traces/, `--rows blur`). The dark
-# corners are what a radius-2 blur leaves of a 9° rotation's fill (every one of 150 `demo-flow` clean images so
-# altered keeps some, with noise too), the trace of the nulls pinned at that radius that would have to cover what
-# the deficit's gate lets through; and first in the order, the corner nulls' gate where a blur and noise together
-# leave too little pure black (on trial: benchmarks/results/detection_null_traces/
-# detection_null_traces_demo-flow_dark_first_trial.md).
-CANDIDATE_TRACES = ("dark_corners", "mid_band_deficit")
+# were flagged against 4 without the gate (benchmarks/results/detection_null_traces/, `--rows blur`). Beside it,
+# nulls of rotations pinned at radius 2 gated by their dark corners would cover what its gate lets through (on
+# trial: benchmarks/results/detection_null_traces/detection_null_traces_demo-flow_dark_trial.md).
+CANDIDATE_TRACES = ("mid_band_deficit",)
 
 # A trace's level in an image no alteration touched, where the statistic has one by construction (used only
 # when the unaltered images are not at hand).

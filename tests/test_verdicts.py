@@ -430,6 +430,13 @@ def test_a_null_carries_a_trace_only_when_all_its_images_have_more_than_most_una
     both_carried = [{**s, "mid_band_deficit": v} for s, v in zip(rotated, (1.2, 1.5, 1.9, 1.3, 2.0))]
     assert alteration_traces(both_carried, before, both) == {"corner_fill": 0.02}
     assert alteration_traces(both_carried, before, both[::-1]) == {"mid_band_deficit": 1.2}
+    # by default dark corners come first (a blur and noise take the pure black, not the dark); they have no baseline
+    # of their own, so without the unaltered images the null falls back to the pure-black corners
+    dark = [{**s, "dark_corners": v} for s, v in zip(rotated, (0.11, 0.15, 0.2, 0.12, 0.3))]
+    dark_before = [{**s, "dark_corners": v} for s, v in zip(before, (0.0, 0.0, 0.05, 0.2, 0.9))]
+    assert alteration_traces(dark, dark_before) == {"dark_corners": 0.11}
+    assert alteration_traces(dark) == {"corner_fill": 0.02}
+    assert alteration_traces(dark, [{**s, "dark_corners": 0.12} for s in dark_before]) == {"corner_fill": 0.02}
 
 
 def test_traces_are_added_to_a_shipped_null_without_changing_it(separable):
