@@ -40,7 +40,7 @@ def main() -> int:
     from engine.analysis import AnalysisConfig, analyze
     from engine.options import gradient_free_config
     from engine.decoder_inversion import METHODS, DecoderInversionConfig
-    from engine.intake import scan_evidence_paths
+    from engine.evidence_paths import scan_evidence_paths
     from engine.model_loader import load_model
     from engine.treering import KeySet
     from forensics_app.report import ReportInfo, write_report
