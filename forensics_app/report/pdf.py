@@ -114,7 +114,12 @@ def _keep_headings_with_next(doc, page_height: float, bottom_margin: float, roun
                 here, there = layout.blockBoundingRect(block), layout.blockBoundingRect(nxt)
                 page_here = page_of(here.top())
                 split = page_of(there.bottom()) > page_here and there.height() < page_height / 3
-                if page_of(there.top()) > page_here or split:
+                # a tall line (a figure) that does not fit is pushed to the next page inside its block, whose
+                # top stays on this one: where the block's first line ends counts
+                lines = nxt.layout()
+                first = lines.lineAt(0) if lines is not None and lines.lineCount() else None
+                pushed = first is not None and page_of(there.top() + first.y() + first.height() - 1) > page_here
+                if page_of(there.top()) > page_here or split or pushed:
                     fixes.append(block)
                     segment_fixed = True
             block = nxt

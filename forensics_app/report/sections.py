@@ -281,7 +281,7 @@ class ReportSections:
                 cells.append(f"{esc(r.conclusion.headline() if r.conclusion else '—')}<br><span class=\"small\">"
                              f"{esc(r.verdict.nearest_key)}</span>" if r else "not run")
             rows.append(cells)
-        w = [4, 20, 10, 22] + [int(44 / len(methods))] * len(methods)
+        w = [4, 18, 12, 22] + [int(44 / len(methods))] * len(methods)   # "Integrity" fits its column
         out.append(_grid(header, rows, w))
         return "".join(out)
 
