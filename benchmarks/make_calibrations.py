@@ -74,8 +74,8 @@ def main() -> None:
                         "labels, or 'traced': those whose null carries a trace), e.g. on more clean images")
     p.add_argument("--add-traces", metavar="NAMES",
                    help="add to the detection nulls under alteration these traces where their images all carry them "
-                        "(comma-separated evidence statistics, e.g. a candidate of engine.noise_statistics."
-                        "CANDIDATE_TRACES; try it with --out on a copy), from their images made again; no inversion")
+                        "(comma-separated evidence statistics, e.g. engine.noise_statistics.ALTERATION_TRACES or a "
+                        "candidate to try with --out on a copy), from their images made again; no inversion")
     p.add_argument("--trace-methods", metavar="METHODS",
                    help="with --add-traces: only these methods' nulls (comma-separated), e.g. those that hold the "
                         "nulls pinned at radius 2 that a mid-band deficit's gate needs beside it")
