@@ -140,6 +140,8 @@ def main() -> None:
             for label, cal in calibrations.items():
                 cs = latent_conclusions(keys, z, pixels, config, args.method, cal)
                 row[label] = sum(defended(c) for c in cs)
+                # which images, so that two calibrations can be compared pair by pair (McNemar)
+                row[f"{label}_flagged"] = [i for i, c in enumerate(cs) if defended(c)]
                 row[f"{label}_outside"] = sum(c.calibration == OUTSIDE_CALIBRATION for c in cs)
             t = p_value_matrix(z, list(keys.keys)).min(1)
             row["analytic"] = int(np.sum(np.minimum(1, k * t) <= 0.01))
@@ -182,9 +184,31 @@ def main() -> None:
                      + " / ".join(f"{v:.3f}" for v in r["dark_corners"]) + " | "
                      + " / ".join(f"{v:.2f}" for v in r["mid_band_deficit"]) + " |")
     lines += ["", "On clean rows every count is a false positive (nominal 1 %: 1.5 of 150); on watermarked rows it is "
-              "the detections kept."]
+              "the detections kept.", "", *paired_lines(rows)]
     stem = harness.out_stem(args, None if args.rows == "corners" else f"detection_null_traces_{args.model}_{args.rows}")
     harness.write_results(stem, summary, lines)
+
+
+def paired_lines(rows: list[dict]) -> list[str]:
+    """*before* against *shipped* image by image (the same images, so McNemar's exact test on the images only one
+    flags or detects): over the altered clean rows, and per watermarked row."""
+    from scipy.stats import binomtest
+
+    def line(what: str, chosen: list[dict]) -> str:
+        only_before = sum(len(set(r["before_flagged"]) - set(r["shipped_flagged"])) for r in chosen)
+        only_shipped = sum(len(set(r["shipped_flagged"]) - set(r["before_flagged"])) for r in chosen)
+        n = only_before + only_shipped
+        p = binomtest(only_before, n, 0.5).pvalue if n else 1.0
+        return (f"- {what}: {only_before} only *before*, {only_shipped} only *shipped* (exact McNemar p = {p:.2g}, "
+                f"{sum(r['images'] for r in chosen)} images)")
+
+    altered = [r for r in rows if r["group"] == "clean" and r["alteration"] != "none"]
+    out = ["Paired, *before* against *shipped* (images flagged or detected by one and not the other):", ""]
+    if altered:
+        out.append(line("clean images under the altered rows, flagged", altered))
+    out += [line(f"watermarked, {r['alteration']} {r['strength']:g}, detected", [r]) for r in rows
+            if r["group"] == "watermarked"]
+    return out
 
 
 if __name__ == "__main__":
