@@ -102,7 +102,6 @@ def main() -> None:
     p.add_argument("--fp16-on-cpu", action="store_true",
                    help="also run the fp16 row on a CPU (half-precision convolutions are ~60x slower there)")
     a = p.parse_args()
-    import torch
 
     from engine.decoder_inversion import DecoderInversionConfig, invert_decoder
     from engine.device import device_name, pick_device
