@@ -68,9 +68,10 @@ IDENTIFICATION_ONLY = frozenset({"block_artifacts"})
 # and as strong a signal (with noise, 13 of 150 clean `demo-flow` images flagged against 4 without the gate), so it
 # is a trace only beside the nulls pinned at radius 2 (engine.altered_calibration.DETECTION_ALTERATION_PLAN), which
 # their dark corners gate.
-# Together on `demo-flow` (encoder, the 21 blur rows, 3150 clean images): 11 -> 7 flagged, no row above 3 of 150;
-# unaltered watermarked images detected 112 -> 126 of 150 (benchmarks/results/detection_null_traces/
-# detection_null_traces_demo-flow_dark_first_blur_trial.md).
+# Together (encoder, the 21 blur rows, 3150 clean images): `demo-flow` 11 -> 7 flagged, unaltered watermarked images
+# detected 112 -> 126 of 150; `demo` 24 -> 12 flagged, 149 -> 148 detected, WAVES' combination at 0.1 59 -> 48
+# (its watermark darkens corners, so the pinned nulls apply to lightly rotated watermarked exhibits too;
+# benchmarks/results/detection_null_traces/detection_null_traces_{demo-flow,demo}_dark_first_blur_trial*.md).
 ALTERATION_TRACES = ("dark_corners", "corner_fill", "mid_band_deficit")
 
 # A trace's level in an image no alteration touched, where the statistic has one by construction (used only
