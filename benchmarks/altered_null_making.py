@@ -74,11 +74,11 @@ def add_traces(model, keys, config, out, names, methods=None, replace_traces: bo
         raise SystemExit(f"no null of {out} lacks a trace its images carry")
     if dropped:
         write_merged(cal, methods, out, f"the traces of the detection nulls under alteration ({'; '.join(dropped)}) "
-                      f"replaced by the first of {', '.join(names)} their images made again carry "
-                      f"({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces --replace-traces)")
+                     f"replaced by the first of {', '.join(names)} their images made again carry "
+                     f"({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces --replace-traces)")
         return
     write_merged(cal, methods, out, f"{', '.join(names)} added as a trace to the detection nulls under alteration from "
-                  f"their images made again ({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces)")
+                 f"their images made again ({', '.join(notes)}; benchmarks/make_calibrations.py --add-traces)")
 
 
 def add_detection_alterations(args, model, keys, config, out) -> None:
@@ -137,7 +137,7 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
         if not notes:
             raise SystemExit(f"no part under {PARTS} was made for this version of {out}")
         write_merged(cal, methods, out, f"detection also calibrated on clean images under alterations "
-                      f"({'; '.join(notes)}; benchmarks/make_calibrations.py --add-detection-alterations)")
+                     f"({'; '.join(notes)}; benchmarks/make_calibrations.py --add-detection-alterations)")
         return
     method = args.add_detection_alterations
     first, method_config = part_settings(cal, method, config, out)

@@ -292,8 +292,8 @@ def add_alterations(args, model, keys, config, out) -> None:
                 methods[method] = MethodCalibration.from_json_dict(d["method"])
                 notes.append(f"{method}: {d['per_key']} per key")
         write_merged(cal, methods, out, f"identification also calibrated under "
-                      f"{describe_alterations(calibration_alterations())} ({', '.join(notes)}; "
-                      f"benchmarks/make_calibrations.py --add-alterations)")
+                     f"{describe_alterations(calibration_alterations())} ({', '.join(notes)}; "
+                     f"benchmarks/make_calibrations.py --add-alterations)")
         return
     method = args.add_alterations
     seed, method_config = part_settings(cal, method, config, out)
