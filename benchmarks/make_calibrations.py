@@ -77,8 +77,8 @@ def main() -> None:
                         "(comma-separated evidence statistics, e.g. engine.noise_statistics.ALTERATION_TRACES or a "
                         "candidate to try with --out on a copy), from their images made again; no inversion")
     p.add_argument("--trace-methods", metavar="METHODS",
-                   help="with --add-traces: only these methods' nulls (comma-separated), e.g. those that hold the "
-                        "nulls pinned at radius 2 that a mid-band deficit's gate needs beside it")
+                   help="with --add-traces or --take-nulls: only these methods' nulls (comma-separated), e.g. "
+                        "those that hold the nulls pinned at radius 2 that a mid-band deficit's gate needs beside it")
     p.add_argument("--replace-traces", action="store_true",
                    help="with --add-traces: first drop the traces those methods' nulls carry, so that each null gets "
                         "the first of NAMES its images carry (one trace per null), e.g. after the order of "
