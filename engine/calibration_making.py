@@ -198,8 +198,8 @@ def with_alteration_traces(calibration: MethodCalibration, altered_statistics: M
                            unaltered_statistics: Sequence[dict], names: Sequence[str] | None = None
                            ) -> MethodCalibration:
     """An existing calibration's detection nulls under alteration, those without a trace given the one their images
-    carry (`alteration_traces` of `names`, by default `engine.noise_statistics.ALTERATION_TRACES`; a candidate
-    is tried this way on a copy of a calibration), everything else unchanged: `altered_statistics[label]`, the evidence statistics of all
+    carry (`alteration_traces` of `names`: a candidate, `engine.noise_statistics.CANDIDATE_TRACES`, is tried this
+    way on a copy of a calibration), everything else unchanged: `altered_statistics[label]`, the evidence statistics of all
     the images its null was drawn on (the first clean images under that alteration), and `unaltered_statistics`,
     theirs unaltered. The least value is taken over all of them, the ones outside the coverage that the null left
     out included: no larger than over those it kept, so the null applies to at least the evidence it would have

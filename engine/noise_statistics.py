@@ -62,17 +62,20 @@ IDENTIFICATION_ONLY = frozenset({"block_artifacts"})
 # 114 -> 112 on `demo-flow`, 145 -> 149 on `demo`: benchmarks/results/detection_null_traces/
 # detection_null_traces_{demo,demo-flow}_dark_first.md). Dark corners have no baseline of their own (night scenes
 # have them), so without the unaltered images a null falls back to the corner fill.
-# The luma's mid-band deficit comes last: it tells the nulls of rotations blurred with radius 4 or more from
-# pristine evidence, which those nulls otherwise veto when weakly watermarked, but it gates by the blur, not by the
-# rotation that imitates the ring. A 9° rotation blurred with radius 2 has less of it than the radius-4 nulls' least
-# and as strong a signal (with noise, 13 of 150 clean `demo-flow` images flagged against 4 without the gate), so it
-# is a trace only beside the nulls pinned at radius 2 (engine.altered_calibration.DETECTION_ALTERATION_PLAN), which
-# their dark corners gate.
-# Together (encoder, the 21 blur rows, 3150 clean images): `demo-flow` 11 -> 7 flagged, unaltered watermarked images
-# detected 112 -> 126 of 150; `demo` 24 -> 12 flagged, 149 -> 148 detected, WAVES' combination at 0.1 59 -> 48
-# (its watermark darkens corners, so the pinned nulls apply to lightly rotated watermarked exhibits too;
-# benchmarks/results/detection_null_traces/detection_null_traces_{demo-flow,demo}_dark_first_blur_trial*.md).
-ALTERATION_TRACES = ("dark_corners", "corner_fill", "mid_band_deficit")
+ALTERATION_TRACES = ("dark_corners", "corner_fill")
+
+# Measured as traces and not used as ones (`benchmarks/make_calibrations.py --add-traces` adds a candidate to a copy
+# of a calibration). The luma's mid-band deficit does tell the nulls of rotations blurred with radius 4 or more
+# from pristine evidence (on `demo-flow` it gave back most of the unaltered watermarked images those nulls veto),
+# but it gates by the blur, not by the rotation that imitates the ring: a 9° rotation blurred with radius 2 has
+# less of it than the radius-4 nulls' least and as strong a signal, and with noise 13 of 150 such clean images
+# were flagged against 4 without the gate (benchmarks/results/detection_null_traces/, `--rows blur`). Beside it,
+# nulls of rotations pinned at radius 2 gated by their dark corners would cover what its gate lets through (on
+# trial: benchmarks/results/detection_null_traces/detection_null_traces_{demo-flow,demo}_dark_first_blur_trial*.md:
+# fewer clean images flagged on both models). Shipped so for a few hours, it was withdrawn: the radius-4 nulls had
+# also been keeping weakened watermarks from identification, and with the gate a `demo` key2 image rotated 4.5°,
+# cropped and blurred with radius 2 (deficit 0.88, dark corners 0.0075: neither gate) was identified as key1.
+CANDIDATE_TRACES = ("mid_band_deficit",)
 
 # A trace's level in an image no alteration touched, where the statistic has one by construction (used only
 # when the unaltered images are not at hand).
@@ -156,8 +159,8 @@ def mid_band_deficit(pixels: np.ndarray) -> float:
 
 def evidence_statistics(pixels: np.ndarray) -> dict[str, float]:
     """The statistics of the evidence itself (as analysed: (3, H, W) in [−1, 1]) that join the noise
-    statistics in the calibration's coverage check, except those in TRACE_ONLY, which only gate the detection
-    nulls under alteration (`ALTERATION_TRACES`)."""
+    statistics in the calibration's coverage check, except those in TRACE_ONLY, which only a trial of a
+    candidate trace reads (`CANDIDATE_TRACES`)."""
     return {"corner_fill": corner_fill(pixels), "clipped_share": clipped_share(pixels),
             "block_artifacts": block_artifacts(pixels), "dark_corners": dark_corners(pixels),
             "mid_band_deficit": mid_band_deficit(pixels)}

@@ -282,9 +282,9 @@ def test_calibrate_help_counts_the_detection_alterations_of_the_plan(capsys, mon
 def test_the_shipped_encoder_calibrations_hold_the_whole_detection_plan_gated_as_made(model_id):
     """Each bundled model's encoder entry holds every alteration of the plan, in its order, each null no larger than
     the images it was drawn on (those outside the coverage are left out, all of them for the 9° and 13.5° rotations
-    that keep their corners on `demo`), gated only by traces of
-    `ALTERATION_TRACES`; the nulls pinned at blur radius 2 by their dark corners, since a blurred spectrum's gate on
-    the radius-4-or-more nulls is safe only beside them (docs/algorithms.md §4.4)."""
+    that keep their corners on `demo`), each gated by one trace of `ALTERATION_TRACES` at most: never by a
+    candidate such as the blurred spectrum, whose gate let a weakened `demo` watermark be identified as another key
+    (docs/algorithms.md §4.4)."""
     from engine.altered_calibration import detection_alterations
     from engine.calibration import Calibration
     from engine.noise_statistics import ALTERATION_TRACES
@@ -296,8 +296,4 @@ def test_the_shipped_encoder_calibrations_hold_the_whole_detection_plan_gated_as
     drawn = entry.summary["altered_clean"]
     assert all(len(entry.detection_null_altered[label]) <= drawn[label] for label in plan)   # may be empty
     traces = entry.detection_null_altered_traces
-    assert all(len(t) == 1 and set(t) <= set(ALTERATION_TRACES) for t in traces.values())   # one trace per null
-    pinned = [label for label in plan if label.startswith("rotation+resizedcrop+blur@0.1 ")]
-    assert pinned and all(set(traces[label]) == {"dark_corners"} for label in pinned)
-    if any("mid_band_deficit" in t for t in traces.values()):
-        assert all(drawn[label] >= 1 / 0.01 - 1 for label in pinned)   # they can test at the level themselves
+    assert traces and all(len(t) == 1 and set(t) <= set(ALTERATION_TRACES) for t in traces.values())

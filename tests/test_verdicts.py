@@ -418,8 +418,7 @@ def test_a_null_carries_a_trace_only_when_all_its_images_have_more_than_most_una
     blurred = [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (1.2, 1.5, 1.9, 1.3, 2.0)]
     both = ("corner_fill", "mid_band_deficit")
     assert alteration_traces(blurred, before, both) == {"mid_band_deficit": 1.2}
-    assert alteration_traces(blurred, before) == {"mid_band_deficit": 1.2}   # by default too, after the corners
-    assert alteration_traces(blurred) == {}                 # the blur's trace has no baseline of its own
+    assert alteration_traces(blurred, before) == {}         # a candidate only when asked for (CANDIDATE_TRACES)
     assert alteration_traces(blurred, None, both) == {}     # no baseline of its own: unaltered images needed
     lightly = [{**s, "mid_band_deficit": v} for s, v in zip(blurred, (0.85, 1.5, 1.9, 1.3, 2.0))]
     assert alteration_traces(lightly, before, both) == {}   # one image has less than most unaltered ones
@@ -452,9 +451,8 @@ def test_traces_are_added_to_a_shipped_null_without_changing_it(separable):
     before = [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (0.5, 0.8, 0.9, 1.0)]
     altered = {"combo-all 0.2": [{"corner_fill": 0.0, "mid_band_deficit": v} for v in (1.3, 1.1, 1.6, 1.7)],
                "rotation+resizedcrop 0.1": [{"corner_fill": 0.05, "mid_band_deficit": v} for v in (1, 1.2, 1.3, 1.1)]}
-    assert with_alteration_traces(calibration, altered, before, ("corner_fill",)) == calibration   # held already
-    out = with_alteration_traces(calibration, altered, before)     # by default the blur's trace is tried too
-    assert out == with_alteration_traces(calibration, altered, before, ("corner_fill", "mid_band_deficit"))
+    assert with_alteration_traces(calibration, altered, before) == calibration   # corner fill: held already
+    out = with_alteration_traces(calibration, altered, before, ("corner_fill", "mid_band_deficit"))
     assert out.detection_null_altered == calibration.detection_null_altered
     assert out.detection_null_altered_traces == {"combo-all 0.2": {"mid_band_deficit": 1.1},
                                                  "rotation+resizedcrop 0.1": {"corner_fill": 0.1}}
