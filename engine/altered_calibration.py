@@ -73,12 +73,20 @@ CALIBRATION_ALTERATION_PLAN: tuple[tuple[str, tuple[float, ...]], ...] = (
 # (benchmarks/results/detection_null_traces/, benchmarks/results/robustness/). Such images carry the pure-black
 # corners as a trace (`engine.noise_statistics.ALTERATION_TRACES`), so the nulls drawn on them apply only to
 # evidence that has as much: the same rotations and crops alone, with a blur of radius 1, and with that noise.
+#
+# Between those and the radius-4 nulls, a 9-degree rotation and crop blurred with radius 2 to 3 keeps only dark (not
+# pure-black) corners, too few for the corner nulls' gate, and a signal the radius-4 null does not reach: on `demo`
+# with noise of sigma 0.02 after the blur, 5 (radius 2) and 8 (radius 3) of 150 clean images were flagged
+# (benchmarks/results/detection_null_traces/). The rotations pinned at radius 2, and at radius 2.5 with that noise
+# after the blur, are drawn for them; each gated by its dark corners only where all its images have some.
 DETECTION_ALTERATION_PLAN: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("rotation+resizedcrop+blur", (0.1, 0.2, 0.3)),     # 4.5, 9, 13.5 degrees; 95, 90, 85 % of the area; radius 2, 4, 6
     ("combo-all", (0.1, 0.2, 0.3)),
     ("rotation+resizedcrop", (0.1, 0.2, 0.3)),
     ("rotation+resizedcrop+blur@0.05", (0.1, 0.2, 0.3)),   # blur radius 1
     ("rotation+resizedcrop+noise", (0.1, 0.2, 0.3)),       # sigma 0.01, 0.02, 0.03
+    ("rotation+resizedcrop+blur@0.1", (0.2, 0.3)),         # 9, 13.5 degrees, blur radius 2
+    ("rotation+resizedcrop+blur@0.125+noise@0.2", (0.2, 0.3)),   # 9, 13.5 degrees, radius 2.5, then sigma 0.02
 )
 
 # An altered calibration image adds its statistic only where identification would be asked of it: inside what

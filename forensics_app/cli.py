@@ -850,9 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --alterations, only the first N watermarked images per key (default: all; each "
                           "alteration costs one more analysis of them)")
     cal.add_argument("--detection-alterations", action="store_true",
-                     help="also calibrate detection on the clean images under 15 simulated alterations (a rotation "
+                     help="also calibrate detection on the clean images under 19 simulated alterations (a rotation "
                           "hidden by a crop and a blur, alone and among WAVES' other distortions; a rotation and crop "
-                          "that keep pure-black corners, alone, lightly blurred or noised): a watermark is then "
+                          "that keep pure-black corners, alone, lightly blurred or noised; a rotation and crop blurred "
+                          "with radius 2, alone or with noise after the blur): a watermark is then "
                           "detected only beyond what every one that applies gives (docs/algorithms.md §4.4)")
     cal.add_argument("--altered-clean", type=int, metavar="N",
                      help="with --detection-alterations, only the first N clean images (default: all; at least "
