@@ -9,6 +9,9 @@ from pathlib import Path
 
 from calibration_parts import PARTS, first_seed, part_settings, write_merged
 
+# an entry's summary key: {label: why} for the plan's detection nulls a model's calibration leaves out on purpose
+LEFT_OUT = "detection_alterations_left_out"
+
 
 def add_traces(model, keys, config, out, names, methods=None, replace_traces: bool = False) -> None:
     """The trace of `names` each detection null under alteration without one carries (of `methods`' calibrations, by
@@ -152,8 +155,9 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
             raise SystemExit(f"--redraw: {', '.join(unknown)} not in the plan (engine.altered_calibration)")
         alterations = [a for a in detection_alterations() if a.label in wanted][k::n]
     else:
-        # only what the calibration lacks: a plan that grows is added to, never redrawn
-        alterations = [a for a in detection_alterations() if a.label not in held][k::n]
+        # only what the calibration lacks and did not leave out: a plan that grows is added to, never redrawn
+        left_out = cal.methods[method].summary.get(LEFT_OUT, {})
+        alterations = [a for a in detection_alterations() if a.label not in held and a.label not in left_out][k::n]
     if not alterations:
         raise SystemExit(f"{out} already holds every alteration of the plan for {method}")
     started = time.time()
@@ -175,6 +179,42 @@ def add_detection_alterations(args, model, keys, config, out) -> None:
     print(f"wrote {part} in {time.time() - started:.0f} s: "
           + ", ".join(f"{k} {len(v)} of {args.altered_clean} covered" for k, v in updated.detection_null_altered.items()))
 
+
+
+def leave_out(out, labels, reason: str, methods=None) -> None:
+    """Drop the detection nulls under alteration `labels` (of the plan) from `methods`' entries of the calibration
+    at `out` (by default every entry holding one), each recorded in the entry's summary under LEFT_OUT with
+    `reason`; its count and trace go with it. The source line says so."""
+    from dataclasses import replace
+
+    from engine.altered_calibration import detection_alterations
+    from engine.calibration import Calibration
+
+    cal = Calibration.load(out)
+    unknown = sorted(set(labels) - {a.label for a in detection_alterations()})
+    if unknown:
+        raise SystemExit(f"--leave-out: {', '.join(unknown)} not in the plan (engine.altered_calibration)")
+    methods = methods or [m for m, e in cal.methods.items() if set(labels) & set(e.detection_null_altered)]
+    changed, notes = dict(cal.methods), []
+    for method in methods:
+        entry = cal.methods.get(method)
+        if entry is None:
+            raise SystemExit(f"--trace-methods: {out} has no {method} entry")
+        missing = [label for label in labels if label not in entry.detection_null_altered]
+        if missing:
+            raise SystemExit(f"{method}: {out} holds no null {', '.join(missing)} to leave out")
+        counts = {k: v for k, v in entry.summary.get("altered_clean", {}).items() if k not in labels}
+        changed[method] = replace(
+            entry,
+            detection_null_altered={k: v for k, v in entry.detection_null_altered.items() if k not in labels},
+            detection_null_altered_traces={k: v for k, v in entry.detection_null_altered_traces.items()
+                                           if k not in labels},
+            summary={**entry.summary, "altered_clean": counts,
+                     LEFT_OUT: {**entry.summary.get(LEFT_OUT, {}), **{label: reason for label in labels}}})
+        notes.append(method)
+    write_merged(cal, changed, out, f"the detection nulls under {', '.join(labels)} left out of the "
+                 f"{', '.join(notes)} entr{'ies' if len(notes) > 1 else 'y'}: {reason} "
+                 "(benchmarks/make_calibrations.py --leave-out)")
 
 
 def take_nulls(source_path, out, methods=None) -> None:
@@ -215,9 +255,13 @@ def take_nulls(source_path, out, methods=None) -> None:
         counts = {**entry.summary.get("altered_clean", {}),
                   **{label: other.summary["altered_clean"][label] for label in labels}}
         order = [label for label in plan if label in null]
+        # a null taken back is no longer left out
+        left = {k: v for k, v in entry.summary.get(LEFT_OUT, {}).items() if k not in labels}
+        summary = {k: v for k, v in entry.summary.items() if k != LEFT_OUT}
         taken[method] = replace(entry, detection_null_altered={k: null[k] for k in order},
                                 detection_null_altered_traces={k: traces[k] for k in order if k in traces},
-                                summary={**entry.summary, "altered_clean": {k: counts[k] for k in order}})
+                                summary={**summary, "altered_clean": {k: counts[k] for k in order},
+                                         **({LEFT_OUT: left} if left else {})})
         notes.append(f"{method}: " + ", ".join(
             f"{label} on {counts[label]}" + "".join(f" ({k} ≥ {v:.4g})" for k, v in traces.get(label, {}).items())
             for label in labels))

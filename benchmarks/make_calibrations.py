@@ -36,6 +36,12 @@ taken over without drawing them again; a trace is then added the usual way:
     .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --take-nulls TRIAL.json --trace-methods encoder
     .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --add-traces mid_band_deficit --trace-methods encoder
 
+A null of the plan that a model's calibration does better without (measured: it costs that model's watermarks more
+than the false positives it stops) is left out on purpose, with the reason, and no later part draws it again:
+
+    .venv/bin/python benchmarks/make_calibrations.py --model demo-flow --leave-out LABEL,LABEL --trace-methods encoder \
+        --because "what was measured, and where"
+
 A detection part regenerates the first N clean images from their seeds, and refuses to go on unless the first 8,
 analysed again, reproduce the file's detection statistics.
 
@@ -49,7 +55,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import harness
-from altered_null_making import add_detection_alterations, add_traces, take_nulls
+from altered_null_making import add_detection_alterations, add_traces, leave_out, take_nulls
 from calibration_parts import PARTS, part_settings, write_merged
 
 
@@ -88,6 +94,11 @@ def main() -> None:
                         "nulls under alteration of the plan that the shipped file lacks, with their counts and "
                         "traces; refused unless FILE's entry was made on the same clean images with the same "
                         "settings (with --trace-methods: only those methods)")
+    p.add_argument("--leave-out", metavar="LABELS",
+                   help="drop these detection nulls under alteration of the plan (comma-separated labels) from the "
+                        "--trace-methods entries (default: all), recording them with --because as left out on "
+                        "purpose, so that no later part draws them again")
+    p.add_argument("--because", metavar="TEXT", help="with --leave-out: why, with the measurement that says so")
     p.add_argument("--merge-detection-alterations", action="store_true",
                    help="write the shipped calibration with every part made by --add-detection-alterations")
     p.add_argument("--add-evidence-coverage", action="store_true",
@@ -123,6 +134,12 @@ def main() -> None:
     if args.take_nulls:
         take_nulls(Path(args.take_nulls), out,
                    [m.strip() for m in args.trace_methods.split(",")] if args.trace_methods else None)
+        return
+    if args.leave_out:
+        if not args.because:
+            raise SystemExit("--leave-out needs --because: why these nulls are left out, and what measured it")
+        leave_out(out, [label.strip() for label in args.leave_out.split(",")], args.because,
+                  [m.strip() for m in args.trace_methods.split(",")] if args.trace_methods else None)
         return
     if args.add_traces:
         add_traces(model, keys, config, out, [name.strip() for name in args.add_traces.split(",")],
