@@ -8,9 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration_parts import PARTS, first_seed, part_settings, write_merged
-
-# an entry's summary key: {label: why} for the plan's detection nulls a model's calibration leaves out on purpose
-LEFT_OUT = "detection_alterations_left_out"
+from engine.altered_calibration import LEFT_OUT_SUMMARY_KEY as LEFT_OUT
 
 
 def add_traces(model, keys, config, out, names, methods=None, replace_traces: bool = False) -> None:
@@ -195,6 +193,8 @@ def leave_out(out, labels, reason: str, methods=None) -> None:
     if unknown:
         raise SystemExit(f"--leave-out: {', '.join(unknown)} not in the plan (engine.altered_calibration)")
     methods = methods or [m for m, e in cal.methods.items() if set(labels) & set(e.detection_null_altered)]
+    if not methods:
+        raise SystemExit(f"--leave-out: no entry of {out} holds {', '.join(labels)}")
     changed, notes = dict(cal.methods), []
     for method in methods:
         entry = cal.methods.get(method)

@@ -25,6 +25,7 @@ second calibration is read in seconds.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import replace
@@ -162,7 +163,7 @@ def main() -> None:
         stats = [evidence_statistics(x) for x in pixels]
         names = sorted(stats[0])
         LATENTS.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp.npz")
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")     # two readers may fill the same row
         np.savez_compressed(tmp, z=z.numpy(), statistic_names=np.array(names),
                             statistics=np.array([[s[n] for n in names] for s in stats]))
         tmp.replace(path)

@@ -852,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--detection-alterations", action="store_true",
                      help="also calibrate detection on the clean images under 19 simulated alterations (a rotation "
                           "hidden by a crop and a blur, alone and among WAVES' other distortions; a rotation and crop "
-                          "that keep pure-black corners, alone, lightly blurred or noised; a rotation and crop blurred "
+                          "that keep dark corners, alone, blurred with radius 1 or noised; a rotation and crop blurred "
                           "with radius 2, alone or with noise after the blur): a watermark is then "
                           "detected only beyond what every one that applies gives (docs/algorithms.md §4.4)")
     cal.add_argument("--altered-clean", type=int, metavar="N",

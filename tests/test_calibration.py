@@ -287,13 +287,13 @@ def test_the_shipped_encoder_calibrations_hold_the_whole_detection_plan_gated_as
     (docs/algorithms.md §4.4). A null of the plan is missing only where the entry says it was left out and why
     (`demo-flow`: the noise-after-blur nulls, which cost its watermarks more than they saved; `demo` leaves none out:
     without them it named a key for clean images)."""
-    from engine.altered_calibration import detection_alterations
+    from engine.altered_calibration import LEFT_OUT_SUMMARY_KEY, detection_alterations
     from engine.calibration import Calibration
     from engine.noise_statistics import ALTERATION_TRACES
     from engine.resources import resource_path
 
     entry = Calibration.load(resource_path("calibrations") / f"{model_id}.json").methods["encoder"]
-    left_out = entry.summary.get("detection_alterations_left_out", {})
+    left_out = entry.summary.get(LEFT_OUT_SUMMARY_KEY, {})
     assert all(isinstance(why, str) and len(why) > 40 for why in left_out.values())
     assert (model_id == "demo") == (not left_out)
     plan = [a.label for a in detection_alterations()]
