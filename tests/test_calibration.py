@@ -285,7 +285,7 @@ def test_the_shipped_encoder_calibrations_hold_the_whole_detection_plan_gated_as
     that keep their corners on `demo`), each gated by one trace of `ALTERATION_TRACES` at most: never by a
     candidate such as the blurred spectrum, whose gate let a weakened `demo` watermark be identified as another key
     (docs/algorithms.md §4.4). A null of the plan is missing only where the entry says it was left out and why
-    (`demo-flow`: the noise-after-blur nulls, which cost its watermarks more than they saved; `demo` leaves none out:
+    (`demo-flow`: the 9° noise-after-blur null, which cost its watermarks more than it saved; `demo` leaves none out:
     without them it named a key for clean images)."""
     from engine.altered_calibration import LEFT_OUT_SUMMARY_KEY, detection_alterations
     from engine.calibration import Calibration
