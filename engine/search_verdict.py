@@ -38,7 +38,7 @@ def detection_test(result: "RealignmentResult") -> str:
     """One sentence: which corrected test produced the search's detection p-value, over what, and the winner."""
     over = (f"{len(result.transforms)} candidate transform(s) × {len(result.key_ids)} key(s) = {result.tests} tests "
             f"({result.method})")
-    winner = f"winner: {result.best.describe()} with key {result.best_key}"
+    winner = f"winner: {result.best.describe()} with key {result.key_text}"
     if result.decoy_p is not None:
         return (f"decoy-key max-statistic p-value of the re-alignment search over {over}, against "
                 f"{result.decoys} decoy key sets drawn like the keys (exact over the key draw, smallest possible "

@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 
 from engine.treering import (DEFAULT_SCORE_TARGET, Centre, KeySet, ScoreTarget, TreeRingKey, circle_mask,
-                             fft_latent)
+                             fft_latent, ifft_latent)
 
 def l1_distance(z: torch.Tensor, key: TreeRingKey, target: ScoreTarget = DEFAULT_SCORE_TARGET) -> torch.Tensor:
     """Mean |F(z)[mask] − key[mask]| per latent in the batch (lower = closer to the key)."""
@@ -82,6 +82,31 @@ def p_value(z: torch.Tensor, key: TreeRingKey, target: ScoreTarget = DEFAULT_SCO
     lam = ((t_ri**2) / sigma**2).sum(dim=-1)
     chi = (((f_ri - t_ri) / sigma) ** 2).sum(dim=-1)
     return stats.ncx2.cdf(chi.cpu().numpy(), df=f_ri.shape[-1], nc=lam.cpu().numpy())
+
+
+def key_pattern(key: TreeRingKey, target: ScoreTarget = DEFAULT_SCORE_TARGET) -> torch.Tensor:
+    """The (H, W) real latent-space pattern of the key on its channel: the inverse FFT of the masked coefficients
+    a watermarked latent is expected to carry, zero elsewhere (what injection adds to that channel's masked part)."""
+    expected = torch.zeros(key.latent_shape, dtype=torch.complex64)
+    expected[key.mask()] = key.masked_target(target)
+    return ifft_latent(expected[None])[0][key.channel]
+
+
+def covered_key_distances(z: torch.Tensor, keys: KeySet, covered: np.ndarray,
+                          target: ScoreTarget = DEFAULT_SCORE_TARGET) -> np.ndarray:
+    """(K,) squared distances Σ (z − w_k)² over the latent pixels `covered` ((H, W) bool) of the key channel,
+    for one (C, H, W) latent: a least-squares fit of each key's pattern w_k (`key_pattern`) to the part of the
+    latent that holds the suspect. Where a re-alignment leaves area uncovered (a rotation's corners) the Fourier
+    coefficients mix the fill into every ring; these distances leave it out (docs/algorithms.md §6). Keys must
+    share a channel."""
+    channels = {k.channel for k in keys.keys}
+    if len(channels) != 1:
+        raise ValueError("covered-area key distances need keys on one channel")
+    m = torch.from_numpy(np.asarray(covered, dtype=bool))
+    if m.shape != tuple(z.shape[-2:]) or not bool(m.any()):
+        raise ValueError(f"the covered area {tuple(m.shape)} does not match the latent {tuple(z.shape[-2:])} or is empty")
+    zc = z[channels.pop()].double()
+    return np.array([float(((zc - key_pattern(k, target).double())[m] ** 2).sum()) for k in keys.keys])
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def test_search_runs_after_the_analysis_and_is_shown_beside_the_conclusion(qtbot
                                              + search_headline(c))
     r = s.results["encoder"]
     assert rv.search_box.summary.text() == (
-        f"Winner: {r.best.describe()} (key {r.best_key}); corrected p = {r.decoy_p:.3g} (decoy-key max-statistic, 9 "
+        f"Winner: {r.best.describe()}, key {r.key_text}; corrected p = {r.decoy_p:.3g} (decoy-key max-statistic, 9 "
         "decoy sets). Tried (flip): 3 transforms × 3 key(s) — as submitted; flip left-right; flip top-bottom. The "
         "exhibit's conclusion above, from the image as submitted, stands.")
     assert not rv.search_box.details.isVisibleTo(window)

@@ -66,6 +66,46 @@ def test_the_inpaint_fill_fills_only_what_a_candidate_leaves_uncovered():
     assert (filled[1][kept] - x[1][kept]).abs().mean() < 0.05
 
 
+def test_covered_latent_marks_what_a_candidate_fills_from_the_suspect():
+    from engine.realignment import covered_latent
+
+    cov = covered_latent((Transform(), Transform(angle=10.0), Transform(angle=90.0)), 64, 8)
+    assert cov.shape == (3, 8, 8) and cov[0].all() and cov[2].all()
+    assert cov[1][3:5, 3:5].all() and not cov[1][0, 0] and not cov[1][-1, -1] and 0.5 < cov[1].mean() < 1
+
+
+def test_a_rotated_winner_takes_its_key_from_the_area_it_covers():
+    """Key 2's pattern written where a 10° candidate covers the latent, a constant (black corners' low-frequency
+    energy) where it does not: the smallest p-value follows the fill to key 3, the covered-area fit stays with
+    key 2 (measured on this seed). The identity winner, and a search given no coverage, keep the p-value rule."""
+    from engine.realignment import COVERED_FIT, SMALLEST_P, covered_latent, score_search
+    from engine.treering import KeySet
+    from engine.treering_scoring import covered_key_distances, key_pattern
+
+    keys = KeySet.load("resources/keys/demo.json")
+    transforms = (Transform(), Transform(angle=10.0))
+    covered = covered_latent(transforms, 256, 32)
+    z = torch.randn((2, 4, 32, 32), generator=torch.Generator().manual_seed(0))
+    channel = keys["key2"].channel
+    z[0, channel] = 0                                          # the identity: no signal, not the winner
+    z[1, channel] += torch.where(torch.from_numpy(covered[1]), key_pattern(keys["key2"]), torch.tensor(3.0))
+    search = SearchConfig(decoys=0)
+    by_p = score_search(z, keys, transforms, "encoder", search)
+    by_cover = score_search(z, keys, transforms, "encoder", search, covered=covered)
+    assert by_p.best_index == by_cover.best_index == 1
+    assert (by_p.best_key, by_p.key_rule) == ("key3", SMALLEST_P)
+    assert (by_cover.best_key, by_cover.key_rule) == ("key2", COVERED_FIT)
+    assert by_cover.min_p == by_p.min_p == by_p.p_values.min()     # the detection side is unchanged
+    assert "key2 (least squares over the covered latent)" in by_cover.finding(0.01)
+    d = covered_key_distances(z[1], keys, covered[1])
+    assert d.argmin() == 1 and d.shape == (3,)
+    z[0, channel] += key_pattern(keys["key1"]) * 3                # now the identity wins
+    ident = score_search(z, keys, transforms, "encoder", search, covered=covered)
+    assert ident.best_index == 0 and ident.key_rule == SMALLEST_P and ident.best_key == "key1"
+    with pytest.raises(ValueError, match="covered area"):
+        covered_key_distances(z[1], keys, np.zeros((32, 32), dtype=bool))
+
+
 def test_search_grid_counts_and_parsing():
     grid = SearchConfig().transforms()
     assert grid[0].is_identity

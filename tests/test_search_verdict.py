@@ -105,6 +105,11 @@ def test_result_and_conclusion_survive_their_json():
         RealignmentResult.from_json_dict({**d, "p_values": d["p_values"][:-1]})
     with pytest.raises(ValueError, match="winner's key"):
         RealignmentResult.from_json_dict({**d, "best_key": "nobody"})
+    assert back.key_rule == r.key_rule and d["key_rule"] == r.key_rule
+    older = {k: v for k, v in d.items() if k != "key_rule"}          # written before the rule was recorded
+    assert RealignmentResult.from_json_dict(older).key_rule == "smallest p-value"
+    with pytest.raises(ValueError, match="key rule"):
+        RealignmentResult.from_json_dict({**d, "key_rule": "whichever"})
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ class SearchResultBox(QFrame):
         candidates = (f"; candidates (not excluded on the winner, uncalibrated): {', '.join(c.candidates) or 'none'}"
                       if c.detected else "")
         self.summary.setText(
-            f"Winner: {r.best.describe()} (key {r.best_key}); corrected p = {c.detection_p:.3g} ({corrected})"
+            f"Winner: {r.best.describe()}, key {r.key_text}; corrected p = {c.detection_p:.3g} ({corrected})"
             f"{candidates}. Tried ({', '.join(search.families)}): {len(r.transforms)} transforms × "
             f"{len(r.key_ids)} key(s) — {'; '.join(names[:SHOWN_TRANSFORMS])}{more}. The exhibit's conclusion "
             f"above, from the image as submitted, stands.")

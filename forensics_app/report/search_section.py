@@ -27,7 +27,7 @@ def search_section(a, method_titles: dict[str, str]) -> str:
     for m, r in s.results.items():
         mc = s.conclusions[m]
         rows.append(f"<tr><td>{esc(method_titles.get(m, m))}</td><td>{len(r.transforms)} × {len(r.key_ids)}</td>"
-                    f"<td>{esc(r.best.describe())}, key {esc(r.best_key)}</td>"
+                    f"<td>{esc(r.best.describe())}, key {esc(r.key_text)}</td>"
                     f"<td>{number(r.decoy_p, '.3g')}{f' ({r.decoys} decoys)' if r.decoy_p is not None else ''}</td>"
                     f"<td>{number(r.bonferroni_p, '.3g')}</td><td>{number(r.identity_p, '.3g')}</td>"
                     f"<td>{esc(search_headline(mc))}</td></tr>")
