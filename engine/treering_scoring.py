@@ -92,21 +92,25 @@ def key_pattern(key: TreeRingKey, target: ScoreTarget = DEFAULT_SCORE_TARGET) ->
     return ifft_latent(expected[None])[0][key.channel]
 
 
-def covered_key_distances(z: torch.Tensor, keys: KeySet, covered: np.ndarray,
+def covered_key_residuals(z: torch.Tensor, keys: KeySet, covered: np.ndarray,
                           target: ScoreTarget = DEFAULT_SCORE_TARGET) -> np.ndarray:
-    """(K,) squared distances Σ (z − w_k)² over the latent pixels `covered` ((H, W) bool) of the key channel,
-    for one (C, H, W) latent: a least-squares fit of each key's pattern w_k (`key_pattern`) to the part of the
-    latent that holds the suspect. Where a re-alignment leaves area uncovered (a rotation's corners) the Fourier
-    coefficients mix the fill into every ring; these distances leave it out (docs/algorithms.md §6). Keys must
-    share a channel."""
+    """(K,) for one (C, H, W) latent: the least-squares residual Σ (z − g·w_k)² over the latent pixels `covered`
+    ((H, W) bool) of the key channel, with each key's pattern w_k (`key_pattern`) fitted at its best gain g ≥ 0.
+    The gain is free because inversion returns the ring attenuated (about half its written size on `demo`), by an
+    amount no key should be charged for; a negative gain would be the opposite of a watermark. Where a
+    re-alignment leaves area uncovered (a rotation's corners), the Fourier coefficients mix the fill into every
+    ring; these residuals leave it out (docs/algorithms.md §6). Keys must share a channel."""
     channels = {k.channel for k in keys.keys}
     if len(channels) != 1:
-        raise ValueError("covered-area key distances need keys on one channel")
+        raise ValueError("covered-area key residuals need keys on one channel")
     m = torch.from_numpy(np.asarray(covered, dtype=bool))
     if m.shape != tuple(z.shape[-2:]) or not bool(m.any()):
         raise ValueError(f"the covered area {tuple(m.shape)} does not match the latent {tuple(z.shape[-2:])} or is empty")
-    zc = z[channels.pop()].double()
-    return np.array([float(((zc - key_pattern(k, target).double())[m] ** 2).sum()) for k in keys.keys])
+    zc = z[channels.pop()].double()[m]
+    w = torch.stack([key_pattern(k, target).double()[m] for k in keys.keys])
+    dot, energy = w @ zc, (w ** 2).sum(dim=1)
+    gain = torch.clamp(dot / energy, min=0.0)
+    return ((zc ** 2).sum() - 2 * gain * dot + gain ** 2 * energy).numpy()
 
 
 @dataclass(frozen=True)

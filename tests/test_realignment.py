@@ -80,7 +80,7 @@ def test_a_rotated_winner_takes_its_key_from_the_area_it_covers():
     key 2 (measured on this seed). The identity winner, and a search given no coverage, keep the p-value rule."""
     from engine.realignment import COVERED_FIT, SMALLEST_P, covered_latent, score_search
     from engine.treering import KeySet
-    from engine.treering_scoring import covered_key_distances, key_pattern
+    from engine.treering_scoring import covered_key_residuals, key_pattern
 
     keys = KeySet.load("resources/keys/demo.json")
     transforms = (Transform(), Transform(angle=10.0))
@@ -96,14 +96,14 @@ def test_a_rotated_winner_takes_its_key_from_the_area_it_covers():
     assert (by_p.best_key, by_p.key_rule) == ("key3", SMALLEST_P)
     assert (by_cover.best_key, by_cover.key_rule) == ("key2", COVERED_FIT)
     assert by_cover.min_p == by_p.min_p == by_p.p_values.min()     # the detection side is unchanged
-    assert "key2 (least squares over the covered latent)" in by_cover.finding(0.01)
-    d = covered_key_distances(z[1], keys, covered[1])
+    assert "key2 (pattern fit over the covered latent)" in by_cover.finding(0.01)
+    d = covered_key_residuals(z[1], keys, covered[1])
     assert d.argmin() == 1 and d.shape == (3,)
     z[0, channel] += key_pattern(keys["key1"]) * 3                # now the identity wins
     ident = score_search(z, keys, transforms, "encoder", search, covered=covered)
     assert ident.best_index == 0 and ident.key_rule == SMALLEST_P and ident.best_key == "key1"
     with pytest.raises(ValueError, match="covered area"):
-        covered_key_distances(z[1], keys, np.zeros((32, 32), dtype=bool))
+        covered_key_residuals(z[1], keys, np.zeros((32, 32), dtype=bool))
 
 
 def test_search_grid_counts_and_parsing():
