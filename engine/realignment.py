@@ -38,11 +38,13 @@ FILLS = ("black", "grey", "border", "reflection", "inpaint")
 # "inpaint": the area a candidate leaves uncovered is filled by the model's autoencoder (`inpaint_uncovered`)
 
 # How the winner's key is chosen (`RealignmentResult.key_rule`). Where the winning candidate rotates by other than a
-# multiple of 90°, its uncovered corners mix the fill into every Fourier ring, and the key is the one whose pattern,
-# at its best gain, fits the latent area the candidate covers (`engine.treering_scoring.covered_key_residuals`).
-# Measured on `demo` with the encoder at the rotation that undoes the attack, 150 images each: right for 0.77 /
-# 0.72 / 0.81 at 10 / 20 / 30° where the smallest p-value gives 0.65 / 0.65 / 0.57, and 0.93 against 0.94 unrotated
-# (benchmarks/results/rotation_key_rule/). Unmeasured for crops and rescales, which keep the smallest p-value.
+# multiple of 90°, its uncovered corners mix the fill into every Fourier ring; on a model whose spec asks for it
+# (`ModelSpec.search_fits_covered_latent`) the key is then the one whose pattern, at its best gain, fits the latent
+# area the candidate covers (`engine.treering_scoring.covered_key_residuals`). Measured at the rotation that undoes
+# the attack, 150 images each, encoder (benchmarks/results/rotation_key_rule/): on `demo` right for 0.77 / 0.72 /
+# 0.81 at 10 / 20 / 30° where the smallest p-value gives 0.65 / 0.65 / 0.57 (0.93 against 0.94 unrotated); on
+# `demo-flow`, whose rings the rotation barely bends, it is no better, so that model and unmeasured ones keep the
+# smallest p-value, as crops and rescales do everywhere.
 SMALLEST_P = "smallest p-value"
 COVERED_FIT = "pattern fit over the covered latent"
 KEY_RULES = (SMALLEST_P, COVERED_FIT)
@@ -368,8 +370,9 @@ def realign(model: LoadedModel, keys: KeySet, pixels: np.ndarray | torch.Tensor,
     x = apply_transforms(torch.as_tensor(np.asarray(pixels, dtype=np.float32)), transforms)
     x = inpaint_uncovered(model, x, transforms)
     z_t = recover_z_t(model, x, method, config, progress, item)
-    return score_search(z_t, keys, transforms, method, search, config.score_target,
-                        covered_latent(transforms, model.image_size, z_t.shape[-1]))
+    covered = (covered_latent(transforms, model.image_size, z_t.shape[-1])
+               if model.spec.search_fits_covered_latent else None)
+    return score_search(z_t, keys, transforms, method, search, config.score_target, covered)
 
 
 def check_search_keys(keys) -> None:

@@ -168,7 +168,7 @@ def test_rotation_search_recovers_a_rotated_watermarked_demo_image():
     from engine.generation import decode_to_uint8, initial_noise, sample_latents
     from engine.model_loader import load_model
     from engine.options import AnalysisOptions
-    from engine.realignment import realign
+    from engine.realignment import COVERED_FIT, realign
     from engine.treering import KeySet, inject
 
     model = load_model("demo", device="cpu")
@@ -186,6 +186,10 @@ def test_rotation_search_recovers_a_rotated_watermarked_demo_image():
     assert 1 / 200 <= result.decoy_p <= 1 and result.corrected_p() == result.decoy_p
     assert result.detected(0.01) == (result.decoy_p <= 0.01)
     assert "rotate -10°" in result.finding(0.01) and "4 candidate transforms × 3 key(s)" in result.finding(0.01)
+    # `demo` names a rotated winner's key by the covered-latent fit (its spec; docs/algorithms.md §6); on this
+    # image both rules say key 1 (measured): one image is not the benchmark's 150
+    assert model.spec.search_fits_covered_latent and result.key_rule == COVERED_FIT
+    assert result.best_key == "key1" and "key1 (pattern fit over the covered latent)" in result.finding(0.01)
 
 
 def test_scan_search_adds_a_realignment_object_and_keeps_the_verdict(tmp_path):
