@@ -32,6 +32,21 @@ import harness
 SEARCH_ANGLES = (-30.0, -20.0, -10.0, 10.0, 20.0, 30.0)    # the robustness table's rotation search
 
 
+def references(args):
+    """The model, keys, analysis config, the first --per-key watermarked references of each key, and the cache file
+    they come from (`benchmarks/robustness.py`'s: 50 per key, 150 clean, seeds 300000…)."""
+    from engine.model_loader import load_model
+    from engine.options import AnalysisOptions
+    from engine.treering import KeySet
+    from robustness import cached_references
+
+    model = load_model(args.model, device=args.device)
+    keys = KeySet.load(args.keys)
+    config = AnalysisOptions(methods=(args.method,)).to_config(model)
+    refs, cache = cached_references(model, keys, 50, 150, 300_000)
+    return model, keys, config, [r for k in keys.ids for r in [r for r in refs if r.key_id == k][:args.per_key]], cache
+
+
 def main() -> None:
     p = harness.parser(__doc__, "rotation_key_rule", keys=True)
     p.add_argument("--per-key", type=int, default=50)
@@ -43,20 +58,12 @@ def main() -> None:
         return at_undoing(args)
 
     from engine.attacks import combined, apply_attacks
-    from engine.model_loader import load_model
-    from engine.options import AnalysisOptions
     from engine.pixel_levels import from_uint8
     from engine.rates import wilson
     from engine.realignment import COVERED_FIT, SearchConfig, realign
-    from engine.treering import KeySet
-    from robustness import cached_references
 
     started = time.time()
-    model = load_model(args.model, device=args.device)
-    keys = KeySet.load(args.keys)
-    config = AnalysisOptions(methods=(args.method,)).to_config(model)
-    refs, cache = cached_references(model, keys, 50, 150, 300_000)
-    chosen = [r for k in keys.ids for r in [r for r in refs if r.key_id == k][:args.per_key]]
+    model, keys, config, chosen, cache = references(args)
     search = SearchConfig(families=("rotation",), rotations=SEARCH_ANGLES, decoys=0)
     rows, lines = [], []
     for angle in (float(a) for a in args.angles.split(",")):
@@ -116,22 +123,14 @@ def variant_keys(z: torch.Tensor, keys, patterns: np.ndarray, covered: np.ndarra
 def at_undoing(args) -> None:
     from engine.attacks import apply_attacks, combined
     from engine.decoys import p_value_matrix
-    from engine.model_loader import load_model
-    from engine.options import AnalysisOptions
     from engine.pixel_levels import from_uint8
     from engine.rates import wilson
     from engine.realignment import Transform, apply_transforms, covered_latent
     from engine.recovery import recover_z_t
-    from engine.treering import KeySet
     from engine.treering_scoring import key_pattern
-    from robustness import cached_references
 
     started = time.time()
-    model = load_model(args.model, device=args.device)
-    keys = KeySet.load(args.keys)
-    config = AnalysisOptions(methods=(args.method,)).to_config(model)
-    refs, cache = cached_references(model, keys, 50, 150, 300_000)
-    chosen = [r for k in keys.ids for r in [r for r in refs if r.key_id == k][:args.per_key]]
+    model, keys, config, chosen, cache = references(args)
     truth = np.array([keys.ids.index(r.key_id) for r in chosen])
     patterns = np.stack([key_pattern(k, config.score_target).numpy() for k in keys.keys])
     rows = []
