@@ -107,6 +107,20 @@ def cached_references(model, keys, per_key: int, clean: int, seed: int):
     return refs, path
 
 
+def watermarked_references(args):
+    """For a script with --model, --device, --keys, --method and --per-key: the model, keys, analysis config (that
+    one method), the first --per-key cached watermarked references of each key, and their cache file."""
+    from engine.model_loader import load_model
+    from engine.options import AnalysisOptions
+    from engine.treering import KeySet
+
+    model = load_model(args.model, device=args.device)
+    keys = KeySet.load(args.keys)
+    config = AnalysisOptions(methods=(args.method,)).to_config(model)
+    refs, cache = cached_references(model, keys, 50, 150, 300_000)
+    return model, keys, config, [r for k in keys.ids for r in [r for r in refs if r.key_id == k][:args.per_key]], cache
+
+
 def study_settings(model, keys, config, calibration, search, restoration, references: str) -> dict:
     """What a row's numbers depend on besides its (attack, strength, method, variant): rows are reused only
     under equal settings. `methods`: per decoder inversion, its settings hash (engine.calibration)."""

@@ -28,23 +28,9 @@ import torch
 from scipy import stats
 
 import harness
+from robustness import watermarked_references
 
 SEARCH_ANGLES = (-30.0, -20.0, -10.0, 10.0, 20.0, 30.0)    # the robustness table's rotation search
-
-
-def references(args):
-    """The model, keys, analysis config, the first --per-key watermarked references of each key, and the cache file
-    they come from (`benchmarks/robustness.py`'s: 50 per key, 150 clean, seeds 300000…)."""
-    from engine.model_loader import load_model
-    from engine.options import AnalysisOptions
-    from engine.treering import KeySet
-    from robustness import cached_references
-
-    model = load_model(args.model, device=args.device)
-    keys = KeySet.load(args.keys)
-    config = AnalysisOptions(methods=(args.method,)).to_config(model)
-    refs, cache = cached_references(model, keys, 50, 150, 300_000)
-    return model, keys, config, [r for k in keys.ids for r in [r for r in refs if r.key_id == k][:args.per_key]], cache
 
 
 def main() -> None:
@@ -63,7 +49,7 @@ def main() -> None:
     from engine.realignment import COVERED_FIT, SearchConfig, realign
 
     started = time.time()
-    model, keys, config, chosen, cache = references(args)
+    model, keys, config, chosen, cache = watermarked_references(args)
     search = SearchConfig(families=("rotation",), rotations=SEARCH_ANGLES, decoys=0)
     rows, lines = [], []
     for angle in (float(a) for a in args.angles.split(",")):
@@ -130,7 +116,7 @@ def at_undoing(args) -> None:
     from engine.treering_scoring import key_pattern
 
     started = time.time()
-    model, keys, config, chosen, cache = references(args)
+    model, keys, config, chosen, cache = watermarked_references(args)
     truth = np.array([keys.ids.index(r.key_id) for r in chosen])
     patterns = np.stack([key_pattern(k, config.score_target).numpy() for k in keys.keys])
     rows = []
