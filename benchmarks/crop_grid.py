@@ -6,7 +6,9 @@ and at the exact inverse of the attack (no grid), encoder, edge fill as the sear
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/crop_grid.py --sides 0.75,0.9 --grids 3,7
 
 No candidate selection: each image is read at the one candidate named, so the figures bound what a search with
-that grid can give. The watermarked robustness references (`benchmarks/robustness.py`'s cache) are used, and the
+that grid can give. Each candidate is read with the smallest p-value (the key rule crops use) and with the
+covered-latent pattern fit that rotations use on `demo` (`engine.treering_scoring.covered_key_residuals` over
+the latent the candidate fills from the suspect; docs/algorithms.md §6), paired. The watermarked robustness references (`benchmarks/robustness.py`'s cache) are used, and the
 attack's crop box is drawn exactly as `engine.attacks` draws it from the reference's seed.
 """
 
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from scipy import stats
 
 import harness
 from robustness import watermarked_references
@@ -49,7 +52,8 @@ def main() -> None:
     from engine.decoys import p_value_matrix
     from engine.pixel_levels import from_uint8
     from engine.rates import wilson
-    from engine.realignment import Transform, apply_transforms
+    from engine.realignment import Transform, apply_transforms, covered_latent
+    from engine.treering_scoring import covered_key_residuals
     from engine.recovery import recover_z_t
 
     started = time.time()
@@ -60,8 +64,8 @@ def main() -> None:
     rows = []
     for side_share in (float(s) for s in args.sides.split(",")):
         strength = (1 - side_share ** 2) / 0.5           # the robustness plan's resizedcrop strength for this side
-        readings = {f"{g} × {g} grid": [] for g in grids}
-        readings["exact inverse"] = []
+        places = [f"{g} × {g} grid" for g in grids] + ["exact inverse"]
+        readings = {f"{place}{rule}": [] for place in places for rule in ("", ", fit")}
         shifts = {g: [] for g in grids}
         for r in chosen:
             attacked = torch.from_numpy(from_uint8(apply_attacks(r.pixels, combined("resizedcrop", strength, r.seed))))
@@ -74,12 +78,20 @@ def main() -> None:
                 shifts[g].append(max(abs(gx - cx), abs(gy - cy)) * size)
                 transforms.append(Transform(side=side, cx=gx, cy=gy, fill="border"))
             x = apply_transforms(attacked, tuple(transforms))
-            picks = p_value_matrix(recover_z_t(model, x, args.method, config), keys.keys,
-                                   config.score_target).argmin(1)
-            readings["exact inverse"].append(int(picks[0]))
-            for i, g in enumerate(grids, start=1):
-                readings[f"{g} × {g} grid"].append(int(picks[i]))
+            z = recover_z_t(model, x, args.method, config)
+            picks = p_value_matrix(z, keys.keys, config.score_target).argmin(1)
+            covered = covered_latent(tuple(transforms), size, z.shape[-1])
+            fits = [int(np.argmin(covered_key_residuals(z[i], keys, covered[i], config.score_target)))
+                    for i in range(len(transforms))]
+            for i, place in enumerate([places[-1]] + places[:-1]):
+                readings[place].append(int(picks[i]))
+                readings[f"{place}, fit"].append(fits[i])
+        right = {name: np.array(v) == truth for name, v in readings.items()}
         row = {"side": side_share, "images": len(chosen),
+               "mcnemar_p_fit": {place: float(stats.binomtest(
+                   int((right[f"{place}, fit"] & ~right[place]).sum()),
+                   int((right[f"{place}, fit"] ^ right[place]).sum())).pvalue)
+                   if (right[f"{place}, fit"] ^ right[place]).any() else 1.0 for place in places},
                "identified": {name: int((np.array(v) == truth).sum()) for name, v in readings.items()},
                "largest_shift_px": {f"{g} × {g} grid": float(max(shifts[g])) for g in grids},
                "median_shift_px": {f"{g} × {g} grid": float(np.median(shifts[g])) for g in grids}}
@@ -91,9 +103,11 @@ def main() -> None:
     lines = [f"# Crop candidates: the search's position grid against a finer one and the exact inverse "
              f"(`{args.model}`, {args.method})", "", harness.command_line(summary), "",
              f"{len(chosen)} watermarked references ({args.per_key} per key, {cache.name}), cropped to a random "
-             f"square and resized back; each read at one candidate, edge fill. Nearest-key identification (smallest "
-             f"p-value), 95 % Wilson interval; in brackets the median and largest offset, in image pixels of "
-             f"{size}, between the attack's position and the grid's nearest.", "",
+             f"square and resized back; each read at one candidate, edge fill. Nearest-key identification by the "
+             f"smallest p-value and (\", fit\") by the covered-latent pattern fit, 95 % Wilson interval; in "
+             f"brackets the median and largest offset, in image pixels of {size}, between the attack's position "
+             f"and the grid's nearest, or the exact McNemar p-value of the fit against the smallest p-value on the "
+             f"same candidates.", "",
              "| side kept | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
     for r in rows:
         n, cells = r["images"], []
@@ -102,6 +116,8 @@ def main() -> None:
             lo, hi = wilson(k, n)
             where = (f"; offset {r['median_shift_px'][name]:.1f} / {r['largest_shift_px'][name]:.1f} px"
                      if name in r["median_shift_px"] else "")
+            if name.endswith(", fit"):
+                where = f"; McNemar p = {r['mcnemar_p_fit'][name[:-5]]:.2g}"
             cells.append(f"{k / n:.2f} ({lo:.2f}–{hi:.2f}{where})")
         lines.append(f"| {r['side']:g} | " + " | ".join(cells) + " |")
     harness.write_results(harness.out_stem(args), summary, lines)
