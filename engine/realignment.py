@@ -309,8 +309,6 @@ class RealignmentResult:
         if d.get("best_key") not in keys:
             raise ValueError("the re-alignment winner's key is not among its keys")
         rule = d.get("key_rule", SMALLEST_P)    # files written before the rule existed used the smallest p-value
-        if rule not in KEY_RULES:
-            raise ValueError(f"the re-alignment key rule {rule!r} is not one of {', '.join(KEY_RULES)}")
         identity = d.get("identity_min_p")     # NaN (null in the scan JSON) when no identity candidate was tried
         return cls(method=str(d.get("method", "")), transforms=transforms, key_ids=tuple(keys), p_values=p,
                    best_index=best, best_key=d["best_key"], min_p=number("uncorrected_min_p"),
