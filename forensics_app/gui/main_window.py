@@ -4,7 +4,6 @@ thread; nothing here imports torch, so the window comes up before the engine has
 
 from __future__ import annotations
 
-import os
 
 from PySide6.QtCore import QEvent, QModelIndex, Qt, QTimer, Slot
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
@@ -23,6 +22,7 @@ from forensics_app.gui.key_files import KeyFiles
 from forensics_app.gui.log_panel import LogPanel
 from forensics_app.gui.model_folders import ModelFolders
 from forensics_app.gui.result_view import ResultView
+from forensics_app.gui.results_context import ResultsContext, context_text
 from forensics_app.gui.run_progress import format_duration
 from forensics_app.gui.run_session import RunRequest, RunSession, warm_up_engine
 from engine.options import AnalysisOptions
@@ -134,11 +134,7 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.banner)
-        self.results_context = QLabel()
-        self.results_context.setObjectName("results_context")
-        self.results_context.setWordWrap(True)
-        self.results_context.setTextFormat(Qt.TextFormat.PlainText)
-        self.results_context.setContentsMargins(6, 2, 6, 2)
+        self.results_context = ResultsContext()
         rl.addWidget(self.results_context)
         rl.addWidget(self.tabs, 1)
 
@@ -395,8 +391,8 @@ class MainWindow(QMainWindow):
                  f"{' + '.join(s.methods)}, {s.iterations} it, {s.inversion} {s.steps} steps, FPR {s.fpr:g}"
                  + (f"; {search.describe()}" if search is not None else "")
                  + (f"; {restore.describe()}" if restore is not None else ""))
-        self._running_context = self._context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
-                                                   f"{s.inversion} {s.steps} steps")
+        self.results_context.running = context_text(loc.spec.id, keys, s.methods, s.fpr, s.iterations,
+                                                    f"{s.inversion} {s.steps} steps")
         from forensics_app.gui.executor_setting import ray_address
 
         self.session.start(RunRequest(loc.spec.id, keys, paths, s, skipped, ray_address(self.settings),
@@ -457,7 +453,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_finished(self, run) -> None:
         self.last_run = run
-        self._running_context = None
+        self.results_context.running = None
         if run is not None:
             self.cases.new_run_finished()
             self.audit.record(RUN, run_detail(run), self.examiner())
@@ -504,43 +500,8 @@ class MainWindow(QMainWindow):
         folder = self.cases.folder
         self.setWindowTitle(f"Tree-Ring Forensics — case {folder.name}" if folder is not None else "Tree-Ring Forensics")
 
-    @staticmethod
-    def _context_text(model_id: str, keys, methods, fpr: float, iterations, inversion: str) -> str:
-        name = f" ({keys.name})" if getattr(keys, "name", "") else ""
-        return (f"model {model_id} · keys {', '.join(keys.ids)}{name} · {' + '.join(methods)}, "
-                f"{iterations} it, {inversion}, FPR {fpr:g}")
-
-    def run_context(self, run) -> str:
-        cfg = run.config
-        d = cfg.diffusion
-        return self._context_text(run.model_id, run.keys, cfg.methods, cfg.fpr, cfg.gradient_free.iterations,
-                                  f"{d.method} {d.steps} steps")
-
     def update_results_context(self) -> None:
-        """Above the results: which model, key set and settings they are from; and, when the model box names
-        another model, that the shown results are not the selected model's."""
-        running = getattr(self, "_running_context", None)
-        run = self.last_run
-        if running:
-            self.results_context.setText(f"Running: {running}")
-            self.results_context.setStyleSheet("")
-        elif run is not None:
-            text = f"Results shown: {self.run_context(run)} (run started {run.started_utc})"
-            selected = self.model_chooser.current_spec()
-            sel_id = selected.id if selected is not None else None
-            loc = self.model_chooser.current_location()
-            same = sel_id == run.model_id or (loc is not None and loc.found and loc.path is not None
-                                              and os.path.realpath(loc.path) == os.path.realpath(run.model_path))
-            if sel_id is not None and not same:
-                text = (f"The shown results are from model {run.model_id}, not the selected model {sel_id}: "
-                        f"run again to analyse with {sel_id}. " + text)
-                self.results_context.setStyleSheet("QLabel#results_context { color: #a40000; font-weight: bold; }")
-            else:
-                self.results_context.setStyleSheet("")
-            self.results_context.setText(text)
-        else:
-            self.results_context.setText("No results yet.")
-            self.results_context.setStyleSheet("")
+        self.results_context.refresh(self.last_run, self.model_chooser)
 
     def show_loaded_run(self, run) -> None:
         """A run reopened from a case: its evidence, results, failures and files not analysed, as saved."""
