@@ -28,7 +28,8 @@ variants tried); 0.9 and the rotations are their held-out check.
 Per level: identification under each rule (Wilson 95 %), an exact McNemar test of each against *smallest p*, and
 how often the named candidate is the one nearest the attack's inverse (for crops: the grid position nearest the
 attack's true box; for rotations: the undoing angle). Clean images are not searched: the detection null does not
-depend on these rules.
+depend on these rules. Also per level: for how many images the search conclusion's exclusion test (on the p
+winner's whole latent, at the nominal level; `engine.search_verdict`) excludes the true key.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def main() -> None:
     from engine.decoys import p_value_matrix
     from engine.rates import wilson
     from engine.realignment import covered_latent
-    from engine.treering_scoring import covered_key_residuals, key_pattern
+    from engine.treering_scoring import covered_key_residuals, exclusion_p_values, exclusion_statistics, key_pattern
 
     started = time.time()
     model, keys, config, chosen, references = watermarked_references(args)
@@ -139,7 +140,8 @@ def main() -> None:
         covered = covered_latent(transforms, model.image_size, z_all.shape[-1])
         named = {rule: [] for rule in RULES}
         near = {rule: [] for rule in RULES}
-        for r, z in zip(chosen, z_all):
+        excluded_truth = 0
+        for i, (r, z) in enumerate(zip(chosen, z_all)):
             zt = torch.from_numpy(z)
             pv = p_value_matrix(zt, keys.keys, target)
             k, n = np.unravel_index(int(np.argmin(pv)), pv.shape)
@@ -149,6 +151,9 @@ def main() -> None:
             km, nm = np.unravel_index(int(np.argmax(mf)), mf.shape)
             fisher = int(np.argmin(np.log(np.maximum(pv, 1e-300)).sum(0)))
             top = np.argsort(-mf.max(1))[:5]
+            stats_k, df = exclusion_statistics(zt[k:k + 1], keys, target)
+            excluded_truth += bool(exclusion_p_values(np.asarray(stats_k[0], dtype=np.float64), df,
+                                                      len(keys))[truth[i]] <= config.fpr)
             nearest = nearest_candidate(r, args.attack, level, transforms, model.image_size)
             for rule, (cand, key) in zip(RULES, ((k, n), (k, fit), (km, nm), (k, fisher), (km, int(np.argmax(mf[top].sum(0)))))):
                 named[rule].append(int(key))
@@ -156,6 +161,7 @@ def main() -> None:
         right = {rule: np.array(v) == truth for rule, v in named.items()}
         base = right["smallest p"]
         rows.append({"level": level, "images": len(chosen), "latents_from_cache": cached, "cache": cache.name,
+                     "true_key_excluded": excluded_truth,
                      "identified": {rule: int(v.sum()) for rule, v in right.items()},
                      "nearest_candidate": {rule: int(np.sum(v)) for rule, v in near.items()},
                      "mcnemar_p": {rule: float(stats.binomtest(int((v & ~base).sum()), int((v ^ base).sum())).pvalue)
@@ -180,8 +186,10 @@ def main() -> None:
              "nearest-key identification (95 % Wilson interval), how often the candidate it names is the one "
              "nearest the attack's inverse, and the exact McNemar p-value against *smallest p* on the same "
              "images (images only that rule gets right : only smallest p gets right). Rules: see the script's "
-             "docstring." + from_cache, "",
-             "| attack | " + " | ".join(RULES) + " |", "| --- | " + " | ".join("---" for _ in RULES) + " |"]
+             f"docstring. *True key excluded*: images whose true key the exclusion test on the p winner excludes "
+             f"at {config.fpr:g}." + from_cache, "",
+             "| attack | " + " | ".join(RULES) + " | true key excluded |",
+             "| --- | " + " | ".join("---" for _ in RULES) + " | --- |"]
     for r in rows:
         n, cells = r["images"], []
         for rule in RULES:
@@ -190,7 +198,8 @@ def main() -> None:
             mc = ("" if rule == "smallest p" else f"; {r['only_rule_right'][rule]} : "
                   f"{r['only_smallest_p_right'][rule]}, McNemar p = {r['mcnemar_p'][rule]:.2g}")
             cells.append(f"{k / n:.2f} ({lo:.2f}–{hi:.2f}; nearest candidate {r['nearest_candidate'][rule]}{mc})")
-        lines.append(f"| {args.attack} {r['level']:g}{unit} | " + " | ".join(cells) + " |")
+        lines.append(f"| {args.attack} {r['level']:g}{unit} | " + " | ".join(cells)
+                     + f" | {r['true_key_excluded']} of {n} |")
     harness.write_results(harness.out_stem(args, f"search_rules_{Path(args.model).name}_{args.attack}"), summary, lines)
 
 
