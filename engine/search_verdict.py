@@ -67,16 +67,18 @@ def search_conclusion(result: "RealignmentResult", fpr: float) -> Conclusion:
         id_test = ("on the winning candidate's z_T, for each key the largest t statistic of the evidence towards "
                    f"another key beyond what that key explains (Student t, {result.exclusion_df} df, Bonferroni over "
                    f"the {k - 1} others; analytic, not calibrated on re-aligned images: it ranks the keys but names "
-                   "none)")
+                   f"none); the key the search names, {result.key_text}, first if not excluded")
     elif k == 1:
         p_excl = np.ones(1)
         id_test = "one key tested: identification is among the keys tested only"
     else:
         p_excl = np.ones(k)            # no pairwise test for these keys: none is excluded
         id_test = "these keys have no pairwise exclusion test: no key is excluded, the keys are ranked by p-value"
-    order = sorted(range(k), key=lambda i: (-p_excl[i], ids[i] != result.best_key, p_keys[i]))
+    # the candidates (not excluded) first, the key the search names first among them, so the conclusion reads as the
+    # winner shows; then the least excluded
+    order = sorted(range(k), key=lambda i: (p_excl[i] <= fpr, ids[i] != result.best_key, -p_excl[i], p_keys[i]))
     candidates = tuple(ids[i] for i in order if p_excl[i] > fpr)
-    runner_up_p = float(p_excl[order[1]]) if k > 1 else None
+    runner_up_p = float(max(p_excl[j] for j in order[1:])) if k > 1 else None
     notes = [f"a separate, search-corrected test beside the plain analysis, which it does not change: "
              f"{len(result.transforms)} candidate inverse transforms tried, the winner {result.best.describe()} "
              f"(as submitted, the smallest p-value was {result.identity_p:.3g})", WHY_NO_KEY]

@@ -97,6 +97,31 @@ def test_after_a_rotation_no_key_is_excluded_and_the_named_key_comes_first():
     assert search_headline(c).endswith("key key2 or key1 or key3 (cannot be told apart)")
 
 
+def test_the_named_key_leads_the_candidates_the_exclusion_test_keeps():
+    """A crop winner (edge margin): the exclusion test keeps key 1 and key 2 and ranks key 1 higher (measured on
+    this seed), the covered-area fit names key 2, the key written; the conclusion lists key 2 first, so it reads
+    as the winner shows, and key 3 stays excluded."""
+    from engine.realignment import COVERED_FIT, covered_latent
+    from engine.treering import KeySet
+    from engine.treering_scoring import exclusion_p_values, exclusion_statistics, key_pattern
+
+    keys = KeySet.load("resources/keys/demo.json")
+    transforms = (Transform(), Transform(side=0.75, cx=0.375, cy=0.375, fill="border"))
+    covered = covered_latent(transforms, 256, 32)
+    z = torch.randn((2, 4, 32, 32), generator=torch.Generator().manual_seed(1))
+    channel = keys["key2"].channel
+    z[0, channel] = 0
+    z[1, channel] += torch.where(torch.from_numpy(covered[1]), 2 * key_pattern(keys["key2"]), torch.tensor(0.5))
+    r = score_search(z, keys, transforms, "encoder", SearchConfig(decoys=0), covered=covered)
+    assert r.best_index == 1 and (r.best_key, r.key_rule) == ("key2", COVERED_FIT) and r.bonferroni_p <= 0.01
+    stats_, df = exclusion_statistics(z[1:2], keys)
+    whole = exclusion_p_values(np.asarray(stats_[0], dtype=np.float64), df, 3)
+    assert whole[0] > whole[1] > 0.01 >= whole[2]
+    c = search_conclusion(r, 0.01)
+    assert c.candidates == ("key2", "key1") and c.identification_p == pytest.approx(whole[0])
+    assert "key2 (pattern fit over the covered latent), first if not excluded" in c.identification_test
+
+
 def test_clean_rotated_latents_are_not_detected_with_the_decoy_p_value():
     """§9.4 on the fixed 3-key set: 60 un-watermarked N(0, I) latents rotated by 10° (edge fill), searched over 6
     rotations and the identity (edge fill), at the level 0.05. Measured: the uncorrected minimum flags 29/60, the
