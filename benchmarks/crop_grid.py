@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-from scipy import stats
 
 import harness
 from robustness import watermarked_references
@@ -51,7 +50,7 @@ def main() -> None:
     from engine.attacks import apply_attacks, combined
     from engine.decoys import p_value_matrix
     from engine.pixel_levels import from_uint8
-    from engine.rates import wilson
+    from engine.rates import mcnemar
     from engine.realignment import Transform, apply_transforms, covered_latent
     from engine.treering_scoring import covered_key_residuals
     from engine.recovery import recover_z_t
@@ -88,10 +87,7 @@ def main() -> None:
                 readings[f"{place}, fit"].append(fits[i])
         right = {name: np.array(v) == truth for name, v in readings.items()}
         row = {"side": side_share, "images": len(chosen),
-               "mcnemar_p_fit": {place: float(stats.binomtest(
-                   int((right[f"{place}, fit"] & ~right[place]).sum()),
-                   int((right[f"{place}, fit"] ^ right[place]).sum())).pvalue)
-                   if (right[f"{place}, fit"] ^ right[place]).any() else 1.0 for place in places},
+               "mcnemar_p_fit": {place: mcnemar(right[f"{place}, fit"], right[place])[2] for place in places},
                "identified": {name: int((np.array(v) == truth).sum()) for name, v in readings.items()},
                "largest_shift_px": {f"{g} × {g} grid": float(max(shifts[g])) for g in grids},
                "median_shift_px": {f"{g} × {g} grid": float(np.median(shifts[g])) for g in grids}}
@@ -112,13 +108,11 @@ def main() -> None:
     for r in rows:
         n, cells = r["images"], []
         for name in names:
-            k = r["identified"][name]
-            lo, hi = wilson(k, n)
             where = (f"; offset {r['median_shift_px'][name]:.1f} / {r['largest_shift_px'][name]:.1f} px"
                      if name in r["median_shift_px"] else "")
             if name.endswith(", fit"):
                 where = f"; McNemar p = {r['mcnemar_p_fit'][name[:-5]]:.2g}"
-            cells.append(f"{k / n:.2f} ({lo:.2f}–{hi:.2f}{where})")
+            cells.append(harness.rate_cell(r["identified"][name], n, where))
         lines.append(f"| {r['side']:g} | " + " | ".join(cells) + " |")
     harness.write_results(harness.out_stem(args), summary, lines)
 

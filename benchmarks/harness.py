@@ -70,6 +70,14 @@ def command_line(summary: dict) -> str:
     return f"Command: `{summary['command']}` (wall time {summary['wall_seconds'] / 60:.1f} min)."
 
 
+def rate_cell(k: int, n: int, extra: str = "") -> str:
+    """A table cell: the rate k/n with its 95 % Wilson interval, and `extra` inside the brackets."""
+    from engine.rates import wilson
+
+    lo, hi = wilson(k, n)
+    return f"{k / n:.2f} ({lo:.2f}–{hi:.2f}{extra})"
+
+
 def write_results(stem: Path, summary: dict, lines: list[str], echo: bool = True) -> None:
     """Write STEM.json (the summary) and STEM.md (the lines) and, by default, print the markdown."""
     stem = Path(stem)

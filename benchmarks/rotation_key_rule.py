@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 import torch
-from scipy import stats
 
 import harness
 from robustness import watermarked_references
@@ -45,7 +44,7 @@ def main() -> None:
 
     from engine.attacks import combined, apply_attacks
     from engine.pixel_levels import from_uint8
-    from engine.rates import wilson
+    from engine.rates import mcnemar
     from engine.realignment import COVERED_FIT, SearchConfig, realign
 
     started = time.time()
@@ -65,13 +64,12 @@ def main() -> None:
         n = len(images)
         right_p = np.array([i["key_smallest_p"] == i["key"] for i in images])
         right_fit = np.array([i["key_named"] == i["key"] for i in images])
-        only_p, only_fit = int((right_p & ~right_fit).sum()), int((right_fit & ~right_p).sum())
-        mcnemar = float(stats.binomtest(only_fit, only_p + only_fit).pvalue) if only_p + only_fit else 1.0
+        only_fit, only_p, paired_p = mcnemar(right_fit, right_p)
         rows.append({"angle": angle, "images": n,
                      "undoing_winner": sum(i["winner_angle"] == -angle for i in images),
                      "fit_used": sum(i["key_rule"] == COVERED_FIT for i in images),
                      "identified_smallest_p": int(right_p.sum()), "identified_named": int(right_fit.sum()),
-                     "only_smallest_p": only_p, "only_named": only_fit, "mcnemar_p": mcnemar, "per_image": images})
+                     "only_smallest_p": only_p, "only_named": only_fit, "mcnemar_p": paired_p, "per_image": images})
     summary = {**harness.provenance(started), "model": args.model, "method": args.method, "keys": list(keys.ids),
                "references": cache.name, "per_key": args.per_key, "search_angles": list(SEARCH_ANGLES),
                "rows": rows}
@@ -89,8 +87,7 @@ def main() -> None:
         n = r["images"]
         cells = []
         for k in (r["identified_smallest_p"], r["identified_named"]):
-            lo, hi = wilson(k, n)
-            cells.append(f"{k} = {k / n:.2f} ({lo:.2f}–{hi:.2f})")
+            cells.append(f"{k} = {harness.rate_cell(k, n)}")
         lines.append(f"| {r['angle']:g}° | {n} | {r['undoing_winner']} | {r['fit_used']} | {cells[0]} | {cells[1]} | "
                      f"{r['only_smallest_p']} | {r['only_named']} | {r['mcnemar_p']:.2g} |")
     harness.write_results(harness.out_stem(args), summary, lines)
@@ -110,7 +107,7 @@ def at_undoing(args) -> None:
     from engine.attacks import apply_attacks, combined
     from engine.decoys import p_value_matrix
     from engine.pixel_levels import from_uint8
-    from engine.rates import wilson
+    from engine.rates import mcnemar
     from engine.realignment import Transform, apply_transforms, covered_latent
     from engine.recovery import recover_z_t
     from engine.treering_scoring import key_pattern
@@ -132,10 +129,8 @@ def at_undoing(args) -> None:
         right = {name: picks[name] == truth for name in picks}
         row = {"angle": angle, "images": len(chosen), "covered_share": float(covered.mean()),
                "identified": {name: int(r.sum()) for name, r in right.items()}}
-        row["mcnemar_p_vs_smallest_p"] = {
-            name: float(stats.binomtest(int((r & ~right["smallest p"]).sum()),
-                                        int((r ^ right["smallest p"]).sum())).pvalue) if (r ^ right["smallest p"]).any()
-            else 1.0 for name, r in right.items() if name != "smallest p"}
+        row["mcnemar_p_vs_smallest_p"] = {name: mcnemar(r, right["smallest p"])[2]
+                                          for name, r in right.items() if name != "smallest p"}
         rows.append(row)
         print(row, flush=True)
     names = list(rows[0]["identified"])
@@ -151,10 +146,8 @@ def at_undoing(args) -> None:
     for r in rows:
         n, cells = r["images"], []
         for name in names:
-            k = r["identified"][name]
-            lo, hi = wilson(k, n)
             mc = "" if name == "smallest p" else f"; McNemar p = {r['mcnemar_p_vs_smallest_p'][name]:.2g}"
-            cells.append(f"{k / n:.2f} ({lo:.2f}–{hi:.2f}{mc})")
+            cells.append(harness.rate_cell(r["identified"][name], n, mc))
         lines.append(f"| {r['angle']:g}° | {r['covered_share']:.2f} | " + " | ".join(cells) + " |")
     harness.write_results(harness.out_stem(args), summary, lines)
 

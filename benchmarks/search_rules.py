@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 import harness
 from robustness import watermarked_references
@@ -119,7 +118,7 @@ def main() -> None:
     args = p.parse_args()
 
     from engine.decoys import p_value_matrix
-    from engine.rates import wilson
+    from engine.rates import mcnemar
     from engine.realignment import covered_latent
     from engine.treering_scoring import covered_key_residuals, exclusion_p_values, exclusion_statistics, key_pattern
 
@@ -159,15 +158,14 @@ def main() -> None:
                 named[rule].append(int(key))
                 near[rule].append(int(cand) == nearest)
         right = {rule: np.array(v) == truth for rule, v in named.items()}
-        base = right["smallest p"]
+        paired = {rule: mcnemar(v, right["smallest p"]) for rule, v in right.items() if rule != "smallest p"}
         rows.append({"level": level, "images": len(chosen), "latents_from_cache": cached, "cache": cache.name,
                      "true_key_excluded": excluded_truth,
                      "identified": {rule: int(v.sum()) for rule, v in right.items()},
                      "nearest_candidate": {rule: int(np.sum(v)) for rule, v in near.items()},
-                     "mcnemar_p": {rule: float(stats.binomtest(int((v & ~base).sum()), int((v ^ base).sum())).pvalue)
-                                   if (v ^ base).any() else 1.0 for rule, v in right.items() if rule != "smallest p"},
-                     "only_rule_right": {rule: int((v & ~base).sum()) for rule, v in right.items()},
-                     "only_smallest_p_right": {rule: int((base & ~v).sum()) for rule, v in right.items()},
+                     "mcnemar_p": {rule: m[2] for rule, m in paired.items()},
+                     "only_rule_right": {rule: m[0] for rule, m in paired.items()},
+                     "only_smallest_p_right": {rule: m[1] for rule, m in paired.items()},
                      "per_image": [{"seed": r.seed, "key": r.key_id, **{rule: keys.ids[named[rule][i]] for rule in RULES}}
                                    for i, r in enumerate(chosen)]})
         print({k: v for k, v in rows[-1].items() if k != "per_image"}, flush=True)
@@ -193,11 +191,10 @@ def main() -> None:
     for r in rows:
         n, cells = r["images"], []
         for rule in RULES:
-            k = r["identified"][rule]
-            lo, hi = wilson(k, n)
             mc = ("" if rule == "smallest p" else f"; {r['only_rule_right'][rule]} : "
                   f"{r['only_smallest_p_right'][rule]}, McNemar p = {r['mcnemar_p'][rule]:.2g}")
-            cells.append(f"{k / n:.2f} ({lo:.2f}–{hi:.2f}; nearest candidate {r['nearest_candidate'][rule]}{mc})")
+            cells.append(harness.rate_cell(r["identified"][rule], n,
+                                           f"; nearest candidate {r['nearest_candidate'][rule]}{mc}"))
         lines.append(f"| {args.attack} {r['level']:g}{unit} | " + " | ".join(cells)
                      + f" | {r['true_key_excluded']} of {n} |")
     harness.write_results(harness.out_stem(args, f"search_rules_{Path(args.model).name}_{args.attack}"), summary, lines)

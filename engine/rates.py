@@ -1,7 +1,7 @@
 """Detection rates and their uncertainty, one definition each for the engine (`robustness`) and the benchmarks:
 AUC, TPR at a false-positive level with WAVES' threshold rule, and binomial intervals (Wilson; Clopper–Pearson
-and its one-sided bound, for the small counts of wrong-key attributions), and the spread of the level a finite
-calibration holds."""
+and its one-sided bound, for the small counts of wrong-key attributions), the exact McNemar test of two rules on the
+same items, and the spread of the level a finite calibration holds."""
 
 from __future__ import annotations
 
@@ -37,6 +37,16 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     c = (p + z * z / (2 * n)) / d
     h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return max(0.0, c - h), min(1.0, c + h)
+
+
+def mcnemar(right_a, right_b) -> tuple[int, int, float]:
+    """Two rules read on the same items (boolean arrays, True where each is right): how many only A gets right,
+    how many only B, and the exact two-sided McNemar p-value (binomial on the discordant items; 1 without any)."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    return only_a, only_b, float(binomtest(only_a, only_a + only_b).pvalue) if only_a + only_b else 1.0
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

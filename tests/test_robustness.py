@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.attacks import ATTACKS, Attack, apply_attacks
-from engine.rates import auc, tpr_at_fpr, wilson
+from engine.rates import auc, mcnemar, tpr_at_fpr, wilson
 
 
 def test_auc_and_tpr_known_answers():
@@ -22,6 +22,15 @@ def test_auc_and_tpr_known_answers():
     assert tpr_at_fpr([95.5, 94.0, 96.0], neg, 0.05) == pytest.approx(2 / 3)
     lo, hi = wilson(5, 10)
     assert lo < 0.5 < hi and hi - lo < 0.7
+
+
+def test_mcnemar_counts_the_discordant_items_and_gives_the_exact_p():
+    a = np.array([True] * 22 + [False] * 3 + [True] * 100)
+    b = np.array([False] * 22 + [True] * 3 + [True] * 100)
+    only_a, only_b, p = mcnemar(a, b)
+    assert (only_a, only_b) == (22, 3)
+    assert p == pytest.approx(2 * (1 + 25 + 300 + 2300) / 2 ** 25)      # 2 P(X ≤ 3), X ~ Bin(25, ½)
+    assert mcnemar(a, a) == (0, 0, 1.0) and mcnemar(b, a)[:2] == (3, 22)
 
 
 def test_downscale_attack_and_combinations_are_seeded():

@@ -71,25 +71,34 @@ def test_keys_that_cannot_be_told_apart_are_all_candidates():
     assert search_headline(c).endswith("(cannot be told apart)")
 
 
-def test_after_a_rotation_no_key_is_excluded_and_the_named_key_comes_first():
-    """A 10° winner whose corners hold a constant: the exclusion test on its whole latent would rank key 1 first
-    and exclude key 3 (measured on this seed) while the covered-area fit names the key written, key 2. After a
-    rotation the conclusion excludes no key and lists the named one first."""
-    from engine.realignment import COVERED_FIT, covered_latent
+def _key2_behind_a_fill(candidate: Transform, seed: int, gain: float, fill: float):
+    """Demo keys; latents of the identity (empty) and of `candidate`, whose covered area carries key 2's pattern
+    at `gain` and whose uncovered area a constant `fill`; the search result read with the covered-area rule, and
+    the exclusion p-values the whole winning latent gives."""
+    from engine.realignment import covered_latent
     from engine.treering import KeySet
     from engine.treering_scoring import exclusion_p_values, exclusion_statistics, key_pattern
 
     keys = KeySet.load("resources/keys/demo.json")
-    transforms = (Transform(), Transform(angle=10.0))
+    transforms = (Transform(), candidate)
     covered = covered_latent(transforms, 256, 32)
-    z = torch.randn((2, 4, 32, 32), generator=torch.Generator().manual_seed(0))
+    z = torch.randn((2, 4, 32, 32), generator=torch.Generator().manual_seed(seed))
     channel = keys["key2"].channel
     z[0, channel] = 0
-    z[1, channel] += torch.where(torch.from_numpy(covered[1]), 3 * key_pattern(keys["key2"]), torch.tensor(3.0))
+    z[1, channel] += torch.where(torch.from_numpy(covered[1]), gain * key_pattern(keys["key2"]), torch.tensor(fill))
     r = score_search(z, keys, transforms, "encoder", SearchConfig(decoys=0), covered=covered)
-    assert r.best.angle == 10.0 and (r.best_key, r.key_rule) == ("key2", COVERED_FIT) and r.bonferroni_p <= 0.01
     stats_, df = exclusion_statistics(z[1:2], keys)
-    whole = exclusion_p_values(np.asarray(stats_[0], dtype=np.float64), df, 3)
+    return r, exclusion_p_values(np.asarray(stats_[0], dtype=np.float64), df, 3)
+
+
+def test_after_a_rotation_no_key_is_excluded_and_the_named_key_comes_first():
+    """A 10° winner whose corners hold a constant: the exclusion test on its whole latent would rank key 1 first
+    and exclude key 3 (measured on this seed) while the covered-area fit names the key written, key 2. After a
+    rotation the conclusion excludes no key and lists the named one first."""
+    from engine.realignment import COVERED_FIT
+
+    r, whole = _key2_behind_a_fill(Transform(angle=10.0), seed=0, gain=3.0, fill=3.0)
+    assert r.best.angle == 10.0 and (r.best_key, r.key_rule) == ("key2", COVERED_FIT) and r.bonferroni_p <= 0.01
     assert whole.argmax() == 0 and whole[2] <= 0.01                 # what the whole-latent test would say
     c = search_conclusion(r, 0.01)
     assert c.outcome == "inconclusive" and c.key is None and c.candidates == ("key2", "key1", "key3")
@@ -101,21 +110,11 @@ def test_the_named_key_leads_the_candidates_the_exclusion_test_keeps():
     """A crop winner (edge margin): the exclusion test keeps key 1 and key 2 and ranks key 1 higher (measured on
     this seed), the covered-area fit names key 2, the key written; the conclusion lists key 2 first, so it reads
     as the winner shows, and key 3 stays excluded."""
-    from engine.realignment import COVERED_FIT, covered_latent
-    from engine.treering import KeySet
-    from engine.treering_scoring import exclusion_p_values, exclusion_statistics, key_pattern
+    from engine.realignment import COVERED_FIT
 
-    keys = KeySet.load("resources/keys/demo.json")
-    transforms = (Transform(), Transform(side=0.75, cx=0.375, cy=0.375, fill="border"))
-    covered = covered_latent(transforms, 256, 32)
-    z = torch.randn((2, 4, 32, 32), generator=torch.Generator().manual_seed(1))
-    channel = keys["key2"].channel
-    z[0, channel] = 0
-    z[1, channel] += torch.where(torch.from_numpy(covered[1]), 2 * key_pattern(keys["key2"]), torch.tensor(0.5))
-    r = score_search(z, keys, transforms, "encoder", SearchConfig(decoys=0), covered=covered)
+    r, whole = _key2_behind_a_fill(Transform(side=0.75, cx=0.375, cy=0.375, fill="border"), seed=1, gain=2.0,
+                                   fill=0.5)
     assert r.best_index == 1 and (r.best_key, r.key_rule) == ("key2", COVERED_FIT) and r.bonferroni_p <= 0.01
-    stats_, df = exclusion_statistics(z[1:2], keys)
-    whole = exclusion_p_values(np.asarray(stats_[0], dtype=np.float64), df, 3)
     assert whole[0] > whole[1] > 0.01 >= whole[2]
     c = search_conclusion(r, 0.01)
     assert c.candidates == ("key2", "key1") and c.identification_p == pytest.approx(whole[0])
