@@ -37,9 +37,10 @@ class ModelSpec:
     gradient_free_lr: float | None = None          # None → the paper's for the optimiser
     gradient_free_schedule: str = "scheduled"
     default_keys: str | None = None     # a key set bundled for this model (file name under resources/keys)
-    # The re-alignment search's key after a rotation: the pattern fit over the latent the rotation covers
-    # (`engine.realignment.COVERED_FIT`) instead of the smallest p-value, only where measured better on this model
-    # (benchmarks/results/rotation_key_rule/): the fill that fit leaves out bends one model's rings and not another's.
+    # The re-alignment search's key where its winner leaves part of the latent uncovered (a rotation's corners, a
+    # crop's margin): the pattern fit over the latent the candidate covers (`engine.realignment.COVERED_FIT`)
+    # instead of the smallest p-value, only where measured better on this model (benchmarks/results/search_rules/,
+    # rotation_key_rule/): the fill that fit leaves out bends one model's rings and not another's.
     search_fits_covered_latent: bool = False
 
     def __post_init__(self) -> None:

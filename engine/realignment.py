@@ -37,14 +37,16 @@ FAMILIES = ("rotation", "scale", "crop", "flip")
 FILLS = ("black", "grey", "border", "reflection", "inpaint")
 # "inpaint": the area a candidate leaves uncovered is filled by the model's autoencoder (`inpaint_uncovered`)
 
-# How the winner's key is chosen (`RealignmentResult.key_rule`). Where the winning candidate rotates by other than a
-# multiple of 90°, its uncovered corners mix the fill into every Fourier ring; on a model whose spec asks for it
-# (`ModelSpec.search_fits_covered_latent`) the key is then the one whose pattern, at its best gain, fits the latent
-# area the candidate covers (`engine.treering_scoring.covered_key_residuals`). Measured at the rotation that undoes
-# the attack, 150 images each, encoder (benchmarks/results/rotation_key_rule/): on `demo` right for 0.77 / 0.72 /
-# 0.81 at 10 / 20 / 30° where the smallest p-value gives 0.65 / 0.65 / 0.57 (0.93 against 0.94 unrotated); on
-# `demo-flow`, whose rings the rotation barely bends, it is no better, so that model and unmeasured ones keep the
-# smallest p-value, as crops and rescales do everywhere.
+# How the winner's key is chosen (`RealignmentResult.key_rule`). Where the winning candidate leaves part of the
+# latent uncovered (a rotation's corners, by other than a multiple of 90°; a crop's or shrink's margin), the fill
+# there mixes into every Fourier ring; on a model whose spec asks for it (`ModelSpec.search_fits_covered_latent`)
+# the key is then the one whose pattern, at its best gain, fits the latent area the candidate covers
+# (`engine.treering_scoring.covered_key_residuals`). Through the robustness rows' searches on `demo` (150 images
+# each, encoder; benchmarks/results/search_rules/) it names the right key for 0.77 / 0.68 / 0.61 of rotations by
+# 10 / 20 / 30° against the smallest p-value's 0.64 / 0.61 / 0.43, and for 0.52 / 0.58 / 0.79 of crops keeping
+# 0.75 / 0.8 / 0.9 of the side against 0.45 / 0.51 / 0.81. On `demo-flow`, whose rings a rotation barely bends,
+# it is no better at the undoing rotation (benchmarks/results/rotation_key_rule/), so that model and unmeasured
+# ones keep the smallest p-value everywhere.
 SMALLEST_P = "smallest p-value"
 COVERED_FIT = "pattern fit over the covered latent"
 KEY_RULES = (SMALLEST_P, COVERED_FIT)
@@ -136,10 +138,6 @@ def covered_latent(transforms: tuple[Transform, ...], image_size: int, latent_si
     """(K, h, w) bool: the latent pixels whose image pixels each transform fills wholly from the suspect."""
     frame = torch.from_numpy(covered_masks(transforms, image_size).astype(np.float32))
     return (F.adaptive_avg_pool2d(frame, latent_side)[:, 0] >= COVERED_SHARE).numpy()
-
-
-def _leaves_corners(t: Transform) -> bool:
-    return t.angle % 90 != 0
 
 
 def inpaint_uncovered(model: LoadedModel, candidates: torch.Tensor, transforms: tuple[Transform, ...]) -> torch.Tensor:
@@ -336,13 +334,14 @@ def score_search(z_t: torch.Tensor, keys: KeySet, transforms: tuple[Transform, .
                  search: SearchConfig, target: str = "effective", covered: np.ndarray | None = None
                  ) -> RealignmentResult:
     """The corrected result from every candidate's recovered z_T (K, C, h, w), in `transforms` order.
-    `covered` ((K, h, w) bool, `covered_latent`): where given and the winner rotates by other than a multiple of
-    90°, its key is the covered-area fit's (`COVERED_FIT`), else the smallest p-value's."""
+    `covered` ((K, h, w) bool, `covered_latent`): where given and the winner leaves part of the latent uncovered
+    (a rotation's corners, a crop's or shrink's margin), its key is the covered-area fit's (`COVERED_FIT`), else
+    the smallest p-value's."""
     p = p_value_matrix(z_t, keys.keys, target)
     k, n = np.unravel_index(int(np.argmin(p)), p.shape)
     min_p = float(p[k, n])
     rule = SMALLEST_P
-    if (covered is not None and _leaves_corners(transforms[k]) and covered[k].any()
+    if (covered is not None and covered[k].any() and not covered[k].all()
             and len({key.channel for key in keys.keys}) == 1):
         n, rule = int(np.argmin(covered_key_residuals(z_t[k], keys, covered[k], target))), COVERED_FIT
     decoy = None

@@ -106,6 +106,34 @@ def test_a_rotated_winner_takes_its_key_from_the_area_it_covers():
         covered_key_residuals(z[1], keys, np.zeros((32, 32), dtype=bool))
 
 
+def test_a_crop_winner_takes_its_key_from_the_area_it_covers_and_a_quarter_turn_does_not():
+    """A crop candidate leaves a margin of edge fill: key 2's pattern where it covers the latent, a constant
+    beside it; the smallest p-value follows the fill to key 1 (measured on this seed), the fit stays with key 2.
+    A 90° rotation covers the whole latent, so its winner keeps the smallest p-value."""
+    from engine.realignment import COVERED_FIT, SMALLEST_P, covered_latent, score_search
+    from engine.treering import KeySet
+    from engine.treering_scoring import key_pattern
+
+    keys = KeySet.load("resources/keys/demo.json")
+    transforms = (Transform(), Transform(side=0.75, cx=0.375, cy=0.375, fill="border"), Transform(angle=90.0))
+    covered = covered_latent(transforms, 256, 32)
+    assert covered[1].mean() == pytest.approx(0.5625) and covered[2].all()
+    z = torch.randn((3, 4, 32, 32), generator=torch.Generator().manual_seed(0))
+    channel = keys["key2"].channel
+    z[0, channel] = z[2, channel] = 0
+    z[1, channel] += torch.where(torch.from_numpy(covered[1]), key_pattern(keys["key2"]), torch.tensor(3.0))
+    search = SearchConfig(decoys=0)
+    by_p = score_search(z, keys, transforms, "encoder", search)
+    by_cover = score_search(z, keys, transforms, "encoder", search, covered=covered)
+    assert by_p.best_index == by_cover.best_index == 1 and by_cover.min_p == by_p.min_p
+    assert (by_p.best_key, by_p.key_rule) == ("key1", SMALLEST_P)
+    assert (by_cover.best_key, by_cover.key_rule) == ("key2", COVERED_FIT)
+    z[1, channel] = 0
+    z[2, channel] += key_pattern(keys["key3"]) * 3                # the quarter turn wins
+    turn = score_search(z, keys, transforms, "encoder", search, covered=covered)
+    assert turn.best_index == 2 and (turn.best_key, turn.key_rule) == ("key3", SMALLEST_P)
+
+
 def test_search_grid_counts_and_parsing():
     grid = SearchConfig().transforms()
     assert grid[0].is_identity
