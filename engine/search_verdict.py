@@ -73,7 +73,8 @@ def search_conclusion(result: "RealignmentResult", fpr: float) -> Conclusion:
         id_test = "one key tested: identification is among the keys tested only"
     else:
         p_excl = np.ones(k)            # no pairwise test for these keys: none is excluded
-        id_test = "these keys have no pairwise exclusion test: no key is excluded, the keys are ranked by p-value"
+        id_test = ("these keys have no pairwise exclusion test: no key is excluded; the key the search names, "
+                   f"{result.key_text}, comes first, the others by p-value")
     # the candidates (not excluded) first, the key the search names first among them, so the conclusion reads as the
     # winner shows; then the least excluded
     order = sorted(range(k), key=lambda i: (p_excl[i] <= fpr, ids[i] != result.best_key, -p_excl[i], p_keys[i]))
