@@ -82,7 +82,7 @@ def nearest_candidate(r, attack: str, level: float, transforms, size: int) -> in
     return int(np.argmin(distance))
 
 
-def candidate_latents(model, keys, config, chosen, attack: str, level: float, method: str,
+def candidate_latents(model, config, chosen, attack: str, level: float, method: str,
                       cache: Path) -> tuple[np.ndarray, int]:
     """(images, candidates, C, h, w) recovered z_T for every candidate, from `cache` or computed (and saved
     every 10 images, so an interrupted run resumes); and how many came from the cache."""
@@ -135,7 +135,7 @@ def main() -> None:
         cache = (harness.REPO / "benchmarks" / "cache" /
                  f"search_latents_{references.stem}_{args.method}_{args.attack}_{level:g}_{len(chosen)}.npz")
         cache.parent.mkdir(parents=True, exist_ok=True)
-        z_all, cached = candidate_latents(model, keys, config, chosen, args.attack, level, args.method, cache)
+        z_all, cached = candidate_latents(model, config, chosen, args.attack, level, args.method, cache)
         covered = covered_latent(transforms, model.image_size, z_all.shape[-1])
         named = {rule: [] for rule in RULES}
         near = {rule: [] for rule in RULES}
